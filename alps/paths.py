@@ -1,0 +1,83 @@
+"""The one place where repository, data, results, config and template locations are resolved.
+
+Nothing in :mod:`alps`, the notebooks or the Makefile depends on the current working directory:
+every location is derived from this module's own file, or from an environment variable that
+overrides it.
+
+Environment overrides
+---------------------
+``ALPS_DATA_DIR``
+    Root under which simulated/default cohorts live (default ``<repo>/data``).
+``ALPS_RESULTS_DIR``
+    Root for results of the default profile (default ``<repo>/results``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+CONFIG_DIR = REPO_ROOT / "config"
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def data_root() -> Path:
+    """Directory that holds generated cohorts (``data/`` in the repository)."""
+    return _env_path("ALPS_DATA_DIR", REPO_ROOT / "data")
+
+
+def results_root() -> Path:
+    """Directory that holds the default profile's results (``results/``)."""
+    return _env_path("ALPS_RESULTS_DIR", REPO_ROOT / "results")
+
+
+def profile_dirs(profile: str = "default") -> dict[str, Path]:
+    """Data and output directories of a configuration profile.
+
+    The ``default`` profile writes the paper's products to ``results/`` from the cohort in
+    ``data/default``; any other profile (e.g. ``smoke``, used by ``make test``) is kept apart
+    under ``build/<profile>/`` so that a test run never overwrites the paper's results.
+
+    Returns
+    -------
+    dict
+        Keys ``data`` (BIDS root), ``out`` (results root), ``tables``, ``figures``,
+        ``notebooks``, ``derivatives``.
+    """
+    if profile == "default":
+        data = data_root() / "default"
+        out = results_root()
+    else:
+        data = REPO_ROOT / "build" / profile / "data"
+        out = REPO_ROOT / "build" / profile / "results"
+    return {
+        "data": data,
+        "out": out,
+        "tables": out / "tables",
+        "figures": out / "figures",
+        "notebooks": out / "notebooks",
+        "derivatives": out / "derivatives",
+    }
+
+
+def config_file(profile: str = "default") -> Path:
+    """Path of a profile's YAML configuration file (``config/<profile>.yaml``)."""
+    path = CONFIG_DIR / f"{profile}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"{path}: no such configuration profile (known: {known})")
+    return path
+
+
+def notebook_source(name: str) -> Path:
+    """Path of a notebook's jupytext source, e.g. ``notebook_source('03_group_tests')``."""
+    path = NOTEBOOKS_DIR / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such notebook source")
+    return path
