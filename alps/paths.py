@@ -81,3 +81,55 @@ def notebook_source(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such notebook source")
     return path
+
+
+def products(profile: str = "default") -> dict[str, Path]:
+    """Default input and output paths of the notebook series for a profile.
+
+    These mirror the Makefile, so a notebook opened in JupyterLab with empty path parameters
+    reads and writes the same files as ``make paper`` (``make`` passes them explicitly).
+    """
+    d = profile_dirs(profile)
+    tab = d["tables"]
+    return {
+        "data_dir": d["data"],
+        "participants": d["data"] / "participants.tsv",
+        "truth_table": d["data"] / "derivatives" / "simulation" / "ground_truth.tsv",
+        "derivatives_dir": d["derivatives"] / "alps",
+        "preprocess_tsv": d["derivatives"] / "alps" / "preprocess.tsv",
+        "tables_dir": tab,
+        "figures_dir": d["figures"],
+        "alps_tsv": tab / "alps.tsv",
+        "alps_table": tab / "alps.tsv",
+        "qc_tsv": tab / "qc.tsv",
+        "validation_csv": tab / "alps_validation.csv",
+        "demographics_csv": tab / "demographics.csv",
+        "group_tests_csv": tab / "group_tests.csv",
+        "posthoc_csv": tab / "posthoc.csv",
+        "ancova_csv": tab / "ancova.csv",
+        "exclusions_csv": tab / "exclusions.csv",
+        "regression_csv": tab / "regression.csv",
+        "regression_model_csv": tab / "regression_model.csv",
+        "correlations_csv": tab / "correlations.csv",
+        "mediation_csv": tab / "mediation.csv",
+        "reproduction_csv": tab / "reproduction.csv",
+        "key_numbers_json": tab / "key_numbers.json",
+    }
+
+
+def resolve(profile: str, **given) -> dict[str, Path]:
+    """Return ``given`` paths with every empty value replaced by :func:`products`' default.
+
+    Notebooks call ``p = paths.resolve(profile, alps_table=alps_table, ...)`` right after their
+    parameters cell.
+    """
+    defaults = products(profile)
+    out = {}
+    for key, value in given.items():
+        if value in ("", None):
+            if key not in defaults:
+                raise KeyError(f"no default path for parameter {key!r}")
+            out[key] = defaults[key]
+        else:
+            out[key] = Path(value).expanduser().resolve()
+    return out

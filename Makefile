@@ -1,0 +1,158 @@
+# alps — reproducible DTI-ALPS analysis.  `make help` lists the targets.
+#
+#   make paper   create .venv if missing, generate the default cohort, run every notebook,
+#                write every table and figure and results/report.html
+#   make test    pytest + the whole notebook series on the small `smoke` profile (build/smoke/)
+#
+# Every product is a file target with real prerequisites; a failed recipe deletes its target
+# (.DELETE_ON_ERROR) and a failed notebook leaves only <name>.failed.ipynb beside it.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON_BOOT ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.alps-installed
+PROFILE ?= default
+
+ifeq ($(PROFILE),default)
+  DATA := data/default
+  OUT  := results
+else
+  DATA := build/$(PROFILE)/data
+  OUT  := build/$(PROFILE)/results
+endif
+CONFIG := config/$(PROFILE).yaml
+NB  := $(OUT)/notebooks
+TAB := $(OUT)/tables
+FIG := $(OUT)/figures
+DER := $(OUT)/derivatives/alps
+RUN := $(PY) -m alps.nbrun --profile $(PROFILE)
+
+# Source groups, so that editing statistics code never reruns the imaging.
+CORE_SRC    := $(wildcard alps/__init__.py alps/paths.py alps/config.py alps/nbrun.py)
+SIM_SRC     := $(wildcard alps/simulate.py alps/phantom.py alps/clinical.py alps/gradients.py alps/tensor.py alps/roi.py alps/index.py alps/template.py)
+IMAGING_SRC := $(wildcard alps/io.py alps/preprocess.py alps/dti.py alps/registration.py alps/atlas.py alps/measure.py alps/qc.py alps/pipeline.py alps/gradients.py alps/tensor.py alps/roi.py alps/index.py alps/template.py)
+STATS_SRC   := $(wildcard alps/stats.py alps/io_tables.py)
+FIG_SRC     := $(wildcard alps/plotting.py alps/figures.py)
+
+DATA_STAMP  := $(DATA)/.alps-simulated
+PARTICIPANTS := $(DATA)/participants.tsv
+TRUTH       := $(DATA)/derivatives/simulation/ground_truth.tsv
+ALPS_TSV    := $(TAB)/alps.tsv
+
+NOTEBOOKS := 01_preprocess 02_alps 03_group_tests 04_regression 05_correlation 06_mediation 07_figures
+EXECUTED  := $(foreach n,$(NOTEBOOKS),$(NB)/$(n).ipynb)
+
+.PHONY: help paper notebooks data env test pytest smoke lab clean clean-all bench
+
+help: ## Show this help
+	@echo "alps — reproducible DTI-ALPS analysis"
+	@echo
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "} {printf "  make %-10s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables: PROFILE=default|smoke (config/<profile>.yaml), PYTHON_BOOT=$(PYTHON_BOOT)"
+
+# ---------------------------------------------------------------- environment
+env: $(STAMP) ## Create .venv and install alps[dev] (+ Jupyter kernel "alps")
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name alps --display-name "Python (alps)" >/dev/null
+	@touch $@
+
+# ---------------------------------------------------------------- data
+data: $(DATA_STAMP) ## Generate the simulated BIDS cohort of PROFILE (default: data/default)
+
+$(DATA_STAMP): $(STAMP) $(SIM_SRC) $(CONFIG)
+	rm -rf $(DATA)
+	$(VENV)/bin/alps simulate $(DATA) --profile $(PROFILE)
+	@touch $@
+
+$(PARTICIPANTS) $(TRUTH): $(DATA_STAMP) ;
+
+# ---------------------------------------------------------------- notebooks
+$(NB)/01_preprocess.ipynb $(DER)/preprocess.tsv &: notebooks/01_preprocess.py $(DATA_STAMP) $(IMAGING_SRC) $(CORE_SRC) $(CONFIG)
+	$(RUN) 01_preprocess $(NB)/01_preprocess.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
+	  -p preprocess_tsv $(DER)/preprocess.tsv
+
+$(NB)/02_alps.ipynb $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/alps_validation.csv &: notebooks/02_alps.py $(DER)/preprocess.tsv $(IMAGING_SRC) $(CORE_SRC)
+	$(RUN) 02_alps $(NB)/02_alps.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
+	  -p truth_table $(TRUTH) -p alps_tsv $(ALPS_TSV) -p qc_tsv $(TAB)/qc.tsv \
+	  -p validation_csv $(TAB)/alps_validation.csv
+
+STATS_IN := $(ALPS_TSV) $(PARTICIPANTS) $(STATS_SRC) $(CORE_SRC)
+
+$(NB)/03_group_tests.ipynb $(TAB)/demographics.csv $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/exclusions.csv &: notebooks/03_group_tests.py $(STATS_IN)
+	$(RUN) 03_group_tests $(NB)/03_group_tests.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
+	  -p demographics_csv $(TAB)/demographics.csv -p group_tests_csv $(TAB)/group_tests.csv \
+	  -p posthoc_csv $(TAB)/posthoc.csv -p ancova_csv $(TAB)/ancova.csv -p exclusions_csv $(TAB)/exclusions.csv
+
+$(NB)/04_regression.ipynb $(TAB)/regression.csv $(TAB)/regression_model.csv &: notebooks/04_regression.py $(STATS_IN)
+	$(RUN) 04_regression $(NB)/04_regression.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
+	  -p regression_csv $(TAB)/regression.csv -p regression_model_csv $(TAB)/regression_model.csv
+
+$(NB)/05_correlation.ipynb $(TAB)/correlations.csv &: notebooks/05_correlation.py $(STATS_IN)
+	$(RUN) 05_correlation $(NB)/05_correlation.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
+	  -p correlations_csv $(TAB)/correlations.csv
+
+$(NB)/06_mediation.ipynb $(TAB)/mediation.csv $(TAB)/reproduction.csv $(TAB)/key_numbers.json &: notebooks/06_mediation.py $(STATS_IN) $(TRUTH)
+	$(RUN) 06_mediation $(NB)/06_mediation.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
+	  -p truth_table $(TRUTH) -p mediation_csv $(TAB)/mediation.csv \
+	  -p reproduction_csv $(TAB)/reproduction.csv -p key_numbers_json $(TAB)/key_numbers.json
+
+TABLES := $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/alps_validation.csv $(TAB)/demographics.csv \
+  $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/regression.csv \
+  $(TAB)/regression_model.csv $(TAB)/correlations.csv $(TAB)/mediation.csv $(TAB)/reproduction.csv \
+  $(TAB)/key_numbers.json
+FIGURES := $(foreach f,fig1_method fig2_groups fig3_regression fig4_correlations fig5_mediation \
+  figS1_qc_montage figS2_measured_vs_truth,$(FIG)/$(f).png $(FIG)/$(f).pdf)
+
+$(NB)/07_figures.ipynb $(FIGURES) &: notebooks/07_figures.py $(TABLES) $(FIG_SRC) $(CORE_SRC)
+	$(RUN) 07_figures $(NB)/07_figures.ipynb -p tables_dir $(TAB) -p figures_dir $(FIG) \
+	  -p derivatives_dir $(DER) -p data_dir $(DATA)
+
+$(OUT)/report.html: $(EXECUTED) $(FIGURES) $(TABLES) alps/report.py
+	$(PY) -m alps.report --profile $(PROFILE) --out-dir $(OUT) --data-dir $(DATA) --output $@
+
+notebooks: $(OUT)/report.html ## Run the notebook series for PROFILE (no-op when up to date)
+
+paper: ## Everything: environment, default cohort, all notebooks, tables, figures, report
+	$(MAKE) --no-print-directory env
+	$(MAKE) --no-print-directory PROFILE=default notebooks
+	@echo "Done: open results/report.html (tables in results/tables, figures in results/figures)"
+
+# ---------------------------------------------------------------- tests
+pytest: $(STAMP) ## Unit and integration tests only
+	rc=0; $(PY) -m pytest -q -n 2 --dist loadfile || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; exit $$rc
+
+smoke: $(STAMP) ## The whole notebook series on the small smoke profile (build/smoke)
+	$(MAKE) --no-print-directory PROFILE=smoke notebooks
+
+test: ## pytest, then the smoke profile of the notebook series
+	$(MAKE) --no-print-directory env
+	$(MAKE) --no-print-directory pytest
+	$(MAKE) --no-print-directory smoke
+
+bench: $(STAMP) ## Benchmarks (not tests): results/bench/*.csv
+	mkdir -p results/bench
+	$(PY) benchmarks/bench_simulate.py results/bench/simulate.csv
+	$(PY) benchmarks/bench_pipeline.py results/bench/pipeline.csv
+
+# ---------------------------------------------------------------- interactive
+lab: $(STAMP) $(DATA_STAMP) ## JupyterLab on notebooks/ (kernel "alps", default data)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+clean: ## Remove results and build outputs (keeps data and .venv)
+	rm -rf results build
+
+clean-all: clean ## Also remove generated data and .venv
+	rm -rf data/default $(VENV)

@@ -1,0 +1,89 @@
+"""The project's own files: packaging, environment, config and Makefile stay consistent."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+
+import pytest
+import yaml
+
+from alps import paths
+
+ROOT = paths.REPO_ROOT
+
+
+def test_environment_yml_installs_the_package_with_dev_extra():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_entries = [d for d in env["dependencies"] if isinstance(d, dict) and "pip" in d]
+    assert pip_entries, "environment.yml must install through pip"
+    assert "-e .[dev]" in pip_entries[0]["pip"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "dev" in pyproject["project"]["optional-dependencies"]
+    # the conda python must satisfy the package's requires-python
+    py = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")][0]
+    major_minor = tuple(int(x) for x in py.split("=")[1].split(".")[:2])
+    floor = tuple(int(x) for x in pyproject["project"]["requires-python"].lstrip(">=").split("."))
+    assert major_minor >= floor
+
+
+def test_pingouin_and_statsmodels_are_pinned_to_a_series():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for name in ("pingouin", "statsmodels"):
+        spec = next(d for d in deps if d.startswith(name))
+        assert ">=" in spec and "<" in spec.replace(">=", ""), f"{name} needs a bounded range: {spec}"
+
+
+def test_profiles_share_keys():
+    from alps.config import load_profile
+
+    default, smoke = load_profile("default"), load_profile("smoke")
+    assert set(default) == set(smoke)
+    for section in default:
+        if isinstance(default[section], dict):
+            assert set(default[section]) == set(smoke[section]), section
+
+
+def test_unknown_profile_names_the_file():
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        paths.config_file("nope")
+
+
+def test_paths_do_not_depend_on_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert paths.profile_dirs("default")["data"] == ROOT / "data" / "default"
+    assert paths.profile_dirs("smoke")["out"] == ROOT / "build" / "smoke" / "results"
+
+
+def test_every_notebook_has_one_literal_parameters_cell_first():
+    import ast
+
+    import jupytext
+
+    names = sorted(p.stem for p in paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py"))
+    assert names[:7] == ["01_preprocess", "02_alps", "03_group_tests", "04_regression",
+                         "05_correlation", "06_mediation", "07_figures"]
+    for name in names:
+        nb = jupytext.read(paths.notebook_source(name))
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1 and code[0] is tagged[0], f"{name}: first code cell must be the parameters cell"
+        for node in ast.parse(tagged[0].source).body:
+            assert isinstance(node, ast.Assign), f"{name}: parameters cell holds assignments only"
+            ast.literal_eval(node.value)  # raises if not a literal
+
+
+def test_cli_version_and_help():
+    out = subprocess.run([sys.executable, "-m", "alps.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("alps ")
+    out = subprocess.run([sys.executable, "-m", "alps.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "ALPS" in out.stdout
+
+
+def test_makefile_has_help_and_delete_on_error():
+    text = (ROOT / "Makefile").read_text()
+    assert ".DELETE_ON_ERROR:" in text
+    out = subprocess.run(["make", "-s", "-C", str(ROOT), "help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for target in ("paper", "test", "lab", "data", "clean", "help"):
+        assert f"make {target}" in out.stdout
