@@ -236,3 +236,68 @@ def group_labels_legend(ax, groups=GROUP_ORDER):
     ax.legend(handles=[Patch(color=GROUP_COLORS[g], label=f"{g}: {GROUP_LABELS[g]}") for g in groups],
               loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False)
     return ax
+
+
+def correlation_row(corr: pd.DataFrame, *, group: str, x: str, y: str, kind: str = "bivariate") -> pd.Series:
+    """The one row of ``correlations.csv`` for ``group``, ``x``, ``y`` (bivariate by default)."""
+    _require(corr, ["group", "x", "y", "r", "p", "n"], "correlation table")
+    sel = corr[(corr["group"] == group) & (corr["x"] == x) & (corr["y"] == y)]
+    if "kind" in sel:
+        sel = sel[sel["kind"] == kind]
+    if len(sel) != 1:
+        raise ValueError(f"correlation table: expected one {kind} row for {group}: {x} ~ {y}, found {len(sel)}")
+    return sel.iloc[0]
+
+
+def first_ok_subject(alps_tab: pd.DataFrame) -> str:
+    """participant_id of the first subject (sorted) whose status is 'ok'."""
+    ok = alps_tab[alps_tab["status"] == "ok"] if "status" in alps_tab else alps_tab
+    if ok.empty:
+        raise ValueError("no subject with status 'ok' in the ALPS table")
+    return str(sorted(ok["participant_id"])[0])
+
+
+def alps_schematic(ax=None):
+    """Schematic of the ALPS geometry on an axial slice at the lateral-ventricle bodies.
+
+    Projection fibres run inferior–superior (z, through the slice; blue in colour-FA),
+    association fibres anterior–posterior (y; green), and the medullary veins with their
+    perivascular spaces right–left (x; red), perpendicular to both. Diffusivity along x in both
+    areas (Dxx) therefore samples the perivascular direction, while Dyy in the projection area
+    and Dzz in the association area are perpendicular to both fibres and vessels.
+    """
+    from matplotlib.patches import Ellipse, Rectangle
+
+    ax = get_ax(ax, figsize=(3.0, 2.6))
+    ax.set_xlim(-10, 10)
+    ax.set_ylim(-9.2, 8.2)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.add_patch(Ellipse((0, 0), 18.5, 13.5, fc="#F7F7F7", ec="black", lw=0.8))
+    for sx in (-1, 1):
+        ax.add_patch(Ellipse((sx * 1.1, 0.2), 1.6, 6.5, fc="#D9D9D9", ec="black", lw=0.6))
+        # projection area: fibres through the plane (z)
+        ax.add_patch(Rectangle((sx * 3.9 - 1.0, -1.6), 2.0, 3.2, fc="#BFD3F2", ec=OKABE_ITO["blue"], lw=0.8))
+        for yy in (-1.0, 0.0, 1.0):
+            for xx in (-0.5, 0.5):
+                ax.plot(sx * 3.9 + xx, yy, marker="o", ms=3.5, mfc="white", mec=OKABE_ITO["blue"], mew=0.8)
+                ax.plot(sx * 3.9 + xx, yy, marker=".", ms=2, color=OKABE_ITO["blue"])
+        # association area: fibres along y
+        ax.add_patch(Rectangle((sx * 6.6 - 1.0, -1.6), 2.0, 3.2, fc="#C4E8D8", ec=OKABE_ITO["green"], lw=0.8))
+        for xx in (-0.5, 0.0, 0.5):
+            ax.plot([sx * 6.6 + xx] * 2, [-1.4, 1.4], color=OKABE_ITO["green"], lw=1.0)
+        # medullary veins / PVS along x
+        for yy in (-0.5, 0.5):
+            ax.plot([sx * 2.4, sx * 8.2], [yy, yy], color=OKABE_ITO["vermillion"], lw=1.3)
+    ax.text(0, 7.2, "Axial slice at the lateral-ventricle bodies", ha="center", fontsize=7)
+    ax.text(3.9, -2.3, "projection\n(SCR, z)", ha="center", va="top", fontsize=6.5, color=OKABE_ITO["blue"])
+    ax.text(6.9, 2.0, "association\n(SLF, y)", ha="center", va="bottom", fontsize=6.5, color=OKABE_ITO["green"])
+    ax.text(-5.3, -2.3, "perivascular space /\nmedullary veins (x)", ha="center", va="top", fontsize=6.5,
+            color=OKABE_ITO["vermillion"])
+    ax.annotate("", (-8.8, -5.6), (-6.8, -5.6), arrowprops={"arrowstyle": "<->", "lw": 0.7})
+    ax.text(-7.8, -5.4, "x (R–L)", ha="center", fontsize=6)
+    ax.annotate("", (8.8, -6.2), (8.8, -4.2), arrowprops={"arrowstyle": "<->", "lw": 0.7})
+    ax.text(8.4, -5.2, "y (A–P)", ha="right", va="center", fontsize=6)
+    ax.text(0, -7.4, r"ALPS = $\frac{\mathrm{mean}(D_{xx}^{proj},\ D_{xx}^{assoc})}"
+            r"{\mathrm{mean}(D_{yy}^{proj},\ D_{zz}^{assoc})}$", ha="center", va="top", fontsize=7.5)
+    return ax

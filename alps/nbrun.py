@@ -24,12 +24,12 @@ from . import config, paths
 
 
 def run_notebook(name: str, output, *, profile: str = "default", parameters=None,
-                 cwd=None, log_output: bool = False) -> Path:
-    """Execute ``notebooks/<name>.py`` into ``output`` (see module docstring)."""
+                 cwd=None, log_output: bool = False, source=None) -> Path:
+    """Execute ``notebooks/<name>.py`` (or ``source``) into ``output`` (see module docstring)."""
     import jupytext
     import papermill as pm
 
-    source = paths.notebook_source(name)
+    source = Path(source) if source else paths.notebook_source(name)
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     params = config.notebook_parameters(profile, name)
@@ -43,7 +43,7 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
     os.environ["MPLBACKEND"] = "Agg"
     with tempfile.TemporaryDirectory(prefix="alps-nb-") as tmp:
         src_nb = Path(tmp) / f"{name}.ipynb"
-        tmp_out = output.with_name(f".{output.name}.partial")
+        tmp_out = output.with_name(f".{output.stem}.partial.ipynb")
         jupytext.write(nb, src_nb)
         try:
             pm.execute_notebook(

@@ -1,0 +1,152 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (alps)
+#     language: python
+#     name: alps
+# ---
+
+# %% tags=["parameters"]
+profile = "default"
+tables_dir = ""
+figures_dir = ""
+derivatives_dir = ""
+data_dir = ""
+
+# %% [markdown]
+# # 07 — Figures
+#
+# Every figure of the paper build, drawn from the tables the analysis notebooks wrote
+# (`tables_dir`) and the per-subject derivatives (QC images). This notebook computes no
+# statistic: every number printed on a figure is read from a table. Figures are saved as PNG
+# (300 dpi) and PDF under `figures_dir`, in one colour-blind-safe style (`alps.plotting`).
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from alps import figures, paths, plotting
+from alps.io_tables import load_alps, load_participants
+
+p = paths.resolve(profile, tables_dir=tables_dir, figures_dir=figures_dir,
+                  derivatives_dir=derivatives_dir, data_dir=data_dir)
+tab, fig_dir = p["tables_dir"], p["figures_dir"]
+plotting.apply_style()
+participants = load_participants(p["data_dir"] / "participants.tsv")
+alps_tab = load_alps(tab / "alps.tsv")
+cohort = alps_tab.merge(participants, on="participant_id", how="inner")
+cohort = cohort[cohort["status"] == "ok"] if "status" in cohort else cohort
+print(f"{len(cohort)} subjects with a measured ALPS index")
+
+# %% [markdown]
+# ## Figure 1 — Method
+# Left: one subject's native colour-FA at the ROI level with the four ROIs mapped from template
+# space. Right: the same subject's FA resampled into MNI space with the template white-matter
+# contour (registration check) and the ROI spheres.
+
+# %%
+example = figures.first_ok_subject(alps_tab)
+fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.6),
+                         gridspec_kw={"width_ratios": [1, 1, 1.1]})
+figures.native_roi_panel(p["derivatives_dir"], example, ax=axes[0])
+figures.template_roi_panel(p["derivatives_dir"], example, ax=axes[1])
+figures.alps_schematic(ax=axes[2])
+for ax, letter in zip(axes, "ABC"):
+    plotting.panel_label(ax, letter)
+plotting.save_figure(fig, fig_dir / "fig1_method")
+
+# %% [markdown]
+# ## Figure 2 — ALPS by group
+# Boxes show median and IQR; every subject is a point; marks are the post hoc tests of
+# `posthoc.csv` (adjusted p: \* < 0.05, \*\* < 0.01, \*\*\* < 0.001, ns otherwise).
+
+# %%
+posthoc = pd.read_csv(tab / "posthoc.csv")
+fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.8), sharey=True)
+for ax, dv, letter in zip(axes, ["alps", "alps_L", "alps_R"], "ABC"):
+    figures.group_plot(cohort, dv=dv, posthoc=posthoc, ax=ax)
+    ax.set_title(figures.ALPS_LABELS[dv])
+    ax.set_ylabel("ALPS index" if dv == "alps" else "")
+    plotting.panel_label(ax, letter)
+plotting.save_figure(fig, fig_dir / "fig2_groups")
+
+# %% [markdown]
+# ## Figure 3 — Multiple regression in patients
+# Standardised coefficients with 95 % CIs (labels give the unstandardised B and p), and
+# added-variable plots for headache duration and attack frequency.
+
+# %%
+terms = pd.read_csv(tab / "regression.csv")
+patients = cohort[cohort["group"].isin(["MO", "VM"])].copy()
+patients["subtype"] = (patients["group"] == "VM").astype(float)
+patients["sex"] = (patients["sex"] == "M").astype(float)
+others_all = [t for t in terms["term"] if t != "Intercept"]
+fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.5),
+                         gridspec_kw={"width_ratios": [1.5, 1, 1]})
+figures.forest_plot(terms, ax=axes[0])
+for ax, term in zip(axes[1:], ["duration_years", "attacks_per_month"]):
+    figures.partial_regression(patients, outcome="alps", term=term,
+                               others=[t for t in others_all if t != term], ax=ax)
+for ax, letter in zip(axes, "ABC"):
+    plotting.panel_label(ax, letter)
+fig.tight_layout()
+plotting.save_figure(fig, fig_dir / "fig3_regression")
+
+# %% [markdown]
+# ## Figure 4 — Correlations in vestibular migraine
+# OLS line with its 95 % confidence band; r (or ρ) and p are those of `correlations.csv`.
+
+# %%
+corr = pd.read_csv(tab / "correlations.csv")
+vm = cohort[cohort["group"] == "VM"]
+fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.7, 2.6))
+for ax, y, letter in zip(axes, ["duration_years", "dhi"], "AB"):
+    row = figures.correlation_row(corr, group="VM", x="alps", y=y)
+    figures.correlation_plot(vm, row, ax=ax)
+    plotting.panel_label(ax, letter)
+fig.tight_layout()
+plotting.save_figure(fig, fig_dir / "fig4_correlations")
+
+# %% [markdown]
+# ## Figure 5 — Mediation in vestibular migraine
+# Headache duration → ALPS → DHI, paths and bias-corrected bootstrap CIs from `mediation.csv`.
+
+# %%
+med = pd.read_csv(tab / "mediation.csv")
+ax = figures.mediation_diagram(med)
+plotting.save_figure(ax.figure, fig_dir / "fig5_mediation")
+
+# %% [markdown]
+# ## Supplementary S1 — QC montage
+# Every subject's ROI placement (colour-FA at the ROI level with the ROIs drawn), as written by
+# the pipeline; failed subjects are listed, not hidden.
+
+# %%
+fig = figures.qc_montage(p["derivatives_dir"], alps_tab)
+plotting.save_figure(fig, fig_dir / "figS1_qc_montage")
+
+# %% [markdown]
+# ## Supplementary S2 — Measured vs planted ALPS (simulated cohort)
+# Template-axis index (the default) beside the classic scanner-axis index. With real data
+# (no ground truth) this figure states that instead.
+
+# %%
+truth_path = p["data_dir"] / "derivatives" / "simulation" / "ground_truth.tsv"
+fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.75, 3.0))
+if truth_path.is_file():
+    truth = pd.read_csv(truth_path, sep="\t")[["participant_id", "alps"]].rename(columns={"alps": "alps_truth"})
+    merged = alps_tab.merge(truth, on="participant_id")
+    figures.measured_vs_truth(merged, measured="alps", ax=axes[0], title="Template axes (default)")
+    figures.measured_vs_truth(merged, measured="alps_scanner", ax=axes[1],
+                              color=plotting.OKABE_ITO["orange"], title="Scanner axes (classic)")
+else:
+    for ax in axes:
+        ax.axis("off")
+    axes[0].text(0, 0.5, "No ground truth: input is not a simulated cohort.", transform=axes[0].transAxes)
+fig.tight_layout()
+plotting.save_figure(fig, fig_dir / "figS2_measured_vs_truth")

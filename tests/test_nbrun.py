@@ -1,0 +1,49 @@
+"""The headless notebook runner: parameters injected, failures leave nothing that looks finished."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alps.nbrun import run_notebook
+
+GOOD = '''# %% tags=["parameters"]
+profile = "default"
+value = 1
+out_json = ""
+
+# %%
+import json, matplotlib
+open(out_json, "w").write(json.dumps({"value": value, "profile": profile,
+                                      "backend": matplotlib.get_backend()}))
+'''
+
+BAD = '''# %% tags=["parameters"]
+profile = "default"
+
+# %%
+raise RuntimeError("deliberate failure in a cell")
+'''
+
+
+def test_parameters_are_injected_and_backend_is_headless(tmp_path):
+    src = tmp_path / "good.py"
+    src.write_text(GOOD)
+    out_json = tmp_path / "out.json"
+    out = run_notebook("good", tmp_path / "nb" / "good.ipynb", profile="smoke", source=src,
+                       parameters={"value": 42, "out_json": str(out_json)})
+    assert out.is_file()
+    got = json.loads(out_json.read_text())
+    assert got["value"] == 42 and got["profile"] == "smoke"
+    assert got["backend"].lower() == "agg"
+
+
+def test_failed_notebook_leaves_only_a_failed_copy(tmp_path):
+    src = tmp_path / "bad.py"
+    src.write_text(BAD)
+    target = tmp_path / "nb" / "bad.ipynb"
+    with pytest.raises(Exception, match="deliberate failure"):
+        run_notebook("bad", target, source=src)
+    assert not target.exists()
+    assert (tmp_path / "nb" / "bad.failed.ipynb").is_file()
+    assert not list((tmp_path / "nb").glob(".*partial*"))
