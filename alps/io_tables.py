@@ -179,7 +179,8 @@ def load_alps(path) -> pd.DataFrame:
 
 
 def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
-                 value_col: str = "alps") -> tuple[pd.DataFrame, pd.DataFrame]:
+                 value_col: str = "alps", _stacklevel: int = 2
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge an ALPS table with the participants table, reporting every excluded subject.
 
     Parameters
@@ -226,21 +227,25 @@ def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
     exclusions = pd.DataFrame(rows, columns=list(EXCLUSION_COLUMNS))
     excluded = set(exclusions["participant_id"])
     alps_keep = alps_df[~alps_df["participant_id"].isin(excluded)]
-    alps_cols = [c for c in alps_keep.columns
-                 if c == "participant_id" or c not in participants_df.columns]
-    df = participants_df.merge(alps_keep[alps_cols], on="participant_id", how="inner",
-                               validate="one_to_one")
+    # columns in both tables: ALPS measures/status come from the ALPS table, the rest from
+    # participants.tsv
+    overlap = (set(alps_keep.columns) & set(participants_df.columns)) - {"participant_id"}
+    from_alps = {c for c in overlap if c.startswith("alps") or c == "status"}
+    part = participants_df.drop(columns=sorted(from_alps))
+    alps_keep = alps_keep.drop(columns=sorted(overlap - from_alps))
+    df = part.merge(alps_keep, on="participant_id", how="inner", validate="one_to_one")
     df = df.reset_index(drop=True)
     if len(exclusions):
         summary = "; ".join(f"{p} ({why})" for p, _, _, why in rows)
         warnings.warn(f"merge_cohort: {len(exclusions)} subject(s) excluded: {summary}",
-                      UserWarning, stacklevel=2)
+                      UserWarning, stacklevel=_stacklevel)
     return df, exclusions
 
 
 def load_cohort(alps_path, participants_path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``merge_cohort(load_alps(alps_path), load_participants(participants_path))``."""
-    return merge_cohort(load_alps(alps_path), load_participants(participants_path))
+    return merge_cohort(load_alps(alps_path), load_participants(participants_path),
+                        _stacklevel=3)
 
 
 def write_csv_atomic(df: pd.DataFrame, path) -> Path:

@@ -10,7 +10,7 @@ Planted model (patients, MO/VM)::
     alps = 1.50 + B_SUBTYPE*VM + B_DURATION*duration_years + B_FREQUENCY*attacks_per_month
            + B_AGE*(age - 40) + N(0, SIGMA)
     HC:   alps ~ N(HC_MEAN, SIGMA)
-    VM:   dhi  = DHI_0 + DHI_ALPS*(alps - 1.25) + DHI_DURATION*duration_years + N(0, 6)
+    VM:   dhi  = DHI_0 + DHI_ALPS*(alps - 1.25) + DHI_DURATION*duration_years + N(0, 10)
           (rounded to even integers, clipped to 0..100)
 
 so the gradient is MO > HC > VM and, in VM, duration -> alps -> dhi is a mediated path.
@@ -28,9 +28,9 @@ B_DURATION = -0.010
 B_FREQUENCY = -0.020
 B_AGE = 0.0
 SIGMA = 0.03
-HC_MEAN = 1.30
+HC_MEAN = 1.26
 DHI_0 = 40.0
-DHI_ALPS = -300.0
+DHI_ALPS = -200.0
 DHI_DURATION = 0.4
 
 
@@ -65,7 +65,7 @@ def make_cohort(n_mo: int = 40, n_vm: int = 40, n_hc: int = 20, *, seed: int = 0
     asym = rng.normal(0, 0.02, n)
     df["alps_L"] = alps + asym
     df["alps_R"] = alps - asym
-    dhi = DHI_0 + DHI_ALPS * (alps - 1.25) + DHI_DURATION * dur + rng.normal(0, 6, n)
+    dhi = DHI_0 + DHI_ALPS * (alps - 1.25) + DHI_DURATION * dur + rng.normal(0, 10, n)
     dhi = np.clip(2 * np.round(dhi / 2), 0, 100)
     df["dhi"] = np.where(vm, dhi, np.nan)
     return df
