@@ -179,17 +179,17 @@ def mediation_diagram(med: pd.DataFrame, *, labels=("Headache duration", "ALPS i
 
     ax = get_ax(ax, figsize=(4.8, 2.8))
     ax.set_xlim(0, 10)
-    ax.set_ylim(0, 6)
+    ax.set_ylim(-0.6, 6.3)
     ax.axis("off")
     boxes = {"X": (1.4, 1.2), "M": (5.0, 4.6), "Y": (8.6, 1.2)}
     for key, label in zip("XMY", labels):
         x, y = boxes[key]
         ax.text(x, y, label, ha="center", va="center", fontsize=8,
                 bbox={"boxstyle": "round,pad=0.5", "fc": "#F2F2F2", "ec": "black", "lw": 0.8})
-    arrow = {"arrowstyle": "-|>", "lw": 1.0, "color": "black", "shrinkA": 28, "shrinkB": 28}
-    ax.annotate("", boxes["M"], boxes["X"], arrowprops=arrow)
-    ax.annotate("", boxes["Y"], boxes["M"], arrowprops=arrow)
-    ax.annotate("", boxes["Y"], boxes["X"], arrowprops=arrow)
+    arrow = {"arrowstyle": "-|>", "lw": 1.0, "color": "black", "shrinkA": 0, "shrinkB": 0}
+    ax.annotate("", (4.2, 4.2), (2.2, 1.75), arrowprops=arrow)   # X -> M (a)
+    ax.annotate("", (7.8, 1.75), (5.8, 4.2), arrowprops=arrow)   # M -> Y (b)
+    ax.annotate("", (7.9, 1.2), (3.1, 1.2), arrowprops=arrow)    # X -> Y (c, c')
     ax.text(2.6, 3.4, "a = " + fmt("a"), ha="right", fontsize=7)
     ax.text(7.4, 3.4, "b = " + fmt("b"), ha="left", fontsize=7)
     ax.text(5.0, 0.75, "c = " + fmt("c") + "\nc′ = " + fmt("c_prime"), ha="center", va="top", fontsize=7)
@@ -201,7 +201,14 @@ def mediation_diagram(med: pd.DataFrame, *, labels=("Headache duration", "ALPS i
     if prop is not None:
         lines.append(f"Proportion mediated = {100 * prop['estimate']:.1f} % "
                      f"[{100 * prop['ci_low']:.1f}, {100 * prop['ci_high']:.1f}]")
-    ax.text(5.0, 5.9, "\n".join(lines), ha="center", va="top", fontsize=7)
+    if "n" in med and med["n"].notna().any():
+        lines.insert(0, f"Vestibular migraine, n = {int(med['n'].dropna().iloc[0])}")
+    ax.text(5.0, 6.2, "\n".join(lines), ha="center", va="top", fontsize=7)
+    warn = med["warning"].dropna().astype(str) if "warning" in med else pd.Series(dtype=str)
+    warn = [w for w in warn if w.strip()]
+    if warn:
+        ax.text(5.0, -0.3, "Note: " + warn[0], ha="center", va="top", fontsize=6, color=OKABE_ITO["vermillion"],
+                wrap=True)
     return ax
 
 

@@ -32,11 +32,19 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
     source = Path(source) if source else paths.notebook_source(name)
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
-    params = config.notebook_parameters(profile, name)
-    params["profile"] = profile
-    params.update(parameters or {})
-
     nb = jupytext.read(source)
+    declared = _declared_parameters(nb)
+    # profile values reach only the notebooks that declare them; an explicit override of an
+    # undeclared name is a typo and fails loudly
+    params = {k: v for k, v in config.notebook_parameters(profile, name).items() if k in declared}
+    unknown = sorted(set(parameters or {}) - declared)
+    if unknown:
+        raise ValueError(f"{source}: no parameter(s) {unknown} in its parameters cell "
+                         f"(declared: {sorted(declared)})")
+    params.update(parameters or {})
+    if "profile" in declared:
+        params["profile"] = profile
+
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     failed = output.with_name(output.stem + ".failed.ipynb")
     env_backup = os.environ.get("MPLBACKEND")
@@ -63,6 +71,17 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
     if failed.exists():
         failed.unlink()
     return output
+
+
+def _declared_parameters(nb) -> set[str]:
+    """Names assigned in the notebook's cell tagged ``parameters``."""
+    import ast
+
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            return {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+    raise ValueError("notebook has no cell tagged 'parameters'")
 
 
 def main(argv=None) -> int:

@@ -31,17 +31,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from alps import figures, paths, plotting
-from alps.io_tables import load_alps, load_participants
+from alps.io_tables import load_alps, load_cohort
 
 p = paths.resolve(profile, tables_dir=tables_dir, figures_dir=figures_dir,
                   derivatives_dir=derivatives_dir, data_dir=data_dir)
 tab, fig_dir = p["tables_dir"], p["figures_dir"]
 plotting.apply_style()
-participants = load_participants(p["data_dir"] / "participants.tsv")
 alps_tab = load_alps(tab / "alps.tsv")
-cohort = alps_tab.merge(participants, on="participant_id", how="inner")
-cohort = cohort[cohort["status"] == "ok"] if "status" in cohort else cohort
-print(f"{len(cohort)} subjects with a measured ALPS index")
+cohort, excluded = load_cohort(tab / "alps.tsv", p["data_dir"] / "participants.tsv")
+print(f"{len(cohort)} subjects with a measured ALPS index; excluded: {list(excluded['participant_id'])}")
 
 # %% [markdown]
 # ## Figure 1 — Method
@@ -70,7 +68,8 @@ posthoc = pd.read_csv(tab / "posthoc.csv")
 fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.8), sharey=True)
 for ax, dv, letter in zip(axes, ["alps", "alps_L", "alps_R"], "ABC"):
     figures.group_plot(cohort, dv=dv, posthoc=posthoc, ax=ax)
-    ax.set_title(figures.ALPS_LABELS[dv])
+    ax.set_title({"alps": "Mean of hemispheres", "alps_L": "Left hemisphere",
+                  "alps_R": "Right hemisphere"}[dv])
     ax.set_ylabel("ALPS index" if dv == "alps" else "")
     plotting.panel_label(ax, letter)
 plotting.save_figure(fig, fig_dir / "fig2_groups")

@@ -47,3 +47,10 @@ def test_failed_notebook_leaves_only_a_failed_copy(tmp_path):
     assert not target.exists()
     assert (tmp_path / "nb" / "bad.failed.ipynb").is_file()
     assert not list((tmp_path / "nb").glob(".*partial*"))
+
+
+def test_unknown_override_is_refused(tmp_path):
+    src = tmp_path / "good.py"
+    src.write_text(GOOD)
+    with pytest.raises(ValueError, match="no parameter"):
+        run_notebook("good", tmp_path / "x.ipynb", source=src, parameters={"vaule": 3})
