@@ -12,7 +12,10 @@ import sys
 from . import __version__
 
 #: subcommand -> (module, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("alps.pipeline", "Run the DTI-ALPS pipeline on a BIDS dataset or one DWI file."),
+    "simulate": ("alps.simulate", "Generate the simulated BIDS DWI cohort with planted ALPS truth."),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,12 +54,10 @@ def denoise_mppca(data, mask=None, *, patch_radius: int = 2) -> np.ndarray:
 
 
 def slice_axis(affine) -> int:
-    """Voxel axis most aligned with world z (the usual acquisition slice axis of axial scans).
+    """Voxel axis most aligned with world z: the acquisition slice axis of axial scans.
 
-    For sagittal/coronal acquisitions the slice axis is the one with the largest voxel count
-    difference... we do not know it from the image alone; without a JSON sidecar we take the
-    voxel axis closest to world z for axial storage and otherwise the axis with the fewest
-    voxels (slices are usually the shortest dimension).
+    Without slice-timing/sidecar information the slice axis of sagittal or coronal acquisitions
+    cannot be told from the affine alone; pass ``axis`` to :func:`remove_gibbs` explicitly then.
     """
     lin = np.asarray(affine, float)[:3, :3]
     cols = lin / np.linalg.norm(lin, axis=0)

@@ -1,0 +1,272 @@
+"""ROI mapping and the ALPS index in template axes and in scanner (voxel) axes.
+
+Design choice: ROIs go to the subject, tensors stay native
+---------------------------------------------------------
+The tensor field is **never resampled**: interpolating tensors across a registration blurs
+them and needs its own reorientation. Instead the template ROIs are mapped into the subject's
+native grid through the registration, and each native voxel gets a **weight**:
+
+* spheres (default) — ``roi_weighting='partial'``: the fraction of the voxel's volume whose
+  points map (subject → template) inside the template sphere, estimated with ``n³`` sub-voxel
+  samples (``supersample``, default 4). The ROI is therefore the exact pre-image of the
+  template sphere (an ellipsoid when the affine scales or shears), independent of how the
+  native grid is tilted or how coarse it is — a 2.5 mm sphere covers only 2–3 voxels of a
+  3 mm grid, and an in/out decision on voxel centres makes the ROI jump from scan to scan.
+  ``roi_weighting='centre'`` gives the classic binary mask (voxel centre inside);
+* JHU labels (``roi='jhu'``, :mod:`alps.atlas`) — the 1..4 label image built in template space is
+  warped to the native grid with nearest-neighbour interpolation (binary weights).
+
+The ROI-mean tensor is the weighted mean of the native tensors (linear, so rotating the mean
+equals averaging the rotated tensors).
+
+Frames
+------
+* **template axes** (the default ``alps*`` columns): ``D_t = Q · D_world · Qᵀ`` with
+  ``D_world = voxel_to_world(D_vox, affine)`` and ``Q`` the rotation (polar factor) of the
+  subject → template affine (for SyN, of its affine part). Head tilt and oblique slabs do not
+  bias it.
+* **scanner axes** (``alps_scanner*``): the tensor as fitted, in the image's voxel axes
+  (``Dxx`` = voxel axis i, ``Dyy`` = j, ``Dzz`` = k) — what FSL ``dtifit`` gives and what the
+  original method reads off; for an axial RAS/LAS image these are the scanner x/y/z.
+
+Both use the same ROI weights.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import tensor as T
+from .index import alps_from_roi_tensors
+from .roi import ROI_NAMES, default_spheres
+
+#: label value of each ROI in the ``desc-alpsrois_dseg`` image.
+ROI_LABELS = {name: i + 1 for i, name in enumerate(ROI_NAMES)}
+
+#: expected principal direction (template axis index) per fibre: projection → z, association → y.
+EXPECTED_AXIS = {"proj": 2, "assoc": 1}
+
+
+def _voxel_points(ijk, affine, n: int):
+    """World coordinates of ``n³`` sub-voxel samples of each voxel in ``ijk`` (M, 3)."""
+    offs = (np.arange(n) + 0.5) / n - 0.5
+    sub = np.stack(np.meshgrid(offs, offs, offs, indexing="ij"), -1).reshape(-1, 3)  # (n³, 3)
+    pts = ijk[:, None, :].astype(float) + sub[None]  # (M, n³, 3)
+    aff = np.asarray(affine, float)
+    return pts @ aff[:3, :3].T + aff[:3, 3]
+
+
+def sphere_weights(shape, affine, registration, spheres, *, weighting: str = "partial",
+                   supersample: int = 4) -> dict[str, np.ndarray]:
+    """Native-grid weights of template-space spheres (see module docstring).
+
+    Parameters
+    ----------
+    shape, affine : the native grid
+    registration : :class:`alps.registration.Registration` (maps points both ways)
+    spheres : list of :class:`alps.roi.SphereROI` in template mm
+    weighting : 'partial' (volume fraction, default) or 'centre' (binary, voxel centre inside)
+
+    Raises
+    ------
+    ValueError if a sphere maps outside the native field of view or gets zero weight.
+    """
+    if weighting not in ("partial", "centre"):
+        raise ValueError(f"roi weighting must be 'partial' or 'centre', got {weighting!r}")
+    shape = tuple(shape[:3])
+    aff = np.asarray(affine, float)
+    inv = np.linalg.inv(aff)
+    vox = np.linalg.norm(aff[:3, :3], axis=0)
+    out = {}
+    for s in spheres:
+        c_sub = registration.points_to_subject(np.asarray(s.center_mm, float)[None])[0]
+        # generous native search box: radius scaled by the affine's largest stretch + 1 voxel
+        lin = registration.template_to_subject[:3, :3]
+        stretch = float(np.linalg.svd(lin, compute_uv=False).max())
+        reach = s.radius_mm * stretch * 1.5 + vox.max() * 1.5
+        c_ijk = inv[:3, :3] @ c_sub + inv[:3, 3]
+        half = np.ceil(reach / vox).astype(int)
+        lo = np.maximum(np.floor(c_ijk).astype(int) - half, 0)
+        hi = np.minimum(np.ceil(c_ijk).astype(int) + half + 1, shape)
+        if np.any(hi <= lo):
+            raise ValueError(f"ROI {s.name}: template sphere at {s.center_mm} mm maps outside the image "
+                             f"field of view (native centre {np.round(c_sub, 1).tolist()} mm)")
+        grid = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij"), -1).reshape(-1, 3)
+        n = supersample if weighting == "partial" else 1
+        pts = _voxel_points(grid, aff, n)  # (M, n³, 3) world
+        tpts = registration.points_to_template(pts.reshape(-1, 3)).reshape(pts.shape)
+        inside = ((tpts - np.asarray(s.center_mm)) ** 2).sum(-1) <= s.radius_mm ** 2 + 1e-9
+        w = inside.mean(axis=1)
+        full = np.zeros(shape, np.float32)
+        full[tuple(grid.T)] = w
+        if not (full > 0).any():
+            raise ValueError(f"ROI {s.name}: sphere at {s.center_mm} mm (radius {s.radius_mm} mm) "
+                             "contains no native voxel")
+        out[s.name] = full
+    return out
+
+
+def filter_weights(weights, *, fa=None, fa_min: float | None = None, v1_template=None,
+                   purity_min: float | None = None) -> dict[str, np.ndarray]:
+    """Optional ROI filters: drop voxels with FA < ``fa_min``; with ``purity_min``, keep only
+    voxels whose template-axis principal eigenvector has ``|component| ≥ purity_min`` along the
+    expected axis (z for projection, y for association fibres)."""
+    out = {}
+    for name, w in weights.items():
+        w = w.copy()
+        if fa_min is not None and fa is not None:
+            w[fa < fa_min] = 0
+        if purity_min is not None and v1_template is not None:
+            ax = EXPECTED_AXIS[name.split("_")[0]]
+            w[np.abs(v1_template[..., ax]) < purity_min] = 0
+        if not (w > 0).any():
+            raise ValueError(f"ROI {name}: no voxel left after the FA/purity filters")
+        out[name] = w
+    return out
+
+
+def weighted_mean(values, w):
+    w = np.asarray(w, float)
+    sel = w > 0
+    ww = w[sel]
+    v = np.asarray(values)[sel]
+    return np.tensordot(ww, v, axes=(0, 0)) / ww.sum()
+
+
+def dseg_from_weights(weights, shape) -> np.ndarray:
+    """Label image (uint8, 1..4 = proj_L, proj_R, assoc_L, assoc_R): each voxel with a non-zero
+    weight gets the label of its largest weight."""
+    names = list(ROI_NAMES)
+    stack = np.stack([np.asarray(weights[n], float) for n in names], -1)
+    lab = np.zeros(tuple(shape[:3]), np.uint8)
+    anyw = stack.max(-1) > 0
+    lab[anyw] = (np.argmax(stack, -1) + 1)[anyw].astype(np.uint8)
+    return lab
+
+
+def measure(tensor_vox, affine, registration, weights, *, fa=None, md=None) -> dict:
+    """ALPS in template and scanner axes plus per-ROI summaries.
+
+    Parameters
+    ----------
+    tensor_vox : (X, Y, Z, 3, 3) tensor in voxel axes (mm²/s)
+    affine : 4x4 native affine
+    registration : provides ``rotation`` (subject → template polar factor)
+    weights : dict ROI name → (X, Y, Z) weights
+    fa, md : optional maps for per-ROI means
+
+    Returns
+    -------
+    dict with ``alps_L, alps_R, alps`` and ``dxx_proj_L ...`` (template axes),
+    ``alps_scanner_L, alps_scanner_R, alps_scanner`` and ``dxx_scanner_proj_L ...`` (voxel
+    axes), ``fa_*, md_*, nvox_*, wsum_*`` (sum of weights = ROI volume in voxels),
+    ``purity_*`` (weighted fraction of ROI voxels whose template-axis principal eigenvector is
+    along the expected axis).
+    """
+    rot_v2w = T.polar_rotation(np.asarray(affine)[:3, :3])
+    q = registration.rotation @ rot_v2w  # voxel axes -> template axes
+    mean_vox, mean_tpl = {}, {}
+    row: dict = {}
+    for name in ROI_NAMES:
+        w = weights[name]
+        sel = w > 0
+        d_vox = tensor_vox[sel]
+        ww = w[sel].astype(float)
+        m_vox = np.tensordot(ww, d_vox, axes=(0, 0)) / ww.sum()
+        mean_vox[name] = m_vox
+        mean_tpl[name] = T.rotate(m_vox, q)
+        d_tpl = T.rotate(d_vox, q)
+        _, evecs = T.eig(d_tpl)
+        v1 = evecs[..., :, 0]
+        ax = EXPECTED_AXIS[name.split("_")[0]]
+        along = np.argmax(np.abs(v1), axis=-1) == ax
+        row[f"purity_{name}"] = float((ww * along).sum() / ww.sum())
+        row[f"nvox_{name}"] = int(sel.sum())
+        row[f"wsum_{name}"] = float(ww.sum())
+        if fa is not None:
+            row[f"fa_{name}"] = float((ww * fa[sel]).sum() / ww.sum())
+        if md is not None:
+            row[f"md_{name}"] = float((ww * md[sel]).sum() / ww.sum())
+    tpl = alps_from_roi_tensors(mean_tpl)
+    scn = alps_from_roi_tensors(mean_vox)
+    out = {}
+    out.update({k: tpl[k] for k in ("alps_L", "alps_R", "alps")})
+    out.update({f"alps_scanner_{h}": scn[f"alps_{h}"] for h in ("L", "R")})
+    out["alps_scanner"] = scn["alps"]
+    out.update({k: v for k, v in tpl.items() if k.startswith("d")})
+    out.update({k.replace("_", "_scanner_", 1): v for k, v in scn.items() if k.startswith("d")})
+    out.update(row)
+    return out
+
+
+def template_rois(kind: str = "spheres", *, radius_mm: float = 2.5, atlas_path=None):
+    """The ROI definition in template space: a list of spheres, or a JHU label image."""
+    if kind == "spheres":
+        return default_spheres(radius_mm=radius_mm)
+    if kind == "jhu":
+        from .atlas import jhu_alps_labels
+
+        return jhu_alps_labels(atlas_path)
+    raise ValueError(f"unknown ROI kind {kind!r}; choose 'spheres' or 'jhu'")
+
+
+def roi_weights(kind, shape, affine, registration, *, radius_mm=2.5, weighting="partial",
+                supersample=4, atlas_path=None) -> dict[str, np.ndarray]:
+    """Native-grid ROI weights for ``kind`` 'spheres' or 'jhu'."""
+    if kind == "spheres":
+        return sphere_weights(shape, affine, registration, default_spheres(radius_mm=radius_mm),
+                              weighting=weighting, supersample=supersample)
+    if kind == "jhu":
+        import nibabel as nib
+
+        labels = template_rois("jhu", atlas_path=atlas_path)
+        ref = nib.Nifti1Image(np.zeros(tuple(shape[:3]), np.float32), affine)
+        native = np.rint(registration.to_subject(labels, ref, interpolator="nearestNeighbor").get_fdata())
+        out = {}
+        for name, lab in ROI_LABELS.items():
+            w = (native == lab).astype(np.float32)
+            if not w.any():
+                raise ValueError(f"ROI {name}: JHU label maps to no native voxel")
+            out[name] = w
+        return out
+    raise ValueError(f"unknown ROI kind {kind!r}; choose 'spheres' or 'jhu'")
+
+
+#: (measured column, truth column, axes) pairs compared by :func:`validation_table`.
+VALIDATION_PAIRS = [("alps", "alps", "template"), ("alps_L", "alps_L", "template"), ("alps_R", "alps_R", "template"),
+                    ("alps_scanner", "alps", "scanner"), ("alps_scanner_L", "alps_L", "scanner"),
+                    ("alps_scanner_R", "alps_R", "scanner")]
+VALIDATION_COLUMNS = ["measure", "truth", "axes", "n", "pearson_r", "mean_bias", "sd_diff", "rmse", "slope",
+                      "intercept"]
+
+
+def validation_table(results, truth):
+    """Measured vs true ALPS: n, Pearson r, mean bias (measured − truth), SD of differences,
+    RMSE, OLS slope/intercept of measured on truth; only subjects with status 'ok'.
+
+    ``truth`` is None or empty → a table with the columns and zero rows (nothing is invented).
+    """
+    import pandas as pd
+
+    if truth is None or len(truth) == 0:
+        return pd.DataFrame(columns=VALIDATION_COLUMNS)
+    res = results[results["status"] == "ok"] if "status" in results.columns else results
+    m = res.merge(truth, on="participant_id", suffixes=("", "_truth"))
+    rows = []
+    for meas, tru, axes in VALIDATION_PAIRS:
+        tcol = f"{tru}_truth" if f"{tru}_truth" in m.columns else tru
+        if meas not in m.columns or tcol not in m.columns:
+            continue
+        x = m[tcol].to_numpy(float)
+        y = m[meas].to_numpy(float)
+        ok = np.isfinite(x) & np.isfinite(y)
+        x, y = x[ok], y[ok]
+        n = int(len(x))
+        d = y - x
+        row = {"measure": meas, "truth": tru, "axes": axes, "n": n}
+        if n >= 2:
+            row["pearson_r"] = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
+            slope, icpt = np.polyfit(x, y, 1) if x.std() > 0 else (float("nan"), float("nan"))
+            row.update(mean_bias=float(d.mean()), sd_diff=float(d.std(ddof=1)),
+                       rmse=float(np.sqrt((d ** 2).mean())), slope=float(slope), intercept=float(icpt))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=VALIDATION_COLUMNS)

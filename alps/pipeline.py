@@ -1,0 +1,513 @@
+"""The DTI-ALPS pipeline: per-subject stages, the cohort runner and the ``alps run`` command.
+
+Per subject, two stages (each resumable on its own):
+
+:func:`preprocess_subject`
+    load + validate (:mod:`alps.io`) → brain mask → optional MP-PCA / Gibbs / motion correction
+    (:mod:`alps.preprocess`, all off by default) → tensor fit (:mod:`alps.dti`, WLS) →
+    registration of FA to MNI152 2009a (:mod:`alps.registration`, affine by default). Writes the
+    mask, tensor, FA, MD, colour FA, transforms and ``<key>_desc-preprocess.json``.
+:func:`measure_subject`
+    ROIs to native space → ALPS in template and scanner axes (:mod:`alps.measure`) → QC flags and
+    PNG (:mod:`alps.qc`). Writes ``<key>_desc-alpsrois_dseg.nii.gz``, ``<key>_desc-qc.png`` and
+    ``<key>_desc-alps.json``.
+
+:func:`run_cohort` runs both over a BIDS dataset (or one file) in parallel (joblib; one ITK
+thread per worker so results do not depend on ``n_jobs``), skips subjects whose inputs
+(SHA-256), parameters and package versions are unchanged, records a failing subject with
+``status='failed'`` and its error while the others finish, and writes ``alps.tsv``,
+``qc.tsv`` and ``preprocess.tsv`` atomically under OUT_DIR (a BIDS derivatives dataset).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import traceback
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from . import io as aio
+
+#: parameters of each stage (these, with the input hashes and package versions, decide reuse).
+PREPROCESS_DEFAULTS = dict(denoise=False, gibbs=False, motion_correction=False, registration="affine",
+                           fit_method="WLS", seed=20260505, min_reg_corr=0.35, min_reg_dice=0.80)
+MEASURE_DEFAULTS = dict(roi="spheres", roi_radius=2.5, roi_weighting="partial", supersample=4,
+                        atlas_path=None, fa_min=None, purity_min=None)
+
+PIPELINE_NAME = "alps"
+SPACE = "MNI152NLin2009aSym"
+
+#: leading columns of alps.tsv (then everything else the measurement returns).
+MAIN_COLUMNS = ["participant_id", "session_id", "status", "error", "alps_L", "alps_R", "alps",
+                "alps_scanner_L", "alps_scanner_R", "alps_scanner"]
+
+
+# ----------------------------------------------------------------------------- helpers
+def package_versions() -> dict:
+    import dipy
+    import nilearn
+    import scipy
+
+    try:
+        from importlib.metadata import version
+
+        ants_v = version("antspyx")
+    except Exception:  # pragma: no cover
+        ants_v = "unknown"
+    return {"alps": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "nibabel": nib.__version__, "dipy": dipy.__version__, "nilearn": nilearn.__version__,
+            "antspyx": ants_v}
+
+
+def subject_dir(out_dir, item: aio.SubjectInput) -> Path:
+    d = Path(out_dir) / item.participant_id
+    if item.session_id:
+        d = d / item.session_id
+    return d / "dwi"
+
+
+def output_paths(out_dir, item: aio.SubjectInput) -> dict[str, Path]:
+    d = subject_dir(out_dir, item)
+    k = item.key
+    xfm = f"{k}_from-dwi_to-{SPACE}_mode-image_"
+    return {
+        "dir": d,
+        "mask": d / f"{k}_desc-brain_mask.nii.gz",
+        "tensor": d / f"{k}_desc-tensor_dwimap.nii.gz",
+        "fa": d / f"{k}_desc-FA_dwimap.nii.gz",
+        "md": d / f"{k}_desc-MD_dwimap.nii.gz",
+        "colorfa": d / f"{k}_desc-colorFA_dwimap.nii.gz",
+        "xfm_prefix": d / xfm,
+        "xfm_ras": d / f"{k}_from-dwi_to-{SPACE}_desc-RAS4x4_xfm.txt",
+        "preprocess_json": d / f"{k}_desc-preprocess.json",
+        "dseg": d / f"{k}_desc-alpsrois_dseg.nii.gz",
+        "qc_png": d / f"{k}_desc-qc.png",
+        "result_json": d / f"{k}_desc-alps.json",
+    }
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _canon(obj) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _save(img_data, affine, path, dtype=np.float32):
+    img = nib.Nifti1Image(np.asarray(img_data).astype(dtype), affine)
+    img.header.set_xyzt_units("mm")
+    aio.atomic_save_nifti(img, path)
+
+
+def _rel(p, base):
+    return os.path.relpath(str(p), str(base))
+
+
+# ----------------------------------------------------------------------------- stage 1
+def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, hashes=None,
+                       **params) -> dict:
+    """Load, validate, mask, (denoise/Gibbs/motion), fit tensors, register; write derivatives.
+
+    Returns the preprocess record (also written to ``<key>_desc-preprocess.json``). Reuses an
+    existing record when inputs, parameters and package versions are identical (``force``
+    recomputes). Raises on any failure (invalid input, registration below QC thresholds...).
+    """
+    from . import dti, preprocess
+    from . import registration as reg_mod
+
+    p = dict(PREPROCESS_DEFAULTS)
+    unknown = set(params) - set(p)
+    if unknown:
+        raise TypeError(f"unknown preprocess parameter(s): {sorted(unknown)}")
+    p.update(params)
+    paths = output_paths(out_dir, item)
+    hashes = hashes or aio.input_hashes(item)
+    provenance = {"inputs": {"dwi": str(item.dwi), "bval": str(item.bval), "bvec": str(item.bvec)},
+                  "sha256": hashes, "parameters": p, "versions": package_versions()}
+    old = _read_json(paths["preprocess_json"])
+    if (not force and old and old.get("status") == "ok"
+            and _canon(old.get("provenance")) == _canon(provenance)
+            and all((paths["dir"] / f).exists() for f in old.get("files", {}).values())):
+        old["reused"] = True
+        return old
+
+    times = {}
+    t0 = time.perf_counter()
+    dwi = aio.load_dwi(item.dwi, item.bval, item.bvec)
+    times["load"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    data, bvecs = dwi.data, dwi.bvecs
+    mask = preprocess.brain_mask(data, dwi.bvals)
+    if p["denoise"]:
+        data = preprocess.denoise_mppca(data, mask)
+    if p["gibbs"]:
+        data = preprocess.remove_gibbs(data, axis=preprocess.slice_axis(dwi.affine))
+    if p["motion_correction"]:
+        data, bvecs = preprocess.motion_correct(data, dwi.affine, dwi.bvals, bvecs)
+    times["preprocess"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    maps = dti.fit_tensor(data, dwi.bvals, bvecs, dwi.affine, mask, method=p["fit_method"])
+    times["tensor_fit"] = time.perf_counter() - t
+    del data
+
+    aff = dwi.affine
+    paths["dir"].mkdir(parents=True, exist_ok=True)
+    _save(mask, aff, paths["mask"], np.uint8)
+    aio.atomic_save_nifti(dti.tensor_image(maps.tensor, aff), paths["tensor"])
+    _save(maps.fa, aff, paths["fa"])
+    _save(maps.md, aff, paths["md"])
+    _save(maps.color_fa("world"), aff, paths["colorfa"])
+
+    t = time.perf_counter()
+    fa_img = nib.Nifti1Image(maps.fa, aff)
+    registration = reg_mod.register(
+        fa_img, mask, kind=p["registration"], out_dir=paths["dir"], prefix=paths["xfm_prefix"].name,
+        seed=p["seed"], threads=1, check=False)
+    times["registration"] = time.perf_counter() - t
+    np.savetxt(paths["xfm_ras"], registration.subject_to_template, fmt="%.10f",
+               header="subject (scanner RAS mm) -> MNI152NLin2009aSym (RAS mm), 4x4 affine part")
+
+    record = {
+        "participant_id": item.participant_id,
+        "session_id": item.session_id,
+        "status": "ok",
+        "error": "",
+        "provenance": provenance,
+        "shape": list(maps.fa.shape),
+        "voxel_size_mm": [float(v) for v in np.linalg.norm(aff[:3, :3], axis=0)],
+        "n_volumes": int(len(dwi.bvals)),
+        "mask_volume_ml": float(mask.sum() * abs(np.linalg.det(aff[:3, :3])) / 1000.0),
+        "registration": reg_mod.registration_info(registration, relative_to=paths["dir"]),
+        "files": {k: paths[k].name for k in ("mask", "tensor", "fa", "md", "colorfa", "xfm_ras")},
+        "times_s": {k: round(v, 3) for k, v in times.items()},
+    }
+    try:
+        reg_mod.check_metrics(registration.metrics, min_correlation=p["min_reg_corr"], min_dice=p["min_reg_dice"])
+    except reg_mod.RegistrationError as exc:
+        record["status"] = "failed"
+        record["error"] = str(exc)
+        aio.atomic_write_json(paths["preprocess_json"], record)
+        raise
+    aio.atomic_write_json(paths["preprocess_json"], record)
+    record["reused"] = False
+    return record
+
+
+# ----------------------------------------------------------------------------- stage 2
+def _load_registration(record, base):
+    from .registration import load_registration
+
+    info = dict(record["registration"])
+    info["forward_transforms"] = [str(Path(base) / f) for f in info["forward_transforms"]]
+    info["inverse_transforms"] = [str(Path(base) / f) for f in info["inverse_transforms"]]
+    return load_registration(info)
+
+
+def measure_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, qc_png: bool = True,
+                    **params) -> dict:
+    """ROIs → ALPS (template and scanner axes) → QC, from the outputs of :func:`preprocess_subject`.
+
+    Returns the result row (also written to ``<key>_desc-alps.json``).
+    """
+    from . import dti, measure, qc
+    from . import tensor as T
+    from .roi import default_spheres
+
+    p = dict(MEASURE_DEFAULTS)
+    unknown = set(params) - set(p)
+    if unknown:
+        raise TypeError(f"unknown measure parameter(s): {sorted(unknown)}")
+    p.update(params)
+    paths = output_paths(out_dir, item)
+    pre = _read_json(paths["preprocess_json"])
+    if not pre or pre.get("status") != "ok":
+        raise RuntimeError(f"{paths['preprocess_json']}: no successful preprocessing for {item.key}; "
+                           "run preprocess_subject first")
+    provenance = {"preprocess": pre["provenance"], "parameters": p, "versions": package_versions()}
+    old = _read_json(paths["result_json"])
+    if (not force and old and old.get("status") == "ok"
+            and _canon(old.get("provenance")) == _canon(provenance)):
+        old["reused"] = True
+        return old
+
+    t0 = time.perf_counter()
+    base = paths["dir"]
+    tensor, aff = dti.load_tensor_image(paths["tensor"])
+    fa = np.asarray(nib.load(str(paths["fa"])).dataobj, np.float32)
+    md = np.asarray(nib.load(str(paths["md"])).dataobj, np.float32)
+    reg = _load_registration(pre, base)
+    weights = measure.roi_weights(p["roi"], fa.shape, aff, reg, radius_mm=p["roi_radius"],
+                                  weighting=p["roi_weighting"], supersample=p["supersample"],
+                                  atlas_path=p["atlas_path"])
+    if p["fa_min"] is not None or p["purity_min"] is not None:
+        q = reg.rotation @ T.polar_rotation(aff[:3, :3])
+        _, evecs = T.eig(tensor)
+        v1t = evecs[..., :, 0] @ q.T
+        weights = measure.filter_weights(weights, fa=fa, fa_min=p["fa_min"], v1_template=v1t,
+                                         purity_min=p["purity_min"])
+    values = measure.measure(tensor, aff, reg, weights, fa=fa, md=md)
+    dseg = measure.dseg_from_weights(weights, fa.shape)
+    _save(dseg, aff, paths["dseg"], np.uint8)
+    row = {"participant_id": item.participant_id, "session_id": item.session_id, "status": "ok", "error": ""}
+    row.update(values)
+    row.update(pre["registration"]["metrics"])
+    thresholds = {"min_reg_corr": pre["provenance"]["parameters"]["min_reg_corr"],
+                  "min_reg_dice": pre["provenance"]["parameters"]["min_reg_dice"]}
+    fl = qc.flags(row, **thresholds)
+    row["qc_flags"] = ";".join(fl)
+    row["qc_pass"] = not fl
+    t_measure = time.perf_counter() - t0
+    if qc_png:
+        t = time.perf_counter()
+        _qc_png(paths, fa, tensor, aff, reg, dseg, p, item)
+        row["time_qc_s"] = round(time.perf_counter() - t, 3)
+    row["time_measure_s"] = round(t_measure, 3)
+    for k, v in pre.get("times_s", {}).items():
+        row[f"time_{k}_s"] = v
+    record = dict(row)
+    record["provenance"] = provenance
+    aio.atomic_write_json(paths["result_json"], record)
+    record["reused"] = False
+    return record
+
+
+def _qc_png(paths, fa, tensor, aff, reg, dseg, p, item):
+    from . import qc
+    from . import template as tpl
+    from . import tensor as T
+    from .roi import default_spheres
+
+    ref = tpl.load("wm", resolution=2)
+    fa_t = reg.to_template(nib.Nifti1Image(fa, aff), reference=ref).get_fdata()
+    q = reg.rotation @ T.polar_rotation(aff[:3, :3])
+    mask = fa > 0
+    rgb = np.zeros(fa.shape + (3,), np.float32)
+    _, evecs = T.eig(tensor[mask])
+    rgb[mask] = np.abs(evecs[..., :, 0] @ q.T) * fa[mask][:, None]
+    rgb_t = np.stack([reg.to_template(nib.Nifti1Image(rgb[..., c], aff), reference=ref).get_fdata()
+                      for c in range(3)], -1)
+    if p["roi"] == "spheres":
+        centers = [s.center_mm for s in default_spheres(radius_mm=p["roi_radius"])]
+        radius = p["roi_radius"]
+    else:
+        from .roi import DEFAULT_CENTERS_MM
+
+        centers = list(DEFAULT_CENTERS_MM.values())
+        radius = 1.0
+    qc.figure(paths["qc_png"], fa_t=fa_t, rgb_t=rgb_t, template_affine=ref.affine, wm_t=ref.get_fdata(),
+              centers_mm=centers, radius_mm=radius, title=f"{item.key}  ({p['roi']}, r={p['roi_radius']} mm)",
+              native_fa=fa, native_dseg=dseg, native_affine=aff)
+
+
+# ----------------------------------------------------------------------------- one subject
+def _split_params(params):
+    pre = {k: v for k, v in params.items() if k in PREPROCESS_DEFAULTS}
+    mea = {k: v for k, v in params.items() if k in MEASURE_DEFAULTS}
+    other = set(params) - set(pre) - set(mea)
+    if other:
+        raise TypeError(f"unknown pipeline parameter(s): {sorted(other)}")
+    return pre, mea
+
+
+def process_subject(item: aio.SubjectInput, out_dir, *, stages=("preprocess", "measure"),
+                    force=False, qc_png=True, **params) -> dict:
+    """Run the requested stages for one scan; never raises: failures become ``status='failed'``."""
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
+    pre_p, mea_p = _split_params(params)
+    row = {"participant_id": item.participant_id, "session_id": item.session_id}
+    stage = "validation"
+    try:
+        stage = "hashing"
+        hashes = aio.input_hashes(item)
+        if "preprocess" in stages:
+            stage = "preprocess"
+            rec = preprocess_subject(item, out_dir, force=force, hashes=hashes, **pre_p)
+            row["preprocess_reused"] = rec.get("reused", False)
+            row.update(rec["registration"]["metrics"])
+            row.update({f"time_{k}_s": v for k, v in rec.get("times_s", {}).items()})
+        if "measure" in stages:
+            stage = "measure"
+            res = measure_subject(item, out_dir, force=force, qc_png=qc_png, **mea_p)
+            res = {k: v for k, v in res.items() if k != "provenance"}
+            row.update(res)
+            row["measure_reused"] = res.get("reused", False)
+            row.pop("reused", None)
+        row["status"] = "ok"
+        row["error"] = ""
+    except FileNotFoundError as exc:
+        row.update(status="failed", error=f"{stage}: input file not found: {exc.filename or exc}")
+    except Exception as exc:  # recorded, the cohort continues
+        msg = f"{stage}: {type(exc).__name__}: {exc}"
+        if not isinstance(exc, (ValueError, RuntimeError)):
+            msg += " | " + traceback.format_exc(limit=3).replace("\n", " ")[-400:]
+        row.update(status="failed", error=msg)
+    return row
+
+
+# ----------------------------------------------------------------------------- cohort
+def _dataset_description(out_dir, input_path):
+    desc = {
+        "Name": "DTI-ALPS derivatives",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": PIPELINE_NAME, "Version": __version__,
+                         "Description": "DTI-ALPS in template (MNI152NLin2009aSym) and scanner axes"}],
+        "SourceDatasets": [{"URL": Path(input_path).resolve().as_uri()}],
+    }
+    aio.atomic_write_json(Path(out_dir) / "dataset_description.json", desc)
+
+
+def _order_columns(df):
+    from .roi import ROI_NAMES
+
+    cols = [c for c in MAIN_COLUMNS if c in df.columns]
+    for pre in ("dxx_", "dyy_", "dzz_"):
+        cols += [f"{pre}{n}" for n in ROI_NAMES if f"{pre}{n}" in df.columns]
+    for pre in ("fa_", "md_", "nvox_"):
+        cols += [f"{pre}{n}" for n in ROI_NAMES if f"{pre}{n}" in df.columns]
+    cols += [c for c in ("reg_corr", "reg_dice", "qc_flags", "qc_pass") if c in df.columns]
+    cols += sorted(c for c in df.columns if c not in cols)
+    return df[cols]
+
+
+def run_cohort(input_path, out_dir, *, participant_label=None, n_jobs: int = 1, roi: str = "spheres",
+               roi_radius: float = 2.5, registration: str = "affine", denoise: bool = False,
+               gibbs: bool = False, motion_correction: bool = False, bval=None, bvec=None,
+               stages=("preprocess", "measure"), force: bool = False, progress: bool = True,
+               qc_png: bool = True, **extra) -> pd.DataFrame:
+    """Run the pipeline over a BIDS dataset (or one DWI file) and write the cohort tables.
+
+    Parameters beyond the signature (``roi_weighting``, ``fit_method``, ``seed``, ``atlas_path``,
+    ``fa_min``, ``purity_min``, ``min_reg_corr``, ``min_reg_dice``, ``supersample``) are passed
+    to the stages. Raises :class:`alps.io.InputError` when the input cannot be read at all.
+
+    Returns
+    -------
+    DataFrame, one row per scan; with the measure stage it is ``alps.tsv``, otherwise the
+    preprocessing status table (``preprocess.tsv``).
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    items = aio.discover(input_path, participant_label=participant_label, bval=bval, bvec=bvec)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _dataset_description(out_dir, input_path)
+    params = dict(roi=roi, roi_radius=float(roi_radius), registration=registration, denoise=bool(denoise),
+                  gibbs=bool(gibbs), motion_correction=bool(motion_correction))
+    params.update(extra)
+    _split_params(params)  # validate names early
+    stages = tuple(stages)
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
+    rows = []
+    n_jobs = max(1, int(n_jobs or 1))
+    bar = tqdm(total=len(items), desc=f"alps {'+'.join(stages)}", disable=not progress, unit="subj")
+    if n_jobs == 1 or len(items) == 1:
+        for it in items:
+            rows.append(process_subject(it, out_dir, stages=stages, force=force, qc_png=qc_png, **params))
+            bar.update(1)
+    else:
+        par = Parallel(n_jobs=min(n_jobs, len(items)), return_as="generator_unordered")
+        for row in par(delayed(process_subject)(it, out_dir, stages=stages, force=force, qc_png=qc_png, **params)
+                       for it in items):
+            rows.append(row)
+            bar.update(1)
+    bar.close()
+    df = pd.DataFrame(rows)
+    df["_key"] = [r["participant_id"] + (r.get("session_id") or "") for r in rows]
+    df = df.sort_values("_key").drop(columns="_key").reset_index(drop=True)
+    if "session_id" in df.columns and df["session_id"].isna().all():
+        df = df.drop(columns="session_id")
+    pre_cols = [c for c in ["participant_id", "session_id", "status", "error", "reg_corr", "reg_dice",
+                            "preprocess_reused"] if c in df.columns]
+    pre_cols += sorted(c for c in df.columns if c.startswith("time_") and c not in pre_cols)
+    pre_df = df[pre_cols]
+    aio.atomic_write_tsv(pre_df, out_dir / "preprocess.tsv")
+    if "measure" not in stages:
+        return pre_df
+    df = _order_columns(df)
+    aio.atomic_write_tsv(df, out_dir / "alps.tsv")
+    aio.atomic_write_tsv(qc_table(df), out_dir / "qc.tsv")
+    return df
+
+
+def qc_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Cohort QC table: status, registration metrics, ROI FA/purity, flags, PNG path."""
+    from .roi import ROI_NAMES
+
+    cols = ["participant_id", "session_id", "status", "error", "reg_corr", "reg_dice"]
+    cols += [f"fa_{n}" for n in ROI_NAMES] + [f"purity_{n}" for n in ROI_NAMES]
+    cols += ["alps_L", "alps_R", "alps", "qc_flags", "qc_pass"]
+    out = df[[c for c in cols if c in df.columns]].copy()
+    png = []
+    for _, r in df.iterrows():
+        ses = r.get("session_id") if "session_id" in df.columns else None
+        ses = ses if isinstance(ses, str) and ses else None
+        key = r["participant_id"] + (f"_{ses}" if ses else "")
+        sub = r["participant_id"] + (f"/{ses}" if ses else "")
+        png.append(f"{sub}/dwi/{key}_desc-qc.png" if r["status"] == "ok" else "")
+    out["qc_png"] = png
+    return out
+
+
+# ----------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="BIDS dataset root, or one DWI .nii[.gz] file")
+    parser.add_argument("out_dir", help="output (BIDS derivatives) directory")
+    parser.add_argument("--participant-label", nargs="+", default=None, metavar="LABEL",
+                        help="subject labels to process (with or without 'sub-')")
+    parser.add_argument("--n-jobs", type=int, default=None, help="parallel subjects (default: profile)")
+    parser.add_argument("--roi", choices=("spheres", "jhu"), default=None)
+    parser.add_argument("--roi-radius", type=float, default=None, metavar="MM")
+    parser.add_argument("--registration", choices=("affine", "syn"), default=None)
+    parser.add_argument("--bval", default=None, help="b-values file (single-file input)")
+    parser.add_argument("--bvec", default=None, help="b-vectors file (single-file input)")
+    parser.add_argument("--denoise", action="store_true", default=None, help="MP-PCA denoising")
+    parser.add_argument("--gibbs", action="store_true", default=None, help="Gibbs-ringing removal")
+    parser.add_argument("--motion-correction", action="store_true", default=None,
+                        help="per-volume affine motion correction with b-vector rotation")
+    parser.add_argument("--atlas", default=None, help="JHU label file for --roi jhu")
+    parser.add_argument("--force", action="store_true", help="recompute finished subjects")
+    parser.add_argument("--profile", default="default", help="configuration profile (config/<name>.yaml)")
+
+
+def cli(args) -> int:
+    from . import config
+
+    cfg = config.section(args.profile, "pipeline")
+    def pick(name, default):
+        v = getattr(args, name)
+        return v if v is not None else cfg.get(name, default)
+
+    kwargs = dict(n_jobs=int(pick("n_jobs", 1)), roi=pick("roi", "spheres"), roi_radius=float(pick("roi_radius", 2.5)),
+                  registration=pick("registration", "affine"), denoise=bool(pick("denoise", False)),
+                  gibbs=bool(pick("gibbs", False)), motion_correction=bool(pick("motion_correction", False)))
+    if args.atlas:
+        kwargs["atlas_path"] = args.atlas
+    try:
+        df = run_cohort(args.input, args.out_dir, participant_label=args.participant_label, bval=args.bval,
+                        bvec=args.bvec, force=args.force, **kwargs)
+    except (aio.InputError, aio.GradientError) as exc:
+        print(f"alps run: invalid input: {exc}")
+        return 2
+    n_ok = int((df["status"] == "ok").sum())
+    print(f"alps run: {n_ok}/{len(df)} scans processed -> {Path(args.out_dir) / 'alps.tsv'}")
+    show = [c for c in ("participant_id", "status", "alps_L", "alps_R", "alps", "alps_scanner", "qc_flags")
+            if c in df.columns]
+    with pd.option_context("display.width", 160, "display.max_colwidth", 60):
+        print(df[show].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for _, r in df[df["status"] != "ok"].iterrows():
+        print(f"  FAILED {r['participant_id']}: {r['error']}")
+    return 0 if n_ok > 0 else 1

@@ -1,0 +1,63 @@
+"""Real scans from ../shared/data/real_dwi (skipped when absent): the whole pipeline runs on the
+Philips scan and the five tilted Toshiba series, ROIs land in white matter, and rotating the
+tensor into template axes reduces the tilt dependence of ALPS. The full figures (both radii, CSV)
+come from ``benchmarks/real_data.py``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = REPO.parent / "shared" / "data" / "real_dwi"
+
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
+if not REAL.is_dir():
+    pytest.skip(f"real DWI data not found at {REAL} (only in the development checkout)", allow_module_level=True)
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from real_data import make_bids  # noqa: E402
+
+from alps import pipeline as P  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("real")
+    bids = make_bids(root / "bids", REAL)
+    df = P.run_cohort(bids, root / "derivatives", n_jobs=2, progress=False)
+    return df.set_index("participant_id"), root / "derivatives"
+
+
+def test_all_scans_run(real_run):
+    df, out = real_run
+    assert len(df) == 6
+    assert (df["status"] == "ok").all(), df.loc[df["status"] != "ok", "error"].to_dict()
+    for pid in df.index:
+        assert (out / pid / "dwi" / f"{pid}_desc-qc.png").is_file()
+
+
+def test_philips_rois_in_white_matter(real_run):
+    df, _ = real_run
+    r = df.loc["sub-philips"]
+    for roi in ("proj_L", "proj_R", "assoc_L", "assoc_R"):
+        assert r[f"fa_{roi}"] > 0.3, roi
+        assert r[f"purity_{roi}"] >= 0.5, roi
+    assert r["reg_corr"] > 0.45
+    assert 1.2 < r["alps"] < 1.9
+    assert r["qc_pass"]
+
+
+def test_toshiba_tilts(real_run):
+    df, _ = real_run
+    t = df[df.index.str.startswith("sub-toshiba")]
+    assert len(t) == 5
+    spread_t = t["alps"].max() - t["alps"].min()
+    spread_s = t["alps_scanner"].max() - t["alps_scanner"].min()
+    # template axes must beat scanner axes on the same ROIs; the 0.08 target is NOT met with
+    # 2.5 mm spheres (see benchmarks/real_data.py), so this is a regression guard only
+    assert spread_t < spread_s
+    assert spread_t < 0.30
+    assert (t["fa_proj_L"] > 0.25).all() and (t["fa_assoc_R"] > 0.25).all()
