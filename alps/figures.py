@@ -308,3 +308,134 @@ def alps_schematic(ax=None):
     ax.text(0, -7.4, r"ALPS = $\frac{\mathrm{mean}(D_{xx}^{proj},\ D_{xx}^{assoc})}"
             r"{\mathrm{mean}(D_{yy}^{proj},\ D_{zz}^{assoc})}$", ha="center", va="top", fontsize=7.5)
     return ax
+
+
+# ----------------------------------------------------------------------------- image panels
+ROI_COLORS = {1: OKABE_ITO["sky"], 2: OKABE_ITO["blue"], 3: OKABE_ITO["yellow"], 4: OKABE_ITO["orange"]}
+ROI_LABELS = {1: "proj L", 2: "proj R", 3: "assoc L", 4: "assoc R"}
+
+
+def _derivative(der_dir, subject: str, suffix: str):
+    from pathlib import Path
+
+    hits = sorted(Path(der_dir).glob(f"{subject}/**/{subject}*_{suffix}"))
+    if not hits:
+        raise FileNotFoundError(f"{der_dir}/{subject}: no derivative '*_{suffix}' (has the pipeline run?)")
+    return hits[0]
+
+
+def _canonical(img, *, vector: bool = False):
+    """Data reoriented to RAS voxel order; for a colour-FA (vector) image the colour channels are
+    permuted with the axes so that red stays the image's first (x) axis."""
+    import nibabel as nib
+
+    ornt = nib.orientations.io_orientation(img.affine)
+    data = np.asarray(img.dataobj)
+    out = nib.orientations.apply_orientation(data, ornt)
+    aff = img.affine @ nib.orientations.inv_ornt_aff(ornt, img.shape[:3])
+    if vector:
+        perm = np.argsort(ornt[:, 0].astype(int))
+        out = out[..., perm]
+    return out, aff
+
+
+def native_roi_panel(der_dir, subject: str, *, ax=None):
+    """One subject's native colour-FA (RAS display, neurological: left on the left) at the axial
+    slice holding most ROI voxels, with the four mapped ROIs outlined."""
+    import nibabel as nib
+
+    rgb, _ = _canonical(nib.load(_derivative(der_dir, subject, "desc-colorFA_dwimap.nii.gz")), vector=True)
+    dseg, _ = _canonical(nib.load(_derivative(der_dir, subject, "desc-alpsrois_dseg.nii.gz")))
+    k = int(np.argmax((dseg > 0).sum(axis=(0, 1))))
+    ax = get_ax(ax)
+    sl = np.clip(np.asarray(rgb[:, :, k, :], float), 0, None)
+    if sl.max() > 1.0:
+        sl = sl / np.percentile(sl[sl > 0], 99.5) if (sl > 0).any() else sl
+    ax.imshow(np.clip(np.transpose(sl, (1, 0, 2)), 0, 1), origin="lower", interpolation="nearest")
+    for lab, color in ROI_COLORS.items():
+        # ROIs of a tilted head may lie on neighbouring slices: outline their projection
+        m = (dseg == lab).any(axis=2).T
+        if m.any():
+            ax.contour(m.astype(float), levels=[0.5], colors=[color], linewidths=0.9)
+    ax.set_title(f"{subject}: native colour FA, slice {k}\n(ROI outlines projected through slices)",
+                 fontsize=6.5)
+    ax.text(0.02, 0.5, "L", transform=ax.transAxes, color="white", fontsize=7, va="center")
+    ax.text(0.98, 0.5, "R", transform=ax.transAxes, color="white", fontsize=7, va="center", ha="right")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def template_roi_panel(der_dir, subject: str, *, z_mm: float = 27.0, radius_mm: float = 2.5, ax=None):
+    """The subject's FA resampled into MNI space through the affine part of its registration
+    (``*_desc-RAS4x4_xfm.txt``, subject → template), the template white-matter contour (p = 0.5)
+    and the four ROI spheres, on the axial plane ``z_mm``."""
+    import nibabel as nib
+    from matplotlib.patches import Circle
+    from scipy import ndimage as ndi
+
+    from . import template as tpl
+    from .roi import DEFAULT_CENTERS_MM
+
+    fa_img = nib.load(_derivative(der_dir, subject, "desc-FA_dwimap.nii.gz"))
+    s2t = np.loadtxt(_derivative(der_dir, subject, "desc-RAS4x4_xfm.txt"))
+    wm = tpl.load("wm", resolution=1)
+    k = int(round(np.linalg.solve(wm.affine, [0, 0, z_mm, 1])[2]))
+    ii, jj = np.meshgrid(np.arange(wm.shape[0]), np.arange(wm.shape[1]), indexing="ij")
+    vox = np.stack([ii, jj, np.full_like(ii, k), np.ones_like(ii)], axis=0).reshape(4, -1).astype(float)
+    native_vox = np.linalg.inv(fa_img.affine) @ np.linalg.inv(s2t) @ wm.affine @ vox
+    fa_t = ndi.map_coordinates(np.asarray(fa_img.dataobj, float), native_vox[:3], order=1,
+                               cval=0.0).reshape(ii.shape)
+    ax = get_ax(ax)
+    x0, y0 = wm.affine[0, 3], wm.affine[1, 3]
+    extent = (x0 - 0.5, x0 + wm.shape[0] - 0.5, y0 - 0.5, y0 + wm.shape[1] - 0.5)
+    ax.imshow(fa_t.T, origin="lower", cmap="gray", vmin=0, vmax=0.8, extent=extent)
+    ax.contour(np.asarray(wm.dataobj)[:, :, k].T, levels=[0.5], colors=[OKABE_ITO["vermillion"]],
+               linewidths=0.5, extent=extent, origin="lower")
+    for name, (cx, cy, _) in DEFAULT_CENTERS_MM.items():
+        lab = {"proj_L": 1, "proj_R": 2, "assoc_L": 3, "assoc_R": 4}[name]
+        ax.add_patch(Circle((cx, cy), max(radius_mm, 2.0), fill=False, ec=ROI_COLORS[lab], lw=1.0))
+    ax.set_xlim(-75, 75)
+    ax.set_ylim(-95, 60)
+    ax.set_title(f"FA in MNI space, z = {z_mm:g} mm\n(red: template WM p = 0.5; circles: ROIs)", fontsize=6.5)
+    ax.set_xlabel("x (mm)")
+    ax.set_ylabel("y (mm)")
+    return ax
+
+
+def qc_montage(der_dir, alps_tab: pd.DataFrame, *, ncols: int = 5, max_subjects: int | None = None):
+    """Montage of every subject's ROI placement (native colour FA with mapped ROIs), failed
+    subjects shown as a labelled empty tile with their error."""
+    import matplotlib.pyplot as plt
+
+    subjects = sorted(alps_tab["participant_id"])[:max_subjects]
+    n = len(subjects)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_INCH, 1.45 * nrows + 0.3), squeeze=False)
+    status = alps_tab.set_index("participant_id")
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, sub in zip(axes.ravel(), subjects):
+        row = status.loc[sub]
+        ok = row.get("status", "ok") == "ok"
+        if ok:
+            try:
+                native_roi_panel(der_dir, sub, ax=ax)
+            except FileNotFoundError as exc:
+                ok, row = False, {"error": str(exc)}
+        if ok:
+            flags = str(row.get("qc_flags", "") or "")
+            flags = "" if flags == "nan" else flags
+            ax.set_title(sub + (f"\n⚠ {flags}" if flags else ""), fontsize=6,
+                         color=OKABE_ITO["vermillion"] if flags else "black")
+        else:
+            ax.text(0.5, 0.5, f"{sub}\nFAILED\n{str(row.get('error', ''))[:80]}", ha="center", va="center",
+                    fontsize=5.5, color=OKABE_ITO["vermillion"], transform=ax.transAxes, wrap=True)
+        ax.axis("off")
+    fig.suptitle("ROI placement, every subject (native colour FA; ROIs: light/dark blue = projection L/R, "
+                 "yellow/orange = association L/R)", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+PAGE_WIDTH_INCH = 7.2

@@ -66,7 +66,7 @@ def get_ax(ax=None, *, figsize=(COLUMN_WIDTH, 2.6)):
 
 def panel_label(ax, label: str) -> None:
     """Bold panel letter in the top-left corner outside the axes."""
-    ax.text(0.0, 1.0, label, transform=ax.transAxes, fontsize=10, fontweight="bold",
+    ax.text(-0.02, 1.16, label, transform=ax.transAxes, fontsize=10, fontweight="bold",
             va="bottom", ha="right")
     ax.figure.canvas.draw_idle()
 

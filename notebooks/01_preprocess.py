@@ -6,9 +6,9 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (alps)
 #     language: python
-#     name: python3
+#     name: alps
 # ---
 
 # %% tags=["parameters"]
@@ -48,9 +48,10 @@ import pandas as pd
 from alps import io as aio
 from alps import paths, pipeline, qc
 
-dirs = paths.profile_dirs(profile)
-data_dir = Path(data_dir) if data_dir else dirs["data"]
-derivatives_dir = Path(derivatives_dir) if derivatives_dir else dirs["derivatives"]
+p = paths.resolve(profile, data_dir=data_dir, derivatives_dir=derivatives_dir, preprocess_tsv=preprocess_tsv)
+data_dir = p['data_dir']
+derivatives_dir = p['derivatives_dir']
+preprocess_tsv = p['preprocess_tsv']
 print("data:", data_dir)
 print("derivatives:", derivatives_dir)
 
@@ -59,8 +60,9 @@ pre = pipeline.run_cohort(
     data_dir, derivatives_dir, n_jobs=n_jobs, roi=roi, roi_radius=roi_radius,
     registration=registration, denoise=denoise, gibbs=gibbs, motion_correction=motion_correction,
     stages=("preprocess",))
-if preprocess_tsv:
-    aio.atomic_write_tsv(pre, preprocess_tsv)
+# the pipeline writes the deterministic status table (no timings) into derivatives_dir
+if Path(preprocess_tsv) != derivatives_dir / "preprocess.tsv":
+    aio.atomic_write_tsv(pd.read_csv(derivatives_dir / "preprocess.tsv", sep="\t"), preprocess_tsv)
 print(f"{(pre['status'] == 'ok').sum()} of {len(pre)} scans pre-processed")
 pre
 

@@ -6,9 +6,9 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python (alps)
 #     language: python
-#     name: python3
+#     name: alps
 # ---
 
 # %% tags=["parameters"]
@@ -52,18 +52,22 @@ from IPython.display import Image, display
 from alps import io as aio
 from alps import measure, paths, pipeline
 
-dirs = paths.profile_dirs(profile)
-data_dir = Path(data_dir) if data_dir else dirs["data"]
-derivatives_dir = Path(derivatives_dir) if derivatives_dir else dirs["derivatives"]
+truth_given = bool(truth_table)
+p = paths.resolve(profile, data_dir=data_dir, derivatives_dir=derivatives_dir, truth_table=truth_table, alps_tsv=alps_tsv, qc_tsv=qc_tsv, validation_csv=validation_csv)
+data_dir = p['data_dir']
+derivatives_dir = p['derivatives_dir']
+truth_table = p['truth_table']
+alps_tsv = p['alps_tsv']
+qc_tsv = p['qc_tsv']
+validation_csv = p['validation_csv']
 
 res = pipeline.run_cohort(
     data_dir, derivatives_dir, n_jobs=n_jobs, roi=roi, roi_radius=roi_radius,
     registration=registration, denoise=denoise, gibbs=gibbs, motion_correction=motion_correction)
 qc_df = pd.read_csv(derivatives_dir / "qc.tsv", sep="\t")
-if alps_tsv:
-    aio.atomic_write_tsv(res, alps_tsv)
-if qc_tsv:
-    aio.atomic_write_tsv(qc_df, qc_tsv)
+# copy the pipeline's deterministic tables (run timings live in derivatives_dir/timings.tsv)
+aio.atomic_write_tsv(pd.read_csv(derivatives_dir / "alps.tsv", sep="\t"), alps_tsv)
+aio.atomic_write_tsv(qc_df, qc_tsv)
 print(f"{(res['status'] == 'ok').sum()} of {len(res)} scans measured; "
       f"{int(res['qc_pass'].fillna(False).astype(bool).sum())} pass QC")
 res[["participant_id", "status", "alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R",
@@ -85,7 +89,9 @@ for png in [p for p in qc_df["qc_png"].dropna() if p][:2]:
 # no truth and the validation table is written with zero rows.
 
 # %%
-truth = pd.read_csv(truth_table, sep="\t") if truth_table else None
+if truth_given and not Path(truth_table).is_file():
+    raise FileNotFoundError(f"{truth_table}: ground-truth table not found")
+truth = pd.read_csv(truth_table, sep="\t") if Path(truth_table).is_file() else None
 validation = measure.validation_table(res, truth)
 if validation_csv:
     Path(validation_csv).parent.mkdir(parents=True, exist_ok=True)
