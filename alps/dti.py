@@ -19,7 +19,53 @@ import numpy as np
 from . import tensor as T
 from .gradients import B0_THRESHOLD, fsl_to_voxel
 
-FIT_METHODS = ("WLS", "OLS", "NLLS", "RESTORE")
+FIT_METHODS = ("WLS", "OLS", "NLLS", "RESTORE", "DIPY-WLS")
+
+
+def design_matrix(bvals, bvecs) -> np.ndarray:
+    """Log-linear DTI design matrix, columns ``Dxx, Dxy, Dxz, Dyy, Dyz, Dzz, ln S0``.
+
+    .. math:: \\ln S_n = \\ln S_0 - b_n\\, g_n^T D g_n
+    """
+    b = np.asarray(bvals, float)
+    g = np.asarray(bvecs, float)
+    return np.column_stack([-b * g[:, 0] ** 2, -2 * b * g[:, 0] * g[:, 1], -2 * b * g[:, 0] * g[:, 2],
+                            -b * g[:, 1] ** 2, -2 * b * g[:, 1] * g[:, 2], -b * g[:, 2] ** 2,
+                            np.ones_like(b)])
+
+
+def wls_fit(signal, bvals, bvecs, *, min_signal: float = 1e-3, chunk: int = 200_000) -> np.ndarray:
+    """Vectorised weighted-least-squares tensor fit (Chung et al. 2006; dipy's ``WLS``).
+
+    Two passes on ``y = ln S``: OLS ``β₀ = X⁺y``, then
+    ``β = (Xᵀ W X)⁻¹ Xᵀ W y`` with ``W = diag(exp(2 X β₀))`` (predicted signal squared),
+    solved as batched 7×7 normal equations; eigenvalues are floored at ``1e-6 / max|X|`` as
+    dipy's ``eig_from_lo_tri`` does. Gives dipy 1.12 ``TensorModel(fit_method='WLS')`` to
+    ~1e-13 mm²/s (tests/test_dti.py) at several times its speed.
+
+    Parameters
+    ----------
+    signal : (M, N) array of voxel signals
+    bvals : (N,), bvecs : (N, 3) in the frame the tensor is wanted in (voxel axes here)
+
+    Returns
+    -------
+    (M, 3, 3) tensors.
+    """
+    X = design_matrix(bvals, bvecs)
+    pinv = np.linalg.pinv(X)
+    XX = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], 49)
+    floor = 1e-6 / -X.min()
+    out = np.empty((signal.shape[0], 3, 3))
+    for start in range(0, signal.shape[0], chunk):
+        y = np.log(np.maximum(np.asarray(signal[start:start + chunk], np.float64), min_signal))
+        w2 = np.exp(2.0 * (y @ pinv.T) @ X.T)
+        A = (w2 @ XX).reshape(-1, 7, 7)
+        rhs = (w2 * y) @ X
+        beta = np.linalg.solve(A, rhs[..., None])[..., 0]
+        evals, evecs = np.linalg.eigh(T.from_six(beta[:, :6]))
+        out[start:start + chunk] = T.from_eig(np.maximum(evals, floor), evecs)
+    return out
 
 
 @dataclass
@@ -57,7 +103,8 @@ def fit_tensor(data, bvals, bvecs_fsl, affine, mask=None, *, method: str = "WLS"
     bvecs_fsl : (N, 3) FSL-convention b-vectors as stored beside the image
     affine : 4x4 image affine (decides the FSL x flip)
     mask : (X, Y, Z) bool, optional — voxels to fit (others are zero)
-    method : 'WLS' (default), 'OLS', 'NLLS' or 'RESTORE'
+    method : 'WLS' (default; :func:`wls_fit`, numerically dipy's WLS), or dipy's 'OLS',
+        'NLLS', 'RESTORE', 'DIPY-WLS'
     """
     from dipy.core.gradients import gradient_table
     from dipy.reconst.dti import TensorModel
@@ -71,6 +118,10 @@ def fit_tensor(data, bvals, bvecs_fsl, affine, mask=None, *, method: str = "WLS"
         mask = np.ones(shape, bool)
     mask = np.asarray(mask, bool)
     bvecs_vox = fsl_to_voxel(bvecs_fsl, affine)
+    if method == "WLS":
+        q = wls_fit(data[mask], bvals, bvecs_vox)
+        return maps_from_tensor(np.where(np.isfinite(q), q, 0.0), mask, affine)
+    method = "WLS" if method == "DIPY-WLS" else method
     gtab = gradient_table(np.asarray(bvals, float), bvecs=bvecs_vox, b0_threshold=B0_THRESHOLD)
     model = TensorModel(gtab, fit_method=method)
     vox = data[mask]

@@ -18,13 +18,13 @@ table appears in the returned exclusions table with a reason.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from . import atomic
 
 #: Diagnostic groups of the study (migraine without aura, vestibular migraine, healthy controls).
 GROUPS = ("MO", "VM", "HC")
@@ -59,7 +59,8 @@ def _require(df: pd.DataFrame, columns, what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         src = df.attrs.get("source", what)
-        raise ValueError(f"{what} ({src}): missing required column(s) {missing}; "
+        where = what if str(src) in what else f"{what} ({src})"
+        raise ValueError(f"{where}: missing required column(s) {missing}; "
                          f"found {list(df.columns)}")
 
 
@@ -117,6 +118,7 @@ def load_participants(path, *, groups=GROUPS) -> pd.DataFrame:
     """
     what = "participants table"
     df = _read_tsv(path, what)
+    what = f"participants table ({path})"  # messages below name the file
     _require(df, PARTICIPANT_COLUMNS, what)
     for col in ("participant_id", "group", "sex"):
         df[col] = df[col].astype("string").str.strip().astype(object)
@@ -162,6 +164,7 @@ def load_alps(path) -> pd.DataFrame:
     """
     what = "ALPS table"
     df = _read_tsv(path, what)
+    what = f"ALPS table ({path})"
     _require(df, ALPS_COLUMNS, what)
     df["participant_id"] = df["participant_id"].astype("string").str.strip().astype(object)
     _check_ids(df, what)
@@ -253,31 +256,9 @@ def write_csv_atomic(df: pd.DataFrame, path) -> Path:
 
     Parent directories are created. Returns the resolved path.
     """
-    path = Path(path).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic.write_text(Path(path).expanduser().resolve(), df.to_csv(index=False))
 
 
 def write_text_atomic(text: str, path) -> Path:
     """Write a text file atomically (temp file + ``os.replace``), creating parent dirs."""
-    path = Path(path).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic.write_text(Path(path).expanduser().resolve(), text)

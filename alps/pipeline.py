@@ -17,12 +17,33 @@ thread per worker so results do not depend on ``n_jobs``), skips subjects whose 
 (SHA-256), parameters and package versions are unchanged, records a failing subject with
 ``status='failed'`` and its error while the others finish, and writes ``alps.tsv``,
 ``qc.tsv`` and ``preprocess.tsv`` atomically under OUT_DIR (a BIDS derivatives dataset).
+
+Reliability
+-----------
+* every file is written to a hidden temporary name and moved into place (``os.replace``); a
+  subject's JSON record is written last and is the only thing that marks a stage finished;
+  an existing record is deleted *before* a stage is recomputed, so an interrupted run never
+  leaves a finished-looking record beside half-updated files;
+* reuse needs identical input hashes, parameters and package versions **and** derivative files
+  whose SHA-256 matches the record (a truncated or edited derivative is recomputed);
+* stale temporary files of a killed run are removed on the next run; one ``alps run`` at a time
+  may write to an OUT_DIR (``.alps-run.lock``, an advisory ``flock`` released by the kernel
+  even on SIGKILL);
+* ``alps.tsv``, ``qc.tsv`` and ``preprocess.tsv`` contain no timing or run-dependent columns
+  (same inputs + parameters → byte-identical tables); wall times and the ``*_reused`` flags of
+  the last run are in ``timings.tsv``;
+* privacy: BIDS sidecars are never read and input NIfTI headers/extensions are never copied
+  (every output image is built from arrays with a fresh header), so identifying fields
+  (PatientName, InstitutionName, AcquisitionDateTime...) cannot leak into the derivatives.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import platform
+import re
 import time
 import traceback
 from pathlib import Path
@@ -43,6 +64,14 @@ MEASURE_DEFAULTS = dict(roi="spheres", roi_radius=2.5, roi_weighting="partial", 
 PIPELINE_NAME = "alps"
 SPACE = "MNI152NLin2009aSym"
 
+#: the four default ALPS spheres span 76 mm + 2 radii left-right; an image whose largest field
+#: of view is below 80 % of that (brains are ~±20 % in size) cannot contain them.
+MIN_FOV_MM = 0.8 * (76.0 + 2 * 2.5)
+
+#: run-dependent columns (returned by :func:`run_cohort`, written to ``timings.tsv`` only).
+RUN_COLUMNS_PREFIX = ("time_",)
+RUN_COLUMNS = ("preprocess_reused", "measure_reused")
+
 #: leading columns of alps.tsv (then everything else the measurement returns).
 MAIN_COLUMNS = ["participant_id", "session_id", "status", "error", "alps_L", "alps_R", "alps",
                 "alps_scanner_L", "alps_scanner_R", "alps_scanner"]
@@ -60,9 +89,9 @@ def package_versions() -> dict:
         ants_v = version("antspyx")
     except Exception:  # pragma: no cover
         ants_v = "unknown"
-    return {"alps": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "nibabel": nib.__version__, "dipy": dipy.__version__, "nilearn": nilearn.__version__,
-            "antspyx": ants_v}
+    return {"alps": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "nibabel": nib.__version__, "dipy": dipy.__version__,
+            "nilearn": nilearn.__version__, "antspyx": ants_v}
 
 
 def subject_dir(out_dir, item: aio.SubjectInput) -> Path:
@@ -94,9 +123,106 @@ def output_paths(out_dir, item: aio.SubjectInput) -> dict[str, Path]:
 
 def _read_json(path):
     try:
-        return json.loads(Path(path).read_text())
+        obj = json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _unlink(path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+#: names of the temporary files made by alps.io.atomic_* (``.<name>.<8 random chars>.<ext>``)
+#: and alps.registration (``.<name>.tmp``).
+_TEMP_RE = re.compile(r"^\..+(\.[A-Za-z0-9_]{8}\.(tmp|nii|nii\.gz)|\.tmp)$")
+
+
+def clean_stale_temporaries(directory) -> list[Path]:
+    """Delete temporary files left in ``directory`` (not recursive) by a killed run."""
+    removed = []
+    directory = Path(directory)
+    if not directory.is_dir():
+        return removed
+    for f in directory.iterdir():
+        if _TEMP_RE.match(f.name) and f.is_file():
+            _unlink(f)
+            removed.append(f)
+    return removed
+
+
+@contextlib.contextmanager
+def cohort_lock(out_dir):
+    """Exclusive advisory lock on ``OUT_DIR/.alps-run.lock`` (no-op where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(out_dir) / ".alps-run.lock"
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise aio.InputError(f"{out_dir}: another 'alps run' is writing to this directory "
+                                 f"(lock {path.name} held); wait for it or use another OUT_DIR") from exc
+        yield
+    finally:
+        fh.close()
+
+
+def _files_sha256(base, names) -> dict:
+    return {n: aio.sha256(Path(base) / n) for n in sorted(set(names))}
+
+
+def _outputs_intact(base, record) -> bool:
+    """All files listed in ``record['outputs_sha256']`` exist with the recorded hashes."""
+    hashes = record.get("outputs_sha256")
+    if not isinstance(hashes, dict) or not hashes:
+        return False
+    try:
+        return _files_sha256(base, hashes) == hashes
+    except OSError:
+        return False
+
+
+def _reuse_key(provenance) -> str:
+    """What decides reuse: provenance without the (movable) input paths."""
+    return _canon({k: v for k, v in provenance.items() if k != "inputs"})
+
+
+def check_fov(dwi) -> None:
+    """Raise :class:`alps.io.InputError` if the image's field of view is too small to contain
+    the ALPS ROIs (cheap, before any fitting or registration)."""
+    ext = np.asarray(dwi.data.shape[:3], float) * np.asarray(dwi.zooms)
+    if ext.max() < MIN_FOV_MM:
+        raise aio.InputError(
+            f"{dwi.path}: field of view {' x '.join(f'{e:.0f}' for e in ext)} mm cannot contain the ALPS "
+            f"ROIs (the default spheres span 81 mm left-right; need >= {MIN_FOV_MM:.0f} mm along some axis)")
+
+
+def check_roi_coverage(shape, affine, registration, centers_mm, radius_mm, *, path="<image>") -> None:
+    """Raise ``ValueError`` if a template ROI (sphere ``radius_mm`` about each centre) is not
+    entirely inside the native field of view after registration (e.g. a slab that does not
+    reach MNI z = 27 mm). ``centers_mm``: {name: (x, y, z)} in template mm."""
+    shape = np.asarray(tuple(shape[:3]), float)
+    inv = np.linalg.inv(np.asarray(affine, float))
+    offs = np.vstack([np.zeros(3), np.eye(3), -np.eye(3)]) * float(radius_mm)
+    problems = []
+    for name, c in centers_mm.items():
+        pts_t = np.asarray(c, float)[None] + offs
+        pts_s = registration.points_to_subject(pts_t)
+        ijk = pts_s @ inv[:3, :3].T + inv[:3, 3]
+        outside = np.any((ijk < -0.5) | (ijk > shape - 0.5), axis=1)
+        if outside.any():
+            problems.append(f"{name} (MNI {tuple(float(v) for v in c)} mm, r = {radius_mm} mm -> native "
+                            f"{np.round(pts_s[0], 1).tolist()} mm)")
+    if problems:
+        raise ValueError(f"{path}: field of view does not contain the ALPS ROI(s) after registration: "
+                         + "; ".join(problems) + "; the acquisition must cover MNI z = 27 mm "
+                         "(lateral-ventricle bodies) with the full left-right extent")
 
 
 def _canon(obj) -> str:
@@ -136,14 +262,18 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
                   "sha256": hashes, "parameters": p, "versions": package_versions()}
     old = _read_json(paths["preprocess_json"])
     if (not force and old and old.get("status") == "ok"
-            and _canon(old.get("provenance")) == _canon(provenance)
-            and all((paths["dir"] / f).exists() for f in old.get("files", {}).values())):
+            and _reuse_key(old.get("provenance") or {}) == _reuse_key(provenance)
+            and _outputs_intact(paths["dir"], old)):
         old["reused"] = True
         return old
+    # invalidate first: from here on no record claims these derivatives are finished
+    _unlink(paths["preprocess_json"])
+    _unlink(paths["result_json"])
 
     times = {}
     t0 = time.perf_counter()
     dwi = aio.load_dwi(item.dwi, item.bval, item.bvec)
+    check_fov(dwi)
     times["load"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -193,6 +323,9 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
         "files": {k: paths[k].name for k in ("mask", "tensor", "fa", "md", "colorfa", "xfm_ras")},
         "times_s": {k: round(v, 3) for k, v in times.items()},
     }
+    reg_files = [os.path.relpath(f, paths["dir"]) for f in
+                 list(registration.forward_transforms) + list(registration.inverse_transforms)]
+    record["outputs_sha256"] = _files_sha256(paths["dir"], list(record["files"].values()) + reg_files)
     try:
         reg_mod.check_metrics(registration.metrics, min_correlation=p["min_reg_corr"], min_dice=p["min_reg_dice"])
     except reg_mod.RegistrationError as exc:
@@ -223,7 +356,6 @@ def measure_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, qc_
     """
     from . import dti, measure, qc
     from . import tensor as T
-    from .roi import default_spheres
 
     p = dict(MEASURE_DEFAULTS)
     unknown = set(params) - set(p)
@@ -235,12 +367,23 @@ def measure_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, qc_
     if not pre or pre.get("status") != "ok":
         raise RuntimeError(f"{paths['preprocess_json']}: no successful preprocessing for {item.key}; "
                            "run preprocess_subject first")
-    provenance = {"preprocess": pre["provenance"], "parameters": p, "versions": package_versions()}
+    if not _outputs_intact(paths["dir"], pre):
+        raise RuntimeError(f"{paths['preprocess_json']}: preprocessing outputs of {item.key} are missing or "
+                           "modified; rerun preprocess_subject")
+    provenance = {"preprocess": pre["provenance"], "preprocess_outputs_sha256": pre["outputs_sha256"],
+                  "parameters": p, "versions": package_versions()}
+    if p["roi"] == "jhu":
+        from .atlas import find_jhu
+
+        provenance["atlas_sha256"] = aio.sha256(find_jhu(p["atlas_path"]))
     old = _read_json(paths["result_json"])
+    outputs = [paths["dseg"]] + ([paths["qc_png"]] if qc_png else [])
     if (not force and old and old.get("status") == "ok"
-            and _canon(old.get("provenance")) == _canon(provenance)):
+            and _reuse_key(old.get("provenance") or {}) == _reuse_key(provenance)
+            and all(f.is_file() for f in outputs)):
         old["reused"] = True
         return old
+    _unlink(paths["result_json"])
 
     t0 = time.perf_counter()
     base = paths["dir"]
@@ -248,6 +391,10 @@ def measure_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, qc_
     fa = np.asarray(nib.load(str(paths["fa"])).dataobj, np.float32)
     md = np.asarray(nib.load(str(paths["md"])).dataobj, np.float32)
     reg = _load_registration(pre, base)
+    from .roi import DEFAULT_CENTERS_MM
+
+    check_roi_coverage(fa.shape, aff, reg, DEFAULT_CENTERS_MM,
+                       p["roi_radius"] if p["roi"] == "spheres" else 0.0, path=item.dwi)
     weights = measure.roi_weights(p["roi"], fa.shape, aff, reg, radius_mm=p["roi_radius"],
                                   weighting=p["roi_weighting"], supersample=p["supersample"],
                                   atlas_path=p["atlas_path"])
@@ -329,6 +476,10 @@ def process_subject(item: aio.SubjectInput, out_dir, *, stages=("preprocess", "m
     row = {"participant_id": item.participant_id, "session_id": item.session_id}
     stage = "validation"
     try:
+        if item.error:
+            raise aio.InputError(item.error)
+        aio.check_input_files(item)
+        clean_stale_temporaries(subject_dir(out_dir, item))
         stage = "hashing"
         hashes = aio.input_hashes(item)
         if "preprocess" in stages:
@@ -349,7 +500,10 @@ def process_subject(item: aio.SubjectInput, out_dir, *, stages=("preprocess", "m
     except FileNotFoundError as exc:
         row.update(status="failed", error=f"{stage}: input file not found: {exc.filename or exc}")
     except Exception as exc:  # recorded, the cohort continues
-        msg = f"{stage}: {type(exc).__name__}: {exc}"
+        text = str(exc)
+        if not any(name in text for name in (item.dwi.name, item.bval.name, item.bvec.name)):
+            text = f"{item.dwi}: {text}"  # every recorded error names the scan's file
+        msg = f"{stage}: {type(exc).__name__}: {text}"
         if not isinstance(exc, (ValueError, RuntimeError)):
             msg += " | " + traceback.format_exc(limit=3).replace("\n", " ")[-400:]
         row.update(status="failed", error=msg)
@@ -393,17 +547,37 @@ def run_cohort(input_path, out_dir, *, participant_label=None, n_jobs: int = 1, 
     ``fa_min``, ``purity_min``, ``min_reg_corr``, ``min_reg_dice``, ``supersample``) are passed
     to the stages. Raises :class:`alps.io.InputError` when the input cannot be read at all.
 
+    Per-scan problems (invalid image or gradients, duplicate runs, failed registration...)
+    never stop the run: the scan gets ``status='failed'`` and an ``error`` naming its file.
+    Raises :class:`alps.io.InputError` when another run holds OUT_DIR's lock.
+
     Returns
     -------
-    DataFrame, one row per scan; with the measure stage it is ``alps.tsv``, otherwise the
-    preprocessing status table (``preprocess.tsv``).
+    DataFrame, one row per scan; with the measure stage it is ``alps.tsv`` plus the
+    run-dependent columns (``preprocess_reused``, ``measure_reused``, ``time_*_s``) that are
+    written to ``timings.tsv`` instead; otherwise the preprocessing status table
+    (``preprocess.tsv`` plus the same run columns).
     """
+    items = aio.discover(input_path, participant_label=participant_label, bval=bval, bvec=bvec, strict=False)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with cohort_lock(out_dir):
+        clean_stale_temporaries(out_dir)
+        return _run_cohort_locked(items, input_path, out_dir, n_jobs=n_jobs, roi=roi, roi_radius=roi_radius,
+                                  registration=registration, denoise=denoise, gibbs=gibbs,
+                                  motion_correction=motion_correction, stages=stages, force=force,
+                                  progress=progress, qc_png=qc_png, **extra)
+
+
+def _is_run_column(c) -> bool:
+    return c in RUN_COLUMNS or c.startswith(RUN_COLUMNS_PREFIX)
+
+
+def _run_cohort_locked(items, input_path, out_dir, *, n_jobs, roi, roi_radius, registration, denoise, gibbs,
+                       motion_correction, stages, force, progress, qc_png, **extra):
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
-    items = aio.discover(input_path, participant_label=participant_label, bval=bval, bvec=bvec)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     _dataset_description(out_dir, input_path)
     params = dict(roi=roi, roi_radius=float(roi_radius), registration=registration, denoise=bool(denoise),
                   gibbs=bool(gibbs), motion_correction=bool(motion_correction))
@@ -430,15 +604,19 @@ def run_cohort(input_path, out_dir, *, participant_label=None, n_jobs: int = 1, 
     df = df.sort_values("_key").drop(columns="_key").reset_index(drop=True)
     if "session_id" in df.columns and df["session_id"].isna().all():
         df = df.drop(columns="session_id")
+    id_cols = [c for c in ("participant_id", "session_id") if c in df.columns]
+    run_cols = [c for c in ("preprocess_reused", "measure_reused") if c in df.columns]
+    run_cols += sorted(c for c in df.columns if _is_run_column(c) and c not in run_cols)
+    aio.atomic_write_tsv(df[id_cols + ["status"] + run_cols], out_dir / "timings.tsv")
     pre_cols = [c for c in ["participant_id", "session_id", "status", "error", "reg_corr", "reg_dice",
                             "preprocess_reused"] if c in df.columns]
     pre_cols += sorted(c for c in df.columns if c.startswith("time_") and c not in pre_cols)
     pre_df = df[pre_cols]
-    aio.atomic_write_tsv(pre_df, out_dir / "preprocess.tsv")
+    aio.atomic_write_tsv(pre_df[[c for c in pre_cols if not _is_run_column(c)]], out_dir / "preprocess.tsv")
     if "measure" not in stages:
         return pre_df
     df = _order_columns(df)
-    aio.atomic_write_tsv(df, out_dir / "alps.tsv")
+    aio.atomic_write_tsv(df[[c for c in df.columns if not _is_run_column(c)]], out_dir / "alps.tsv")
     aio.atomic_write_tsv(qc_table(df), out_dir / "qc.tsv")
     return df
 

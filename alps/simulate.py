@@ -51,8 +51,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +59,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from . import __version__
+from . import __version__, atomic
 from .clinical import ClinicalModel, simulate_clinical
 from .gradients import B0_THRESHOLD, voxel_to_fsl, world_to_voxel
 from .gradients import scheme as make_scheme
@@ -326,19 +324,7 @@ def simulate_subject(fields: TemplateFields, pose: Pose, planted: dict, *, snr=2
 
 # ----------------------------------------------------------------------------- writing
 def _atomic_write(path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic.write_bytes(path, data, suffix=".partial")
 
 
 def write_nifti_gz(img, path, compresslevel=1) -> None:
