@@ -83,10 +83,10 @@ $(NB)/01_preprocess.ipynb $(DER)/preprocess.tsv &: notebooks/01_preprocess.py $(
 	$(RUN) 01_preprocess $(NB)/01_preprocess.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
 	  -p preprocess_tsv $(DER)/preprocess.tsv
 
-$(NB)/02_alps.ipynb $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/alps_validation.csv &: notebooks/02_alps.py $(DER)/preprocess.tsv $(IMAGING_SRC) $(CORE_SRC)
+$(NB)/02_alps.ipynb $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv &: notebooks/02_alps.py $(DER)/preprocess.tsv $(IMAGING_SRC) $(SIM_SRC) alps/validation.py $(CORE_SRC)
 	$(RUN) 02_alps $(NB)/02_alps.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
 	  -p truth_table $(TRUTH) -p alps_tsv $(ALPS_TSV) -p qc_tsv $(TAB)/qc.tsv \
-	  -p validation_csv $(TAB)/alps_validation.csv
+	  -p validation_csv $(TAB)/alps_validation.csv -p rotation_sweep_csv $(TAB)/rotation_sweep.csv
 
 STATS_IN := $(ALPS_TSV) $(PARTICIPANTS) $(STATS_SRC) $(CORE_SRC)
 
@@ -108,12 +108,12 @@ $(NB)/06_mediation.ipynb $(TAB)/mediation.csv $(TAB)/reproduction.csv $(TAB)/key
 	  -p truth_table $(TRUTH) -p mediation_csv $(TAB)/mediation.csv \
 	  -p reproduction_csv $(TAB)/reproduction.csv -p key_numbers_json $(TAB)/key_numbers.json
 
-TABLES := $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/alps_validation.csv $(TAB)/demographics.csv \
+TABLES := $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv $(TAB)/demographics.csv \
   $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/regression.csv \
   $(TAB)/regression_model.csv $(TAB)/correlations.csv $(TAB)/mediation.csv $(TAB)/reproduction.csv \
   $(TAB)/key_numbers.json
 FIGURES := $(foreach f,fig1_method fig2_groups fig3_regression fig4_correlations fig5_mediation \
-  figS1_qc_montage figS2_measured_vs_truth,$(FIG)/$(f).png $(FIG)/$(f).pdf)
+  figS1_qc_montage figS2_measured_vs_truth figS3_rotation,$(FIG)/$(f).png $(FIG)/$(f).pdf)
 
 $(NB)/07_figures.ipynb $(FIGURES) &: notebooks/07_figures.py $(TABLES) $(FIG_SRC) $(CORE_SRC)
 	$(RUN) 07_figures $(NB)/07_figures.ipynb -p tables_dir $(TAB) -p figures_dir $(FIG) \

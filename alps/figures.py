@@ -439,3 +439,24 @@ def qc_montage(der_dir, alps_tab: pd.DataFrame, *, ncols: int = 5, max_subjects:
 
 
 PAGE_WIDTH_INCH = 7.2
+
+
+def rotation_plot(sweep: pd.DataFrame, *, index: str = "alps", ax=None, title=None):
+    """ALPS vs head rotation about each axis (rows of ``rotation_sweep.csv``) with the planted
+    value as a dashed line; the spread printed is max − min over the poses drawn."""
+    _require(sweep, ["rot_x_deg", "rot_y_deg", "rot_z_deg", "status", "truth_alps", index], "rotation sweep")
+    ok = sweep[sweep["status"] == "ok"]
+    ax = get_ax(ax)
+    colors = {"x": OKABE_ITO["vermillion"], "y": OKABE_ITO["green"], "z": OKABE_ITO["blue"]}
+    rot = ok[["rot_x_deg", "rot_y_deg", "rot_z_deg"]].to_numpy(float)
+    for i, axis in enumerate("xyz"):
+        others = [j for j in range(3) if j != i]
+        sel = np.all(rot[:, others] == 0, axis=1)
+        d = ok[sel].assign(angle=rot[sel, i]).sort_values("angle")
+        ax.plot(d["angle"], d[index], marker="o", ms=3.5, color=colors[axis], label=f"about {axis}")
+    ax.axhline(float(ok["truth_alps"].mean()), color="black", ls="--", lw=0.7, label="planted")
+    spread = float(ok[index].max() - ok[index].min())
+    ax.set_xlabel("Head rotation (degrees)")
+    ax.set_ylabel("ALPS index")
+    ax.set_title((f"{title}\n" if title else "") + f"spread (max − min) = {spread:.3f}", fontsize=8)
+    return ax

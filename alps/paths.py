@@ -103,6 +103,7 @@ def products(profile: str = "default") -> dict[str, Path]:
         "alps_table": tab / "alps.tsv",
         "qc_tsv": tab / "qc.tsv",
         "validation_csv": tab / "alps_validation.csv",
+        "rotation_sweep_csv": tab / "rotation_sweep.csv",
         "demographics_csv": tab / "demographics.csv",
         "group_tests_csv": tab / "group_tests.csv",
         "posthoc_csv": tab / "posthoc.csv",

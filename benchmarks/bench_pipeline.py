@@ -26,35 +26,7 @@ sys.path.insert(0, str(REPO))
 REAL_PHILIPS = REPO.parent / "shared" / "data" / "real_dwi" / "philips_ingenia_elition_2mm" / "2201_WIP_DTI_S2MB2.nii.gz"
 
 
-def simulate_pose_subject(bids_root, pid, rot_deg, *, snr=100.0, alps=(1.5, 1.5), seed=1,
-                          orientation="LAS", oblique=False, fields=None):
-    """Write one simulated subject with a given head rotation into a BIDS tree; returns oracle ALPS."""
-    from alps.gradients import write_bvals_bvecs
-    from alps.phantom import make_template_fields
-    from alps.simulate import Pose, simulate_subject, write_nifti_gz
-
-    fields = fields or make_template_fields()
-    img, bvals, bvecs, extras = simulate_subject(
-        fields, Pose(tuple(float(v) for v in rot_deg)), {"alps_L": alps[0], "alps_R": alps[1]},
-        snr=snr, seed=seed, orientation=orientation, oblique=oblique)
-    d = Path(bids_root) / f"sub-{pid}" / "dwi"
-    d.mkdir(parents=True, exist_ok=True)
-    write_nifti_gz(img, d / f"sub-{pid}_dwi.nii.gz")
-    write_bvals_bvecs(bvals, bvecs, d / f"sub-{pid}_dwi.bval", d / f"sub-{pid}_dwi.bvec")
-    return extras["oracle"]
-
-
-def sweep_poses(angles):
-    poses = [("rot0", (0.0, 0.0, 0.0))]
-    for ax, name in enumerate("xyz"):
-        for a in angles:
-            if a == 0:
-                continue
-            for s in (+1, -1):
-                r = [0.0, 0.0, 0.0]
-                r[ax] = s * a
-                poses.append((f"rot{name}{'p' if s > 0 else 'm'}{int(a)}", tuple(r)))
-    return poses
+from alps.validation import simulate_pose_subject, sweep_poses  # noqa: E402
 
 
 def run_sweep(out_csv, angles=(5, 10, 15), *, n_jobs=2, work=None, snr=100.0):

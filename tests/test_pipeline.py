@@ -1,25 +1,18 @@
 """End-to-end pipeline on small simulated subjects: cohort runner (parallel, failure isolation,
 resume, determinism, BIDS derivatives layout), CLI, and head-rotation invariance of the
-template-axis ALPS (the full ±5/10/15° sweep is benchmarks/bench_pipeline.py sweep)."""
+template-axis ALPS (the full ±5/10/15° sweep is alps.validation.rotation_sweep, run by notebook 02)."""
 from __future__ import annotations
 
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 
-simulate = pytest.importorskip("alps.simulate", reason="alps.simulate (the simulator) is not available yet")
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from bench_pipeline import simulate_pose_subject  # noqa: E402
-
-from alps import pipeline as P  # noqa: E402
+from alps import pipeline as P
+from alps.validation import simulate_pose_subject
 
 POSES = {"rot0": (0.0, 0.0, 0.0), "rotx10": (10.0, 0.0, 0.0), "rotz10": (0.0, -5.0, -10.0)}
 
