@@ -14,6 +14,8 @@ from . import __version__
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("alps.pipeline", "Run the DTI-ALPS pipeline on a BIDS dataset or one DWI file."),
+    "gradcheck": ("alps.gradcheck", "Check a DWI's gradient table for flipped or swapped axes "
+                  "(fibre coherence, Jeurissen et al. 2014)."),
     "simulate": ("alps.simulate", "Generate the simulated BIDS DWI cohort with planted ALPS truth."),
 }
 

@@ -577,3 +577,48 @@ __all__ = [
     "voxel_label_to_fsl", "correct_bvecs", "fit_principal", "fibre_coherence",
     "streamline_length", "check_gradients", "check_dwi_files", "b0_mask", "GradientError",
 ]
+
+
+# ----------------------------------------------------------------------------- CLI
+def add_arguments(parser) -> None:
+    """``alps gradcheck DWI [--bval F --bvec F] [--method streamline|coherence] [--write-corrected F]``."""
+    parser.add_argument("dwi", help="4D DWI NIfTI (.nii or .nii.gz)")
+    parser.add_argument("--bval", help="FSL .bval (default: beside the image)")
+    parser.add_argument("--bvec", help="FSL .bvec (default: beside the image)")
+    parser.add_argument("--method", choices=METHODS, default="streamline")
+    parser.add_argument("--write-corrected", metavar="BVEC_OUT",
+                        help="write the b-vectors corrected by the best candidate (FSL convention)")
+    parser.add_argument("--table", metavar="CSV", help="write the per-candidate score table")
+
+
+def _beside(dwi: str, ext: str) -> str:
+    base = dwi[:-7] if dwi.endswith(".nii.gz") else dwi[:-4] if dwi.endswith(".nii") else dwi
+    return base + ext
+
+
+def cli(args) -> int:
+    from . import atomic
+
+    bval = args.bval or _beside(args.dwi, ".bval")
+    bvec = args.bvec or _beside(args.dwi, ".bvec")
+    try:
+        res = check_dwi_files(args.dwi, bval, bvec, method=args.method)
+    except (GradientError, ValueError, FileNotFoundError) as exc:
+        print(f"alps gradcheck: {exc}")
+        return 2
+    table = res["table"]
+    print(table.head(6).to_string(index=False))
+    verdict = ("gradient table looks right (identity is best)" if res["identity_is_best"] else
+               f"best candidate is '{res['best']}' (FSL columns), margin {res['margin']:.2f}"
+               + (" -> FLAGGED: the table is probably flipped/swapped" if res["flag"] else
+                  " (below the flag threshold; not flagged)"))
+    print(f"{args.dwi}: {verdict}")
+    if args.table:
+        atomic.write_text(args.table, table.to_csv(index=False))
+    if args.write_corrected:
+        _, bvecs = read_bvals_bvecs(bval, bvec)
+        fixed = correct_bvecs(bvecs, res["best"])
+        atomic.write_text(args.write_corrected,
+                          "\n".join(" ".join(f"{v:.6f}" for v in row) for row in np.asarray(fixed).T) + "\n")
+        print(f"corrected b-vectors written to {args.write_corrected} (use them with {bval})")
+    return 1 if res["flag"] else 0

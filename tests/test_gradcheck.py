@@ -1,6 +1,8 @@
 """Tests of the gradient-orientation check (alps.gradcheck)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -281,3 +283,27 @@ def test_real_toshiba(tmp_path):
     assert res[G.IDENTITY]["identity_is_best"] and not res[G.IDENTITY]["flag"]
     for label in ("-x y z", "x -y z"):
         assert res[label]["flag"] and res[label]["margin"] > 1.3
+
+
+def test_cli_flags_and_corrects_a_flipped_table(tmp_path):
+    """`alps gradcheck` on the real Philips scan with its y column negated: exit 1 (flagged) and
+    the written correction equals the original table."""
+    import subprocess
+    import sys
+
+    from alps import paths
+
+    src = paths.REPO_ROOT.parent / "shared" / "data" / "real_dwi" / "philips_ingenia_elition_2mm" / "2201_WIP_DTI_S2MB2"
+    if not Path(str(src) + ".nii.gz").is_file():
+        pytest.skip("../shared/data/real_dwi is not available (CI copy or developer machine only)")
+    bvec = np.loadtxt(str(src) + ".bvec")
+    flipped = bvec.copy()
+    flipped[1] *= -1
+    np.savetxt(tmp_path / "dwi.bvec", flipped, fmt="%.6f")
+    (tmp_path / "dwi.bval").write_text(Path(str(src) + ".bval").read_text())
+    (tmp_path / "dwi.nii.gz").symlink_to(str(src) + ".nii.gz")
+    out = subprocess.run([sys.executable, "-m", "alps.cli", "gradcheck", str(tmp_path / "dwi.nii.gz"),
+                          "--write-corrected", str(tmp_path / "fixed.bvec")], capture_output=True, text=True)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "FLAGGED" in out.stdout
+    np.testing.assert_allclose(np.loadtxt(tmp_path / "fixed.bvec"), bvec, atol=1e-5)
