@@ -41,6 +41,9 @@ STATS_SRC   := $(wildcard alps/stats.py alps/io_tables.py)
 FIG_SRC     := $(wildcard alps/plotting.py alps/figures.py)
 
 DATA_STAMP  := $(DATA)/.alps-simulated
+# one stamp per config section, rewritten only when that section changes (see alps.config)
+CFG := build/config-stamps/$(PROFILE)
+cfg = $(CFG)/$(1).json
 PARTICIPANTS := $(DATA)/participants.tsv
 TRUTH       := $(DATA)/derivatives/simulation/ground_truth.tsv
 ALPS_TSV    := $(TAB)/alps.tsv
@@ -71,7 +74,10 @@ $(STAMP): pyproject.toml
 # ---------------------------------------------------------------- data
 data: $(DATA_STAMP) ## Generate the simulated BIDS cohort of PROFILE (default: data/default)
 
-$(DATA_STAMP): $(STAMP) $(SIM_SRC) $(CONFIG)
+$(CFG)/%.json: $(CONFIG) $(STAMP)
+	@$(PY) -m alps.config stamp $(PROFILE) $* $@
+
+$(DATA_STAMP): $(STAMP) $(SIM_SRC) $(call cfg,simulate)
 	rm -rf $(DATA)
 	$(VENV)/bin/alps simulate $(DATA) --profile $(PROFILE)
 	@touch $@
@@ -79,31 +85,31 @@ $(DATA_STAMP): $(STAMP) $(SIM_SRC) $(CONFIG)
 $(PARTICIPANTS) $(TRUTH): $(DATA_STAMP) ;
 
 # ---------------------------------------------------------------- notebooks
-$(NB)/01_preprocess.ipynb $(DER)/preprocess.tsv &: notebooks/01_preprocess.py $(DATA_STAMP) $(IMAGING_SRC) $(CORE_SRC) $(CONFIG)
+$(NB)/01_preprocess.ipynb $(DER)/preprocess.tsv &: notebooks/01_preprocess.py $(DATA_STAMP) $(IMAGING_SRC) $(CORE_SRC) $(call cfg,pipeline) $(call cfg,notebooks.01_preprocess)
 	$(RUN) 01_preprocess $(NB)/01_preprocess.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
 	  -p preprocess_tsv $(DER)/preprocess.tsv
 
-$(NB)/02_alps.ipynb $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv &: notebooks/02_alps.py $(DER)/preprocess.tsv $(IMAGING_SRC) $(SIM_SRC) alps/validation.py $(CORE_SRC)
+$(NB)/02_alps.ipynb $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv &: notebooks/02_alps.py $(DER)/preprocess.tsv $(IMAGING_SRC) $(SIM_SRC) alps/validation.py $(CORE_SRC) $(call cfg,pipeline) $(call cfg,notebooks.02_alps)
 	$(RUN) 02_alps $(NB)/02_alps.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
 	  -p truth_table $(TRUTH) -p alps_tsv $(ALPS_TSV) -p qc_tsv $(TAB)/qc.tsv \
 	  -p validation_csv $(TAB)/alps_validation.csv -p rotation_sweep_csv $(TAB)/rotation_sweep.csv
 
 STATS_IN := $(ALPS_TSV) $(PARTICIPANTS) $(STATS_SRC) $(CORE_SRC)
 
-$(NB)/03_group_tests.ipynb $(TAB)/demographics.csv $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/exclusions.csv &: notebooks/03_group_tests.py $(STATS_IN)
+$(NB)/03_group_tests.ipynb $(TAB)/demographics.csv $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/exclusions.csv &: notebooks/03_group_tests.py $(STATS_IN) $(call cfg,notebooks.03_group_tests)
 	$(RUN) 03_group_tests $(NB)/03_group_tests.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
 	  -p demographics_csv $(TAB)/demographics.csv -p group_tests_csv $(TAB)/group_tests.csv \
 	  -p posthoc_csv $(TAB)/posthoc.csv -p ancova_csv $(TAB)/ancova.csv -p exclusions_csv $(TAB)/exclusions.csv
 
-$(NB)/04_regression.ipynb $(TAB)/regression.csv $(TAB)/regression_model.csv &: notebooks/04_regression.py $(STATS_IN)
+$(NB)/04_regression.ipynb $(TAB)/regression.csv $(TAB)/regression_model.csv &: notebooks/04_regression.py $(STATS_IN) $(call cfg,notebooks.04_regression)
 	$(RUN) 04_regression $(NB)/04_regression.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
 	  -p regression_csv $(TAB)/regression.csv -p regression_model_csv $(TAB)/regression_model.csv
 
-$(NB)/05_correlation.ipynb $(TAB)/correlations.csv &: notebooks/05_correlation.py $(STATS_IN)
+$(NB)/05_correlation.ipynb $(TAB)/correlations.csv &: notebooks/05_correlation.py $(STATS_IN) $(call cfg,notebooks.05_correlation)
 	$(RUN) 05_correlation $(NB)/05_correlation.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
 	  -p correlations_csv $(TAB)/correlations.csv
 
-$(NB)/06_mediation.ipynb $(TAB)/mediation.csv $(TAB)/reproduction.csv $(TAB)/key_numbers.json &: notebooks/06_mediation.py $(STATS_IN) $(TRUTH)
+$(NB)/06_mediation.ipynb $(TAB)/mediation.csv $(TAB)/reproduction.csv $(TAB)/key_numbers.json &: notebooks/06_mediation.py $(STATS_IN) $(call cfg,notebooks.06_mediation) $(TRUTH)
 	$(RUN) 06_mediation $(NB)/06_mediation.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
 	  -p truth_table $(TRUTH) -p mediation_csv $(TAB)/mediation.csv \
 	  -p reproduction_csv $(TAB)/reproduction.csv -p key_numbers_json $(TAB)/key_numbers.json
@@ -115,7 +121,7 @@ TABLES := $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_s
 FIGURES := $(foreach f,fig1_method fig2_groups fig3_regression fig4_correlations fig5_mediation \
   figS1_qc_montage figS2_measured_vs_truth figS3_rotation,$(FIG)/$(f).png $(FIG)/$(f).pdf)
 
-$(NB)/07_figures.ipynb $(FIGURES) &: notebooks/07_figures.py $(TABLES) $(FIG_SRC) $(CORE_SRC)
+$(NB)/07_figures.ipynb $(FIGURES) &: notebooks/07_figures.py $(TABLES) $(FIG_SRC) $(CORE_SRC) $(call cfg,notebooks.07_figures)
 	$(RUN) 07_figures $(NB)/07_figures.ipynb -p tables_dir $(TAB) -p figures_dir $(FIG) \
 	  -p derivatives_dir $(DER) -p data_dir $(DATA)
 
@@ -151,8 +157,8 @@ bench: $(STAMP) ## Benchmarks (not tests): results/bench/*.csv
 lab: $(STAMP) $(DATA_STAMP) ## JupyterLab on notebooks/ (kernel "alps", default data)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
-clean: ## Remove results and build outputs (keeps data and .venv)
-	rm -rf results build
+clean: ## Remove results and build outputs (keeps data, config stamps and .venv)
+	rm -rf results $(wildcard build/*/results)
 
-clean-all: clean ## Also remove generated data and .venv
-	rm -rf data/default $(VENV)
+clean-all: clean ## Also remove generated data, build/ and .venv
+	rm -rf data/default build $(VENV)

@@ -32,3 +32,50 @@ def notebook_parameters(profile: str, notebook: str) -> dict[str, Any]:
     params.update(cfg.get("pipeline") or {})
     params.update((cfg.get("notebooks") or {}).get(notebook) or {})
     return params
+
+
+def _section_value(profile: str, dotted: str):
+    cfg = load_profile(profile)
+    value = cfg
+    for key in dotted.split("."):
+        value = (value or {}).get(key) if isinstance(value, dict) else None
+    return value
+
+
+def write_stamp(profile: str, dotted: str, path) -> bool:
+    """Write one (dotted) config section as canonical JSON to ``path`` only if it changed.
+
+    Make uses these files as prerequisites so that editing one section of a profile (say the
+    mediation bootstrap) reruns only what depends on it; an unchanged section keeps the stamp's
+    old modification time. Returns True when the file was (re)written.
+    """
+    import json
+    from pathlib import Path
+
+    from . import atomic
+
+    path = Path(path)
+    text = json.dumps(_section_value(profile, dotted), sort_keys=True, indent=1) + "\n"
+    if path.is_file() and path.read_text() == text:
+        return False
+    atomic.write_text(path, text)
+    return True
+
+
+def main(argv=None) -> int:
+    """``python -m alps.config stamp PROFILE SECTION OUT``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m alps.config")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    st = sub.add_parser("stamp", help="write a config section to a file if it changed")
+    st.add_argument("profile")
+    st.add_argument("section", help="e.g. simulate, pipeline, notebooks.06_mediation")
+    st.add_argument("out")
+    args = ap.parse_args(argv)
+    write_stamp(args.profile, args.section, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
