@@ -70,7 +70,7 @@ res = pipeline.run_cohort(
     data_dir, derivatives_dir, n_jobs=n_jobs, roi=roi, roi_radius=roi_radius,
     registration=registration, denoise=denoise, gibbs=gibbs, motion_correction=motion_correction)
 qc_df = pd.read_csv(derivatives_dir / "qc.tsv", sep="\t")
-# copy the pipeline's deterministic tables (run timings live in derivatives_dir/timings.tsv)
+# the pipeline's tables are deterministic (run timings live in derivatives_dir/timings.tsv)
 aio.atomic_write_tsv(pd.read_csv(derivatives_dir / "alps.tsv", sep="\t"), alps_tsv)
 aio.atomic_write_tsv(qc_df, qc_tsv)
 print(f"{(res['status'] == 'ok').sum()} of {len(res)} scans measured; "

@@ -87,3 +87,14 @@ def test_makefile_has_help_and_delete_on_error():
     assert out.returncode == 0
     for target in ("paper", "test", "lab", "data", "clean", "help"):
         assert f"make {target}" in out.stdout
+
+
+def test_notebook_code_cells_compile_after_jupytext_conversion():
+    """jupytext may turn some comments into magics (e.g. a comment starting with 'copy'):
+    every code cell must still be valid Python once converted."""
+    import jupytext
+
+    for src in sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")):
+        for cell in jupytext.read(src).cells:
+            if cell.cell_type == "code":
+                compile(cell.source, str(src), "exec")
