@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gradcheck": ("alps.gradcheck", "Check a DWI's gradient table for flipped or swapped axes "
                   "(fibre coherence, Jeurissen et al. 2014)."),
     "simulate": ("alps.simulate", "Generate the simulated BIDS DWI cohort with planted ALPS truth."),
+    "group": ("alps.distributed", "Gather per-subject results under OUT_DIR into alps.tsv, qc.tsv and preprocess.tsv."),
 }
 
 

@@ -26,9 +26,13 @@ Reliability
   leaves a finished-looking record beside half-updated files;
 * reuse needs identical input hashes, parameters and package versions **and** derivative files
   whose SHA-256 matches the record (a truncated or edited derivative is recomputed);
-* stale temporary files of a killed run are removed on the next run; one ``alps run`` at a time
-  may write to an OUT_DIR (``.alps-run.lock``, an advisory ``flock`` released by the kernel
-  even on SIGKILL);
+* stale temporary files of a killed run are removed on the next run; one whole-cohort ``alps run``
+  at a time may write to an OUT_DIR (``.alps-run.lock``, an advisory ``flock`` released by the
+  kernel even on SIGKILL); every scan is processed under its own lock
+  (``sub-X[/ses-Y]/.alps-run.lock``), so participant-level runs (``--participant-label``, e.g. a
+  SLURM array) share an OUT_DIR and take OUT_DIR's lock only briefly to write tables (none with
+  ``--no-tables``; ``alps group`` gathers them from ``sub-X[/ses-Y]/<key>_desc-run.json``; see
+  :mod:`alps.distributed` and docs/scaling.md, also for Dask: ``--scheduler``);
 * ``alps.tsv``, ``qc.tsv`` and ``preprocess.tsv`` contain no timing or run-dependent columns
   (same inputs + parameters → byte-identical tables); wall times and the ``*_reused`` flags of
   the last run are in ``timings.tsv``;
@@ -152,25 +156,140 @@ def clean_stale_temporaries(directory) -> list[Path]:
     return removed
 
 
-@contextlib.contextmanager
-def cohort_lock(out_dir):
-    """Exclusive advisory lock on ``OUT_DIR/.alps-run.lock`` (no-op where ``fcntl`` is missing)."""
+#: name of the advisory lock files: ``OUT_DIR/.alps-run.lock`` (cohort tables; a whole-cohort run
+#: holds it for its duration) and ``OUT_DIR/sub-X[/ses-Y]/.alps-run.lock`` (one scan's derivatives).
+LOCK_NAME = ".alps-run.lock"
+
+#: how long a participant-level run or ``alps group`` waits for OUT_DIR's lock to write the tables.
+TABLES_LOCK_WAIT_S = 600.0
+
+
+def _flock(fh, *, blocking: bool) -> None:
+    """``flock(LOCK_EX)``; raises ``BlockingIOError`` if held (non-blocking). On a file system
+    without ``flock`` support (e.g. Lustre mounted without ``-o flock``) warns and returns unlocked."""
+    import errno
+    import fcntl
+    import warnings
+
     try:
-        import fcntl
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except OSError as exc:
+        if isinstance(exc, BlockingIOError) or exc.errno in (errno.EAGAIN, errno.EACCES):
+            raise BlockingIOError(*exc.args) from exc
+        if exc.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            warnings.warn(f"{fh.name}: file locking not supported here ({exc.strerror}); "
+                          "concurrent runs on this OUT_DIR are not guarded", RuntimeWarning, stacklevel=3)
+            return
+        raise
+
+
+@contextlib.contextmanager
+def cohort_lock(out_dir, wait: float = 0.0):
+    """Exclusive advisory lock on ``OUT_DIR/.alps-run.lock`` (no-op where ``fcntl`` is missing).
+
+    ``wait`` seconds (default 0: fail at once) are spent retrying before
+    :class:`alps.io.InputError` is raised.
+    """
+    try:
+        import fcntl  # noqa: F401
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    path = Path(out_dir) / ".alps-run.lock"
+    path = Path(out_dir) / LOCK_NAME
     fh = open(path, "a+")
     try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            raise aio.InputError(f"{out_dir}: another 'alps run' is writing to this directory "
-                                 f"(lock {path.name} held); wait for it or use another OUT_DIR") from exc
+        deadline = time.monotonic() + max(0.0, float(wait))
+        while True:
+            try:
+                _flock(fh, blocking=False)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() >= deadline:
+                    raise aio.InputError(
+                        f"{out_dir}: another 'alps run' is writing to this directory (lock {path.name} held"
+                        + (f" for more than {wait:.0f} s" if wait else "")
+                        + "); wait for it or use another OUT_DIR") from exc
+                time.sleep(min(0.5, max(0.01, deadline - time.monotonic())))
         yield
     finally:
         fh.close()
+
+
+def scan_lock_path(out_dir, item: aio.SubjectInput) -> Path:
+    """``OUT_DIR/sub-X[/ses-Y]/.alps-run.lock``: guards one scan's derivatives and run record."""
+    return subject_dir(out_dir, item).parent / LOCK_NAME
+
+
+@contextlib.contextmanager
+def scan_lock(out_dir, item: aio.SubjectInput):
+    """Exclusive advisory lock on one scan's output directory, waiting for it if held.
+
+    Two runs that reach the same scan (two jobs of an array given the same label, a participant-level
+    job beside a whole-cohort run) take turns: the second one finds the first one's record and reuses
+    it. Released by the kernel when the process dies, even on SIGKILL.
+    """
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = scan_lock_path(out_dir, item)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")
+    try:
+        _flock(fh, blocking=True)
+        yield
+    finally:
+        fh.close()
+
+
+def scan_locked(out_dir, item: aio.SubjectInput) -> bool:
+    """True when a running process holds the scan's lock (never creates the lock file)."""
+    import errno
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    try:
+        fh = open(scan_lock_path(out_dir, item))
+    except OSError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError as exc:  # EACCES: held (some systems); anything else: locking unsupported
+            return exc.errno == errno.EACCES
+        return False
+
+
+def run_record_path(out_dir, item: aio.SubjectInput) -> Path:
+    """``OUT_DIR/sub-X[/ses-Y]/<key>_desc-run.json``: the scan's row of the cohort tables (without
+    run-dependent columns) from the last run that processed it; gathered by ``alps group``."""
+    return subject_dir(out_dir, item).parent / f"{item.key}_desc-run.json"
+
+
+def write_run_record(out_dir, item: aio.SubjectInput, row: dict, stages) -> None:
+    """Record ``row`` for ``alps group``; rewritten only when its content changes (an unchanged
+    rerun leaves every file of a finished scan untouched)."""
+    rec = {"row": {k: v for k, v in row.items() if not _is_run_column(k)}, "stages": list(stages)}
+    path = run_record_path(out_dir, item)
+    text = json.dumps(rec, indent=2, sort_keys=True, default=aio._json_default) + "\n"
+    try:
+        if path.read_text() == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    aio.atomic_write_text(path, text)
+
+
+def read_run_record(out_dir, item: aio.SubjectInput) -> dict | None:
+    rec = _read_json(run_record_path(out_dir, item))
+    if not rec or not isinstance(rec.get("row"), dict) or not isinstance(rec.get("stages"), list):
+        return None
+    return rec
 
 
 def _files_sha256(base, names) -> dict:
@@ -470,9 +589,27 @@ def _split_params(params):
 
 def process_subject(item: aio.SubjectInput, out_dir, *, stages=("preprocess", "measure"),
                     force=False, qc_png=True, **params) -> dict:
-    """Run the requested stages for one scan; never raises: failures become ``status='failed'``."""
+    """Run the requested stages for one scan; never raises: failures become ``status='failed'``.
+
+    Holds the scan's lock (:func:`scan_lock`, waiting if another run holds it) for the duration, so
+    concurrent runs writing to one OUT_DIR (participant-level jobs, Dask workers) never touch the
+    same scan at once, and records the returned row in :func:`run_record_path` for ``alps group``.
+    """
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
     pre_p, mea_p = _split_params(params)
+    try:
+        with scan_lock(out_dir, item):
+            row = _process_subject(item, out_dir, stages=stages, force=force, qc_png=qc_png,
+                                   pre_p=pre_p, mea_p=mea_p)
+            with contextlib.suppress(OSError, TypeError, ValueError):
+                write_run_record(out_dir, item, row, stages)
+    except OSError as exc:  # the lock could not be taken (unwritable OUT_DIR...)
+        row = {"participant_id": item.participant_id, "session_id": item.session_id, "status": "failed",
+               "error": f"lock: {type(exc).__name__}: {exc}"}
+    return row
+
+
+def _process_subject(item, out_dir, *, stages, force, qc_png, pre_p, mea_p) -> dict:
     row = {"participant_id": item.participant_id, "session_id": item.session_id}
     stage = "validation"
     try:
@@ -520,7 +657,9 @@ def _dataset_description(out_dir, input_path):
                          "Description": "DTI-ALPS in template (MNI152NLin2009aSym) and scanner axes"}],
         "SourceDatasets": [{"URL": Path(input_path).resolve().as_uri()}],
     }
-    aio.atomic_write_json(Path(out_dir) / "dataset_description.json", desc)
+    path = Path(out_dir) / "dataset_description.json"
+    if _read_json(path) != desc:  # written once: concurrent participant-level runs do not rewrite it
+        aio.atomic_write_json(path, desc)
 
 
 def _order_columns(df):
@@ -540,7 +679,7 @@ def run_cohort(input_path, out_dir, *, participant_label=None, n_jobs: int = 1, 
                roi_radius: float = 2.5, registration: str = "affine", denoise: bool = False,
                gibbs: bool = False, motion_correction: bool = False, bval=None, bvec=None,
                stages=("preprocess", "measure"), force: bool = False, progress: bool = True,
-               qc_png: bool = True, **extra) -> pd.DataFrame:
+               qc_png: bool = True, scheduler=None, tables: bool = True, **extra) -> pd.DataFrame:
     """Run the pipeline over a BIDS dataset (or one DWI file) and write the cohort tables.
 
     Parameters beyond the signature (``roi_weighting``, ``fit_method``, ``seed``, ``atlas_path``,
@@ -549,7 +688,17 @@ def run_cohort(input_path, out_dir, *, participant_label=None, n_jobs: int = 1, 
 
     Per-scan problems (invalid image or gradients, duplicate runs, failed registration...)
     never stop the run: the scan gets ``status='failed'`` and an ``error`` naming its file.
-    Raises :class:`alps.io.InputError` when another run holds OUT_DIR's lock.
+
+    ``scheduler``: a ``dask.distributed`` scheduler address (``"tcp://host:8786"``) or ``Client``;
+    the scans then run on its workers (which must see INPUT and OUT_DIR at the same paths) instead
+    of ``n_jobs`` local processes; the tables are identical (:mod:`alps.distributed`).
+
+    Locking: a whole-cohort run (no ``participant_label``) holds OUT_DIR's lock for its duration
+    and raises :class:`alps.io.InputError` when another run holds it. A participant-level run
+    (``participant_label`` given, e.g. one job of a SLURM array) locks only its scans
+    (:func:`scan_lock`), so any number of them can share OUT_DIR, and takes OUT_DIR's lock only
+    briefly to write its tables (waiting up to :data:`TABLES_LOCK_WAIT_S`); ``tables=False`` skips
+    the tables altogether (gather them afterwards with ``alps group OUT_DIR``).
 
     Returns
     -------
@@ -561,21 +710,48 @@ def run_cohort(input_path, out_dir, *, participant_label=None, n_jobs: int = 1, 
     items = aio.discover(input_path, participant_label=participant_label, bval=bval, bvec=bvec, strict=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with cohort_lock(out_dir):
-        clean_stale_temporaries(out_dir)
-        return _run_cohort_locked(items, input_path, out_dir, n_jobs=n_jobs, roi=roi, roi_radius=roi_radius,
-                                  registration=registration, denoise=denoise, gibbs=gibbs,
-                                  motion_correction=motion_correction, stages=stages, force=force,
-                                  progress=progress, qc_png=qc_png, **extra)
+    kwargs = dict(n_jobs=n_jobs, roi=roi, roi_radius=roi_radius, registration=registration, denoise=denoise,
+                  gibbs=gibbs, motion_correction=motion_correction, stages=stages, force=force,
+                  progress=progress, qc_png=qc_png, scheduler=scheduler, **extra)
+    if participant_label is None:  # cohort level: the whole run under OUT_DIR's lock
+        with cohort_lock(out_dir):
+            clean_stale_temporaries(out_dir)
+            return _run_cohort_locked(items, input_path, out_dir, tables=tables, lock_tables=False, **kwargs)
+    return _run_cohort_locked(items, input_path, out_dir, tables=tables, lock_tables=True, **kwargs)
 
 
 def _is_run_column(c) -> bool:
     return c in RUN_COLUMNS or c.startswith(RUN_COLUMNS_PREFIX)
 
 
+#: the cohort tables, in the order they are written.
+TABLE_NAMES = ("timings.tsv", "preprocess.tsv", "alps.tsv", "qc.tsv")
+
+
+def clean_table_temporaries(out_dir) -> list[Path]:
+    """Delete temporaries of the cohort tables left in OUT_DIR (call with OUT_DIR's lock held)."""
+    removed = []
+    for f in Path(out_dir).glob(".*"):
+        if _TEMP_RE.match(f.name) and f.is_file() and any(f.name.startswith(f".{n}.") for n in TABLE_NAMES):
+            _unlink(f)
+            removed.append(f)
+    return removed
+
+
+def write_tables(tables: dict, out_dir, *, lock: bool = False, wait: float | None = None) -> None:
+    """Write ``{name: DataFrame}`` atomically under OUT_DIR, holding OUT_DIR's lock if ``lock``
+    (waiting up to ``wait`` seconds, default :data:`TABLES_LOCK_WAIT_S`)."""
+    wait = TABLES_LOCK_WAIT_S if wait is None else wait
+    with cohort_lock(out_dir, wait=wait) if lock else contextlib.nullcontext():
+        if lock:
+            clean_table_temporaries(out_dir)
+        for name, t in tables.items():
+            aio.atomic_write_tsv(t, Path(out_dir) / name)
+
+
 def _run_cohort_locked(items, input_path, out_dir, *, n_jobs, roi, roi_radius, registration, denoise, gibbs,
-                       motion_correction, stages, force, progress, qc_png, **extra):
-    from joblib import Parallel, delayed
+                       motion_correction, stages, force, progress, qc_png, scheduler=None, tables=True,
+                       lock_tables=False, **extra):
     from tqdm.auto import tqdm
 
     _dataset_description(out_dir, input_path)
@@ -588,17 +764,40 @@ def _run_cohort_locked(items, input_path, out_dir, *, n_jobs, roi, roi_radius, r
     rows = []
     n_jobs = max(1, int(n_jobs or 1))
     bar = tqdm(total=len(items), desc=f"alps {'+'.join(stages)}", disable=not progress, unit="subj")
-    if n_jobs == 1 or len(items) == 1:
+    kw = dict(stages=stages, force=force, qc_png=qc_png, **params)
+    if scheduler is not None:
+        from .distributed import map_subjects
+
+        for row in map_subjects(items, out_dir, scheduler, **kw):
+            rows.append(row)
+            bar.update(1)
+    elif n_jobs == 1 or len(items) == 1:
         for it in items:
-            rows.append(process_subject(it, out_dir, stages=stages, force=force, qc_png=qc_png, **params))
+            rows.append(process_subject(it, out_dir, **kw))
             bar.update(1)
     else:
+        from joblib import Parallel, delayed
+
         par = Parallel(n_jobs=min(n_jobs, len(items)), return_as="generator_unordered")
-        for row in par(delayed(process_subject)(it, out_dir, stages=stages, force=force, qc_png=qc_png, **params)
-                       for it in items):
+        for row in par(delayed(process_subject)(it, out_dir, **kw) for it in items):
             rows.append(row)
             bar.update(1)
     bar.close()
+    df, out_tables = cohort_tables(rows, stages)
+    if tables:
+        write_tables(out_tables, out_dir, lock=lock_tables)
+    return df
+
+
+def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Build the cohort tables from per-scan rows (as returned by :func:`process_subject`).
+
+    Returns ``(df, {name: table})``: ``df`` is what :func:`run_cohort` returns; the tables are
+    ``timings.tsv`` (unless ``timings=False``), ``preprocess.tsv`` and, with the
+    measure stage, ``alps.tsv`` and ``qc.tsv``. Rows are sorted by scan, columns canonically
+    ordered: the same rows in any order give byte-identical tables.
+    """
+    out = {}
     df = pd.DataFrame(rows)
     df["_key"] = [r["participant_id"] + (r.get("session_id") or "") for r in rows]
     df = df.sort_values("_key").drop(columns="_key").reset_index(drop=True)
@@ -607,18 +806,19 @@ def _run_cohort_locked(items, input_path, out_dir, *, n_jobs, roi, roi_radius, r
     id_cols = [c for c in ("participant_id", "session_id") if c in df.columns]
     run_cols = [c for c in ("preprocess_reused", "measure_reused") if c in df.columns]
     run_cols += sorted(c for c in df.columns if _is_run_column(c) and c not in run_cols)
-    aio.atomic_write_tsv(df[id_cols + ["status"] + run_cols], out_dir / "timings.tsv")
+    if timings:
+        out["timings.tsv"] = df[id_cols + ["status"] + run_cols]
     pre_cols = [c for c in ["participant_id", "session_id", "status", "error", "reg_corr", "reg_dice",
                             "preprocess_reused"] if c in df.columns]
     pre_cols += sorted(c for c in df.columns if c.startswith("time_") and c not in pre_cols)
     pre_df = df[pre_cols]
-    aio.atomic_write_tsv(pre_df[[c for c in pre_cols if not _is_run_column(c)]], out_dir / "preprocess.tsv")
+    out["preprocess.tsv"] = pre_df[[c for c in pre_cols if not _is_run_column(c)]]
     if "measure" not in stages:
-        return pre_df
+        return pre_df, out
     df = _order_columns(df)
-    aio.atomic_write_tsv(df[[c for c in df.columns if not _is_run_column(c)]], out_dir / "alps.tsv")
-    aio.atomic_write_tsv(qc_table(df), out_dir / "qc.tsv")
-    return df
+    out["alps.tsv"] = df[[c for c in df.columns if not _is_run_column(c)]]
+    out["qc.tsv"] = qc_table(df)
+    return df, out
 
 
 def qc_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -659,6 +859,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--atlas", default=None, help="JHU label file for --roi jhu")
     parser.add_argument("--force", action="store_true", help="recompute finished subjects")
     parser.add_argument("--profile", default="default", help="configuration profile (config/<name>.yaml)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run the scans on a dask.distributed cluster (e.g. tcp://host:8786; needs "
+                        "the 'scale' extra; workers must see INPUT and OUT_DIR at the same paths)")
+    parser.add_argument("--no-tables", action="store_true",
+                        help="do not write the cohort tables (participant-level jobs of an array; "
+                        "gather them afterwards with 'alps group OUT_DIR')")
 
 
 def cli(args) -> int:
@@ -676,12 +882,19 @@ def cli(args) -> int:
         kwargs["atlas_path"] = args.atlas
     try:
         df = run_cohort(args.input, args.out_dir, participant_label=args.participant_label, bval=args.bval,
-                        bvec=args.bvec, force=args.force, **kwargs)
+                        bvec=args.bvec, force=args.force, scheduler=args.scheduler,
+                        tables=not args.no_tables, **kwargs)
     except (aio.InputError, aio.GradientError) as exc:
         print(f"alps run: invalid input: {exc}")
         return 2
+    except (ImportError, OSError, TimeoutError) as exc:
+        if args.scheduler is None:
+            raise
+        print(f"alps run: cannot use the Dask scheduler {args.scheduler}: {type(exc).__name__}: {exc}")
+        return 2
     n_ok = int((df["status"] == "ok").sum())
-    print(f"alps run: {n_ok}/{len(df)} scans processed -> {Path(args.out_dir) / 'alps.tsv'}")
+    dest = "no tables written ('alps group' gathers them)" if args.no_tables else Path(args.out_dir) / "alps.tsv"
+    print(f"alps run: {n_ok}/{len(df)} scans processed -> {dest}")
     show = [c for c in ("participant_id", "status", "alps_L", "alps_R", "alps", "alps_scanner", "qc_flags")
             if c in df.columns]
     with pd.option_context("display.width", 160, "display.max_colwidth", 60):
