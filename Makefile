@@ -74,10 +74,10 @@ $(STAMP): pyproject.toml
 # ---------------------------------------------------------------- data
 data: $(DATA_STAMP) ## Generate the simulated BIDS cohort of PROFILE (default: data/default)
 
-$(CFG)/%.json: $(CONFIG) $(STAMP)
+$(CFG)/%.json: $(CONFIG) | $(STAMP)
 	@$(PY) -m alps.config stamp $(PROFILE) $* $@
 
-$(DATA_STAMP): $(STAMP) $(SIM_SRC) $(call cfg,simulate)
+$(DATA_STAMP): $(SIM_SRC) $(call cfg,simulate) | $(STAMP)
 	rm -rf $(DATA)
 	$(VENV)/bin/alps simulate $(DATA) --profile $(PROFILE)
 	@touch $@
@@ -136,11 +136,11 @@ paper: ## Everything: environment, default cohort, all notebooks, tables, figure
 	@echo "Done: open results/report.html (tables in results/tables, figures in results/figures)"
 
 # ---------------------------------------------------------------- tests
-pytest: $(STAMP) ## Unit and integration tests only
+pytest: | $(STAMP) ## Unit and integration tests only
 	rc=0; $(PY) -m pytest -q -n 2 --dist loadfile || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; exit $$rc
 
-smoke: $(STAMP) ## The whole notebook series on the small smoke profile (build/smoke)
+smoke: | $(STAMP) ## The whole notebook series on the small smoke profile (build/smoke)
 	$(MAKE) --no-print-directory PROFILE=smoke notebooks
 
 test: ## pytest, then the smoke profile of the notebook series
@@ -148,13 +148,18 @@ test: ## pytest, then the smoke profile of the notebook series
 	$(MAKE) --no-print-directory pytest
 	$(MAKE) --no-print-directory smoke
 
-bench: $(STAMP) ## Benchmarks (not tests): results/bench/*.csv
-	mkdir -p results/bench
-	$(PY) benchmarks/bench_simulate.py results/bench/simulate.csv
-	$(PY) benchmarks/bench_pipeline.py results/bench/pipeline.csv
+BENCH := results/bench
+bench: | $(STAMP) ## Benchmarks (not tests): per-stage time/memory, cohort scaling, real scans -> results/bench/*.csv
+	mkdir -p $(BENCH)
+	$(PY) benchmarks/bench_simulate.py $(BENCH)/simulate.csv
+	$(PY) benchmarks/bench_pipeline.py timing $(BENCH)/pipeline.csv
+	$(PY) benchmarks/bench_scale.py $(BENCH)/scale.csv --n-jobs 1 2
+	@if [ -d ../shared/data/real_dwi ]; then \
+	  $(PY) benchmarks/real_data.py $(BENCH)/real_data.csv --work build/bench-real --roi-radius 2.5 5 --n-jobs 1; \
+	else echo "../shared/data/real_dwi not found: real-scan benchmark skipped"; fi
 
 # ---------------------------------------------------------------- interactive
-lab: $(STAMP) $(DATA_STAMP) ## JupyterLab on notebooks/ (kernel "alps", default data)
+lab: $(DATA_STAMP) | $(STAMP) ## JupyterLab on notebooks/ (kernel "alps", default data)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 clean: ## Remove results and build outputs (keeps data, config stamps and .venv)
