@@ -61,7 +61,11 @@ from . import io as aio
 
 #: parameters of each stage (these, with the input hashes and package versions, decide reuse).
 PREPROCESS_DEFAULTS = dict(denoise=False, gibbs=False, motion_correction=False, registration="affine",
-                           fit_method="WLS", seed=20260505, min_reg_corr=0.35, min_reg_dice=0.80)
+                           fit_method="WLS", seed=20260505, min_reg_corr=0.35, min_reg_dice=0.80,
+                           gradcheck="off")
+#: gradient-orientation check (alps.gradcheck): 'off', 'report' (QC column + flag) or 'correct'
+#: (also fit with the corrected b-vectors when the check flags the table)
+GRADCHECK_MODES = ("off", "report", "correct")
 MEASURE_DEFAULTS = dict(roi="spheres", roi_radius=2.5, roi_weighting="partial", supersample=4,
                         atlas_path=None, fa_min=None, purity_min=None)
 
@@ -406,6 +410,24 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
         data, bvecs = preprocess.motion_correct(data, dwi.affine, dwi.bvals, bvecs)
     times["preprocess"] = time.perf_counter() - t
 
+    gradcheck_info = None
+    if p["gradcheck"] not in GRADCHECK_MODES:
+        raise ValueError(f"gradcheck must be one of {GRADCHECK_MODES}, got {p['gradcheck']!r}")
+    if p["gradcheck"] != "off":
+        from . import gradcheck
+        from .gradients import fsl_to_voxel
+
+        t = time.perf_counter()
+        table = gradcheck.check_gradients(
+            data, dwi.bvals, fsl_to_voxel(bvecs, dwi.affine), mask,
+            voxel_sizes=np.linalg.norm(dwi.affine[:3, :3], axis=0))
+        gradcheck_info = {"best": table.attrs["best"], "margin": float(table.attrs["margin"]),
+                          "flag": bool(table.attrs["flag"]), "corrected": False}
+        if p["gradcheck"] == "correct" and gradcheck_info["flag"]:
+            bvecs = gradcheck.correct_bvecs(bvecs, gradcheck_info["best"], affine=dwi.affine)
+            gradcheck_info["corrected"] = True
+        times["gradcheck"] = time.perf_counter() - t
+
     t = time.perf_counter()
     maps = dti.fit_tensor(data, dwi.bvals, bvecs, dwi.affine, mask, method=p["fit_method"])
     times["tensor_fit"] = time.perf_counter() - t
@@ -439,6 +461,7 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
         "n_volumes": int(len(dwi.bvals)),
         "mask_volume_ml": float(mask.sum() * abs(np.linalg.det(aff[:3, :3])) / 1000.0),
         "registration": reg_mod.registration_info(registration, relative_to=paths["dir"]),
+        "gradcheck": gradcheck_info,
         "files": {k: paths[k].name for k in ("mask", "tensor", "fa", "md", "colorfa", "xfm_ras")},
         "times_s": {k: round(v, 3) for k, v in times.items()},
     }
@@ -529,6 +552,10 @@ def measure_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, qc_
     row = {"participant_id": item.participant_id, "session_id": item.session_id, "status": "ok", "error": ""}
     row.update(values)
     row.update(pre["registration"]["metrics"])
+    gc = pre.get("gradcheck")
+    if gc:
+        row.update({"gradcheck_best": gc["best"], "gradcheck_margin": gc["margin"],
+                    "gradcheck_flag": gc["flag"], "gradcheck_corrected": gc["corrected"]})
     thresholds = {"min_reg_corr": pre["provenance"]["parameters"]["min_reg_corr"],
                   "min_reg_dice": pre["provenance"]["parameters"]["min_reg_dice"]}
     fl = qc.flags(row, **thresholds)
@@ -856,6 +883,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gibbs", action="store_true", default=None, help="Gibbs-ringing removal")
     parser.add_argument("--motion-correction", action="store_true", default=None,
                         help="per-volume affine motion correction with b-vector rotation")
+    parser.add_argument("--gradcheck", choices=GRADCHECK_MODES, default=None,
+                        help="gradient-orientation check (fibre coherence, Jeurissen et al. 2014): "
+                        "'report' adds it to QC, 'correct' also refits with the corrected table "
+                        "when it flags (default: off; about 3 s per scan)")
     parser.add_argument("--atlas", default=None, help="JHU label file for --roi jhu")
     parser.add_argument("--force", action="store_true", help="recompute finished subjects")
     parser.add_argument("--profile", default="default", help="configuration profile (config/<name>.yaml)")
@@ -880,6 +911,8 @@ def cli(args) -> int:
                   gibbs=bool(pick("gibbs", False)), motion_correction=bool(pick("motion_correction", False)))
     if args.atlas:
         kwargs["atlas_path"] = args.atlas
+    if pick("gradcheck", "off") != "off":
+        kwargs["gradcheck"] = pick("gradcheck", "off")
     try:
         df = run_cohort(args.input, args.out_dir, participant_label=args.participant_label, bval=args.bval,
                         bvec=args.bvec, force=args.force, scheduler=args.scheduler,

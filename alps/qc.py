@@ -2,6 +2,8 @@
 
 Flags (a subject can carry several; ``qc_pass`` is True when there are none):
 
+``gradient_table``   the gradient-orientation check (``--gradcheck report``) found a flipped or
+                     swapped axis fitting the data better than the table as given
 ``reg_corr_low``     correlation of warped FA with the template WM map < ``min_reg_corr``
 ``reg_dice_low``     Dice of warped brain mask vs template brain mask < ``min_reg_dice``
 ``fa_low_<roi>``     ROI mean FA < ``min_roi_fa`` (ROI probably not in white matter)
@@ -39,6 +41,8 @@ def flags(row: dict, *, min_reg_corr=DEFAULTS["min_reg_corr"], min_reg_dice=DEFA
         pur = row.get(f"purity_{name}")
         if pur is not None and np.isfinite(pur) and pur < min_purity:
             out.append(f"purity_low_{name}")
+    if row.get("gradcheck_flag") and not row.get("gradcheck_corrected"):
+        out.append("gradient_table")
     lo, hi = alps_range
     for k in ("alps_L", "alps_R", "alps"):
         v = row.get(k)
