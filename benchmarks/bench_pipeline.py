@@ -26,36 +26,18 @@ sys.path.insert(0, str(REPO))
 REAL_PHILIPS = REPO.parent / "shared" / "data" / "real_dwi" / "philips_ingenia_elition_2mm" / "2201_WIP_DTI_S2MB2.nii.gz"
 
 
-from alps.validation import simulate_pose_subject, sweep_poses  # noqa: E402
+from alps.validation import simulate_pose_subject  # noqa: E402
 
 
 def run_sweep(out_csv, angles=(5, 10, 15), *, n_jobs=2, work=None, snr=100.0):
-    import pandas as pd
-
-    from alps.phantom import make_template_fields
-    from alps.pipeline import run_cohort
+    """The head-rotation sweep of :func:`alps.validation.rotation_sweep`, printed with its spreads."""
+    from alps.validation import rotation_sweep, sweep_spreads
 
     work = Path(work or tempfile.mkdtemp(prefix="alps-sweep-"))
-    bids = work / "bids"
-    fields = make_template_fields()
-    truth = {}
-    for pid, rot in sweep_poses(angles):
-        o = simulate_pose_subject(bids, pid, rot, snr=snr, fields=fields)
-        truth[f"sub-{pid}"] = (rot, o)
-    df = run_cohort(bids, work / "derivatives", n_jobs=n_jobs)
-    rows = []
-    for _, r in df.iterrows():
-        rot, o = truth[r["participant_id"]]
-        rows.append({"participant_id": r["participant_id"], "rot_x_deg": rot[0], "rot_y_deg": rot[1],
-                     "rot_z_deg": rot[2], "status": r["status"], "truth_alps": o["alps"],
-                     **{k: r.get(k) for k in ("alps_L", "alps_R", "alps", "alps_scanner_L",
-                                               "alps_scanner_R", "alps_scanner", "reg_corr")}})
-    res = pd.DataFrame(rows)
+    res = rotation_sweep(work, angles=angles, snr=snr, n_jobs=n_jobs)
     res.to_csv(out_csv, index=False, float_format="%.4f")
-    ok = res[res["status"] == "ok"]
     print(res.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    for k in ("alps", "alps_L", "alps_R", "alps_scanner"):
-        print(f"spread {k}: {ok[k].max() - ok[k].min():.4f}")
+    print(sweep_spreads(res).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return res
 
 
