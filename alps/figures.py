@@ -123,6 +123,9 @@ def partial_regression(data: pd.DataFrame, *, outcome: str, term: str, others, a
     slope = float(ex @ ey / (ex @ ex))
     xs = np.linspace(ex.min(), ex.max(), 50)
     ax.plot(xs, slope * xs, color="black", lw=1)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(4))
     ax.set_xlabel(f"{VAR_LABELS.get(term, term)} | others")
     ax.set_ylabel(f"{VAR_LABELS.get(outcome, outcome)} | others")
     return ax
