@@ -363,6 +363,14 @@ def _rel(p, base):
 
 
 # ----------------------------------------------------------------------------- stage 1
+def _stage_params(defaults: dict, params: dict, stage: str) -> dict:
+    """``defaults`` overlaid by ``params``; unknown names raise TypeError naming the stage."""
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise TypeError(f"unknown {stage} parameter(s): {sorted(unknown)}")
+    return {**defaults, **params}
+
+
 def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, hashes=None,
                        **params) -> dict:
     """Load, validate, mask, (denoise/Gibbs/motion), fit tensors, register; write derivatives.
@@ -374,11 +382,7 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
     from . import dti, preprocess
     from . import registration as reg_mod
 
-    p = dict(PREPROCESS_DEFAULTS)
-    unknown = set(params) - set(p)
-    if unknown:
-        raise TypeError(f"unknown preprocess parameter(s): {sorted(unknown)}")
-    p.update(params)
+    p = _stage_params(PREPROCESS_DEFAULTS, params, "preprocess")
     paths = output_paths(out_dir, item)
     hashes = hashes or aio.input_hashes(item)
     provenance = {"inputs": {"dwi": str(item.dwi), "bval": str(item.bval), "bvec": str(item.bvec)},
@@ -499,11 +503,7 @@ def measure_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, qc_
     from . import dti, measure, qc
     from . import tensor as T
 
-    p = dict(MEASURE_DEFAULTS)
-    unknown = set(params) - set(p)
-    if unknown:
-        raise TypeError(f"unknown measure parameter(s): {sorted(unknown)}")
-    p.update(params)
+    p = _stage_params(MEASURE_DEFAULTS, params, "measure")
     paths = output_paths(out_dir, item)
     pre = _read_json(paths["preprocess_json"])
     if not pre or pre.get("status") != "ok":
