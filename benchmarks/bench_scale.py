@@ -48,13 +48,9 @@ def simulate_bids(bids, n_subjects, *, small=False, seed=7):
         img, bvals, bvecs, _ = simulate_subject(fields, draw_pose(rng), planted, snr=30.0, seed=int(rng.integers(1 << 31)),
                                                 scheme=scheme, dtype="float32")
         if small:  # 2 mm -> 4 mm (mean of 2x2x2 blocks)
-            d = np.asarray(img.dataobj, np.float32)
-            s = [x // 2 * 2 for x in d.shape[:3]]
-            d = d[: s[0], : s[1], : s[2]].reshape(s[0] // 2, 2, s[1] // 2, 2, s[2] // 2, 2, -1).mean(axis=(1, 3, 5))
-            aff = img.affine.copy()
-            aff[:3, :3] *= 2
-            aff[:3, 3] += img.affine[:3, :3] @ [0.5, 0.5, 0.5]
-            img = nib.Nifti1Image(d, aff)
+            from alps.validation import downsample2
+
+            img = nib.Nifti1Image(*downsample2(img.dataobj, img.affine))
         d = Path(bids) / f"sub-{i:02d}" / "dwi"
         d.mkdir(parents=True, exist_ok=True)
         write_nifti_gz(img, d / f"sub-{i:02d}_dwi.nii.gz")

@@ -42,12 +42,9 @@ def good_subject():
     img, bvals, bvecs, _ = simulate_subject(fields, Pose((5.0, 0.0, 0.0)), {"alps_L": 1.5, "alps_R": 1.5},
                                             snr=None, scheme=default_scheme(n_b0=1, n_dirs=12),
                                             dtype="float32")
-    d = np.asarray(img.dataobj, np.float32)
-    s = [x // 2 * 2 for x in d.shape[:3]]
-    d = d[: s[0], : s[1], : s[2]].reshape(s[0] // 2, 2, s[1] // 2, 2, s[2] // 2, 2, -1).mean(axis=(1, 3, 5))
-    aff = img.affine.copy()
-    aff[:3, :3] *= 2
-    aff[:3, 3] += img.affine[:3, :3] @ [0.5, 0.5, 0.5]
+    from alps.validation import downsample2
+
+    d, aff = downsample2(img.dataobj, img.affine)
     d = np.abs(d + np.random.default_rng(0).normal(0, d[..., 0].max() * 0.01, d.shape)).astype(np.float32)
     return d, aff, np.asarray(bvals, float), np.asarray(bvecs, float)
 
