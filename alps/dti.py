@@ -34,7 +34,7 @@ def design_matrix(bvals, bvecs) -> np.ndarray:
                             np.ones_like(b)])
 
 
-def wls_fit(signal, bvals, bvecs, *, min_signal: float = 1e-3, chunk: int = 200_000) -> np.ndarray:
+def wls_fit(signal, bvals, bvecs, *, min_signal: float = 1e-3, chunk: int = 200_000, return_eig: bool = False):
     """Vectorised weighted-least-squares tensor fit (Chung et al. 2006; dipy's ``WLS``).
 
     Two passes on ``y = ln S``: OLS ``β₀ = X⁺y``, then
@@ -50,13 +50,16 @@ def wls_fit(signal, bvals, bvecs, *, min_signal: float = 1e-3, chunk: int = 200_
 
     Returns
     -------
-    (M, 3, 3) tensors.
+    (M, 3, 3) tensors; with ``return_eig`` also their eigenvalues (M, 3, descending) and
+    eigenvectors (M, 3, 3, columns), which the fit computes anyway.
     """
     X = design_matrix(bvals, bvecs)
     pinv = np.linalg.pinv(X)
     XX = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], 49)
     floor = 1e-6 / -X.min()
     out = np.empty((signal.shape[0], 3, 3))
+    ev_out = np.empty((signal.shape[0], 3)) if return_eig else None
+    vec_out = np.empty((signal.shape[0], 3, 3)) if return_eig else None
     for start in range(0, signal.shape[0], chunk):
         y = np.log(np.maximum(np.asarray(signal[start:start + chunk], np.float64), min_signal))
         w2 = np.exp(2.0 * (y @ pinv.T) @ X.T)
@@ -64,7 +67,13 @@ def wls_fit(signal, bvals, bvecs, *, min_signal: float = 1e-3, chunk: int = 200_
         rhs = (w2 * y) @ X
         beta = np.linalg.solve(A, rhs[..., None])[..., 0]
         evals, evecs = np.linalg.eigh(T.from_six(beta[:, :6]))
-        out[start:start + chunk] = T.from_eig(np.maximum(evals, floor), evecs)
+        evals = np.maximum(evals, floor)
+        out[start:start + chunk] = T.from_eig(evals, evecs)
+        if return_eig:
+            ev_out[start:start + chunk] = evals[:, ::-1]
+            vec_out[start:start + chunk] = evecs[:, :, ::-1]
+    if return_eig:
+        return out, ev_out, vec_out
     return out
 
 
@@ -119,7 +128,10 @@ def fit_tensor(data, bvals, bvecs_fsl, affine, mask=None, *, method: str = "WLS"
     mask = np.asarray(mask, bool)
     bvecs_vox = fsl_to_voxel(bvecs_fsl, affine)
     if method == "WLS":
-        q = wls_fit(data[mask], bvals, bvecs_vox)
+        q, ev, vec = wls_fit(data[mask], bvals, bvecs_vox, return_eig=True)
+        ok = np.isfinite(q).all(axis=(1, 2)) & np.isfinite(ev).all(axis=1) & np.isfinite(vec).all(axis=(1, 2))
+        if ok.all():
+            return maps_from_tensor(q, mask, affine, eig=(ev, vec))
         return maps_from_tensor(np.where(np.isfinite(q), q, 0.0), mask, affine)
     method = "WLS" if method == "DIPY-WLS" else method
     gtab = gradient_table(np.asarray(bvals, float), bvecs=bvecs_vox, b0_threshold=B0_THRESHOLD)
@@ -132,8 +144,9 @@ def fit_tensor(data, bvals, bvecs_fsl, affine, mask=None, *, method: str = "WLS"
     return maps_from_tensor(q, mask, affine)
 
 
-def maps_from_tensor(q, mask, affine) -> TensorMaps:
-    """Build :class:`TensorMaps` from in-mask tensors ``q`` (M, 3, 3) (or a full field)."""
+def maps_from_tensor(q, mask, affine, *, eig=None) -> TensorMaps:
+    """Build :class:`TensorMaps` from in-mask tensors ``q`` (M, 3, 3) (or a full field);
+    ``eig`` = (eigenvalues (M, 3) descending, eigenvectors (M, 3, 3)) of ``q`` if already known."""
     mask = np.asarray(mask, bool)
     shape = mask.shape
     q = np.asarray(q, np.float64)
@@ -141,8 +154,8 @@ def maps_from_tensor(q, mask, affine) -> TensorMaps:
         q = q[mask]
     full = np.zeros(shape + (3, 3), np.float64)
     full[mask] = q
-    ev, evec = T.eig(q)
-    fa_m, md_m = T.fa_md(q)
+    ev, evec = eig if eig is not None else T.eig(q)
+    fa_m, md_m = T.fa_md_from_evals(ev)
     evals = np.zeros(shape + (3,), np.float64)
     evecs = np.zeros(shape + (3, 3), np.float64)
     evals[mask] = ev

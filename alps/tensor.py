@@ -101,6 +101,12 @@ def fa_md(tensor):
               {\\lVert \\lambda \\rVert}
     """
     evals, _ = eig(tensor)
+    return fa_md_from_evals(evals)
+
+
+def fa_md_from_evals(evals):
+    """:func:`fa_md` from eigenvalues ``(..., 3)`` already computed."""
+    evals = np.asarray(evals, dtype=float)
     md = evals.mean(axis=-1)
     num = np.sqrt(((evals - md[..., None]) ** 2).sum(axis=-1))
     den = np.sqrt((evals**2).sum(axis=-1))

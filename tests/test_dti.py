@@ -47,3 +47,23 @@ def test_design_matrix_columns_follow_six_order():
     X = dti.design_matrix(np.full(3, 1000.0), g)
     assert X[0, 0] == -1000 and X[1, 3] == -1000 and X[2, 5] == -1000
     assert tensor.SIX_ORDER[3] == (1, 1) and tensor.SIX_ORDER[5] == (2, 2)
+
+
+def test_fit_tensor_maps_use_the_fit_eigensystem(noisy_signal):
+    """fit_tensor reuses the WLS fit's eigen-decomposition for FA/MD/eigenvectors: the maps equal
+    those computed afresh from the fitted tensors (and dipy's FA)."""
+    from dipy.reconst.dti import fractional_anisotropy
+
+    sig, bvals, bvecs, _ = noisy_signal
+    data = sig.reshape(30, 10, 10, len(bvals)).astype(np.float32)
+    aff = np.diag([2.0, 2.0, 2.0, 1.0])
+    fsl = gradients.voxel_to_fsl(bvecs, aff)
+    maps = dti.fit_tensor(data, bvals, fsl, aff)
+    fa, md = tensor.fa_md(maps.tensor)
+    assert np.abs(maps.fa - fa).max() < 1e-6 and np.abs(maps.md - md).max() < 1e-9  # float32 maps
+    ev, vec = tensor.eig(maps.tensor)
+    assert np.abs(maps.evals - ev).max() < 1e-15
+    distinct = (ev[..., 0] - ev[..., 1]) > 1e-5  # the principal direction is defined
+    dots = np.abs(np.einsum("...i,...i->...", maps.evecs[..., :, 0], vec[..., :, 0]))
+    assert distinct.sum() > 2000 and np.abs(dots[distinct] - 1).max() < 1e-6
+    assert np.abs(maps.fa - fractional_anisotropy(ev)).max() < 1e-6
