@@ -1,25 +1,46 @@
 """Registration of a subject's FA map to the MNI152 2009a template (ANTs via antspyx).
 
 Default (``kind='affine'``): one ``antsRegistration`` call — centre-of-mass initialisation, a
-rigid stage (shrink 6/4) and a **7-dof similarity** stage (rotation, translation, isotropic
-scale; shrink 6/4/2) — of the subject's FA (moving; brain mask eroded by 4 mm) to the template's
+rigid stage (shrink 6) and a **7-dof similarity** stage (rotation, translation, isotropic
+scale; shrink 4/2) — of the subject's FA (moving; brain mask eroded by 4 mm) to the template's
 **white-matter probability map** (fixed, 2 mm), with the **global-correlation (GC)** metric
-evaluated at **every** template-grid point (dense, no random sampling). FA and WM probability
-share their main contrast (bright white matter, dark grey matter and CSF).
+evaluated at **every** template-grid point inside the template brain mask dilated by 4 mm
+(dense, no random sampling; ``metric_mask``). FA and WM probability share their main contrast
+(bright white matter, dark grey matter and CSF).
 
-Why this configuration (``benchmarks/real_data.py --reuse``, five tilted Toshiba series of one
-head): dense sampling makes the metric see the same template points whatever the slab tilt
-(random/jittered sampling does not); dropping shear and anisotropic scale (12 → 7 dof) removes
-the poorly constrained directions that tilted, partially covered slabs pull differently; GC was
-the most consistent metric. Against the series' true motion (b0 → b0 rigid), the mapped ROI
-centres agree to 0.58 mm RMS (1.7 mm worst pair) and the rotations to 0.9°, against 1.5 mm /
-3.9 mm / 5.4° with the former Mattes-MI, 20 % random sampling, rigid → 12-dof affine.
+Why this configuration. Dense sampling makes the metric see the same template points whatever
+the slab tilt (random/jittered sampling does not); dropping shear and anisotropic scale
+(12 → 7 dof) removes the poorly constrained directions that tilted, partially covered slabs pull
+differently; GC was the most consistent metric; restricting the metric to the brain drops the
+~75 % of template points that are background, and the last level (shrink 2, 4 mm) costs ~80 ms
+an iteration, so its 20 iterations are most of the time. ``benchmarks/bench_registration.py``
+(8 simulated subjects with a known pose; the five tilted Toshiba series of one head, whose ROI
+centres and rotations are compared in one world frame through the series' true motion):
+
+==========================================  ========  ============  =================  ========
+configuration                               time      sim. centre   Toshiba centres    Toshiba
+                                            (sim.)    error (max)   RMS / max pair     rot max
+==========================================  ========  ============  =================  ========
+v0.1: whole grid, 200+100 / 300+150+50 its  7.2 s     0.22 mm       0.56 / 1.53 mm     1.0°
+brain mask, 100 / 100+30 its                3.3 s     0.17 mm       0.41 / 1.13 mm     0.9°
+**default**: brain mask, 100 / 100+20 its   2.5 s     0.19 mm       0.51 / 1.39 mm     1.5°
+brain mask, last level shrink 4             1.2 s     2.24 mm       1.07 / 2.47 mm     3.0°
+==========================================  ========  ============  =================  ========
+
+The template-axis ALPS spread across the Toshiba tilts is the same for the first three
+(0.103–0.107 mean, 2.5 mm spheres); an earlier Mattes-MI, 20 % random sampling, rigid → 12-dof
+configuration gave 1.5 / 3.9 mm and 5.4°.
+
+Registration is not what limits the ALPS spread across the Toshiba tilts: giving all five series
+one registration carried over by their true motion (``--oracle``) leaves about the same spread.
 ``kind='syn'`` adds ANTs SyN (CC) after the same linear stages; ``kind='rigid'`` is rigid only.
 
 Determinism: the ANTs random seed is fixed (``seed``) and ITK runs single-threaded by default
 (``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``, set before ``ants`` is imported), so repeated runs
 and runs with different ``n_jobs`` give identical transforms (with the default dense sampling
-the seed is not even used).
+the seed is not even used). ITK's console warnings (e.g. "collected only zero points" for
+template regions outside a partial-coverage slab) are captured, not printed; the last lines are
+kept in the error message when ``antsRegistration`` fails.
 
 Coordinate conventions (the part that is easy to get wrong)
 ------------------------------------------------------------
@@ -34,8 +55,11 @@ template axes is the polar factor of ``subject_to_template[:3, :3]``.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,13 +229,50 @@ def fixed_image(resolution: int = 2) -> nib.Nifti1Image:
 
 #: Linear stages of the default registration: (transform, ((iterations, shrink, sigma_vox), ...)).
 LINEAR_STAGES = {
-    "affine": (("Rigid", ((200, 6, 3), (100, 4, 2))),
-               ("Similarity", ((300, 6, 3), (150, 4, 2), (50, 2, 1)))),
-    "rigid": (("Rigid", ((200, 6, 3), (100, 4, 2), (50, 2, 1))),),
+    "affine": (("Rigid", ((100, 6, 3),)),
+               ("Similarity", ((100, 4, 2), (20, 2, 1)))),
+    "rigid": (("Rigid", ((100, 6, 3), (100, 4, 2), (20, 2, 1))),),
 }
 
+#: the metric mask: template brain mask dilated by this many millimetres.
+METRIC_MASK_DILATE_MM = 4.0
 
-def _stage_args(transform, levels, fixed_ptr, moving_ptr, *, metric, sampling, step=0.1):
+
+def metric_mask_image(resolution: int = 2, dilate_mm: float = METRIC_MASK_DILATE_MM) -> nib.Nifti1Image:
+    """Template brain mask dilated by ``dilate_mm`` (uint8, on the template grid): the points
+    where the registration metric is evaluated."""
+    data, affine = _metric_mask(int(resolution), float(dilate_mm))
+    return nib.Nifti1Image(data.copy(), affine.copy())
+
+
+@functools.lru_cache(maxsize=4)
+def _metric_mask(resolution: int, dilate_mm: float):
+    from scipy import ndimage as ndi
+
+    m = tpl.load("mask", resolution=resolution)
+    iters = int(round(dilate_mm / resolution))
+    data = m.get_fdata() > 0.5
+    if iters > 0:
+        data = ndi.binary_dilation(data, iterations=iters)
+    return data.astype(np.uint8), m.affine
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """Redirect the process's C-level stderr (fd 2: ITK/ANTs console output) to a temporary file;
+    yields a callable returning what was written so far."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield lambda: (tmp.seek(0), tmp.read().decode("utf-8", "replace"))[1]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _stage_args(transform, levels, fixed_ptr, moving_ptr, *, metric, sampling, step=0.1, mask_ptr=None):
     """antsRegistration arguments of one linear stage (metric on the fixed = template grid)."""
     strategy = "None" if sampling >= 1 else "Regular"
     if metric == "MI":
@@ -223,24 +284,32 @@ def _stage_args(transform, levels, fixed_ptr, moving_ptr, *, metric, sampling, s
     its = "x".join(str(int(lv[0])) for lv in levels)
     shrink = "x".join(str(int(lv[1])) for lv in levels)
     sigma = "x".join(f"{float(lv[2]):g}" for lv in levels)
-    return ["--metric", m, "--transform", f"{transform}[{step}]", "--convergence", f"[{its},1e-6,10]",
+    args = ["--metric", m, "--transform", f"{transform}[{step}]", "--convergence", f"[{its},1e-6,10]",
             "--shrink-factors", shrink, "--smoothing-sigmas", f"{sigma}vox"]
+    if mask_ptr is not None:
+        args += ["--masks", f"[{mask_ptr},NA]"]
+    return args
 
 
-def _run_linear(fixed, moving, outprefix, *, stages, metric, sampling, seed, init=1):
-    """One antsRegistration call: centre-of-mass start (``init=1``), then ``stages``."""
+def _run_linear(fixed, moving, outprefix, *, stages, metric, sampling, seed, init=1, fixed_mask=None):
+    """One antsRegistration call: centre-of-mass start (``init=1``), then ``stages``; the metric
+    is evaluated only inside ``fixed_mask`` (an ANTsImage on the fixed grid) when given."""
     ants = _ants(None)
     from ants.internal import get_lib_fn, get_pointer_string
 
     fp, mp = get_pointer_string(fixed), get_pointer_string(moving)
+    kp = get_pointer_string(fixed_mask) if fixed_mask is not None else None
     args = ["--dimensionality", "3", "--initial-moving-transform", f"[{fp},{mp},{int(init)}]"]
     for transform, levels in stages:
-        args += _stage_args(transform, levels, fp, mp, metric=metric, sampling=sampling)
+        args += _stage_args(transform, levels, fp, mp, metric=metric, sampling=sampling, mask_ptr=kp)
     args += ["--output", str(outprefix), "--collapse-output-transforms", "1",
              "--random-seed", str(int(seed)), "--float", "1", "--write-composite-transform", "0"]
-    rc = get_lib_fn("antsRegistration")(args)
+    with _captured_stderr() as err:
+        rc = get_lib_fn("antsRegistration")(args)
+        text = err() if rc != 0 else ""
     if rc != 0:
-        raise RegistrationError(f"antsRegistration failed with exit code {rc}")
+        tail = " | ".join(line for line in text.strip().splitlines()[-5:] if line.strip())
+        raise RegistrationError(f"antsRegistration failed with exit code {rc}" + (f": {tail}" if tail else ""))
     del ants
     return str(outprefix) + "0GenericAffine.mat"
 
@@ -249,7 +318,7 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
              seed: int = 20260505, threads: int = 1, resolution: int = 2,
              min_correlation: float = MIN_CORRELATION, min_dice: float = MIN_DICE,
              check: bool = True, erode_mm: float = 4.0, sampling: float = 1.0, metric: str = "GC",
-             stages=None) -> Registration:
+             stages=None, metric_mask: bool = True) -> Registration:
     """Register a subject FA map to the MNI WM-probability template.
 
     Parameters
@@ -271,6 +340,8 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
     metric : 'GC' (global correlation, default: the most consistent across slab tilts on the real
         Toshiba series) or 'MI' (Mattes mutual information, 32 bins)
     stages : override the linear stages ``((transform, ((iterations, shrink, sigma_vox), ...)), ...)``
+    metric_mask : evaluate the metric only inside the template brain mask dilated by
+        :data:`METRIC_MASK_DILATE_MM` (default; ``False`` = the whole template grid)
 
     Returns
     -------
@@ -303,8 +374,9 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
         stages = LINEAR_STAGES["rigid" if kind == "rigid" else "affine"]
     tmp = tempfile.mkdtemp(prefix="alps-ants-")
     try:
+        fmask = nib_to_ants(metric_mask_image(resolution)) if metric_mask else None
         lin = _run_linear(fixed, moving, os.path.join(tmp, "x_"), stages=stages, metric=metric,
-                          sampling=sampling, seed=seed)
+                          sampling=sampling, seed=seed, fixed_mask=fmask)
         if kind == "syn":  # ANTs SyN (CC) from the linear result
             reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="SyNOnly",
                                     initial_transform=lin, reg_iterations=(40, 20, 0),
