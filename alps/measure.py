@@ -6,15 +6,24 @@ The tensor field is **never resampled**: interpolating tensors across a registra
 them and needs its own reorientation. Instead the template ROIs are mapped into the subject's
 native grid through the registration, and each native voxel gets a **weight**:
 
-* spheres (default) — ``roi_weighting='partial'``: the fraction of the voxel's volume whose
-  points map (subject → template) inside the template sphere, estimated with ``n³`` sub-voxel
-  samples (``supersample``, default 4). The ROI is therefore the exact pre-image of the
-  template sphere (an ellipsoid when the affine scales or shears), independent of how the
-  native grid is tilted or how coarse it is — a 2.5 mm sphere covers only 2–3 voxels of a
-  3 mm grid, and an in/out decision on voxel centres makes the ROI jump from scan to scan.
-  ``roi_weighting='centre'`` gives the classic binary mask (voxel centre inside);
+* spheres (default) — ``roi_weighting='trilinear'``: the sphere is sampled on a regular lattice
+  in template space (``lattice_mm``, default 0.5 mm), every sample is mapped to the native grid
+  and shares unit weight among its 8 neighbouring voxels by trilinear interpolation. The
+  ROI-mean tensor is then **exactly** the mean over the sphere of the trilinearly interpolated
+  native tensor field — what the atlas-based ALPS pipelines compute when they resample the
+  diffusivity maps to MNI space (FSL ``flirt``/``applywarp``, trilinear by default) and average
+  inside the sphere — without resampling the whole field. On 3 mm data a 2.5 mm sphere covers
+  only 2–3 voxels; the interpolation kernel spreads the estimate over their neighbours, which
+  lowers its noise (wild-bootstrap SD of the mean index on the real Toshiba scans 0.026 → 0.019)
+  and makes it vary smoothly with the grid's position and tilt;
+* ``roi_weighting='partial'``: the fraction of the voxel's volume whose points map
+  (subject → template) inside the template sphere, estimated with ``n³`` sub-voxel samples
+  (``supersample``, default 4) — the exact pre-image of the sphere, no interpolation kernel;
+* ``roi_weighting='centre'``: the classic binary mask (voxel centre inside);
 * JHU labels (``roi='jhu'``, :mod:`alps.atlas`) — the 1..4 label image built in template space is
   warped to the native grid with nearest-neighbour interpolation (binary weights).
+
+Weights are in voxel-volume units: their sum (``wsum_*``) is the ROI volume in native voxels.
 
 The ROI-mean tensor is the weighted mean of the native tensors (linear, so rotating the mean
 equals averaging the rotated tensors).
@@ -55,8 +64,65 @@ def _voxel_points(ijk, affine, n: int):
     return pts @ aff[:3, :3].T + aff[:3, 3]
 
 
-def sphere_weights(shape, affine, registration, spheres, *, weighting: str = "partial",
-                   supersample: int = 4) -> dict[str, np.ndarray]:
+#: ROI weightings of :func:`sphere_weights`.
+WEIGHTINGS = ("trilinear", "partial", "centre")
+
+
+def sphere_lattice(center_mm, radius_mm, lattice_mm: float = 0.5) -> np.ndarray:
+    """Points of a cubic lattice (spacing ``lattice_mm``, one point at the centre) inside a sphere,
+    (N, 3) template mm; each stands for a ``lattice_mm³`` cell."""
+    if not lattice_mm > 0:
+        raise ValueError(f"lattice spacing must be positive, got {lattice_mm!r} mm")
+    n = int(np.floor(radius_mm / lattice_mm))
+    g = np.arange(-n, n + 1) * float(lattice_mm)
+    pts = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    pts = pts[(pts ** 2).sum(-1) <= radius_mm ** 2 + 1e-9]
+    return pts + np.asarray(center_mm, float)
+
+
+def trilinear_weights(points_ijk, shape) -> np.ndarray:
+    """Native-grid weights that give, for any field ``f``, ``Σ w·f = Σ_p f(p)`` with ``f(p)``
+    the trilinear interpolation of ``f`` at each point ``p`` (voxel coordinates, (N, 3)).
+
+    Points within half a voxel outside the outermost voxel centres (still inside the image's
+    field of view) take the value of the edge (coordinates clamped); points farther out raise
+    ``ValueError``.
+    """
+    ijk = np.asarray(points_ijk, float).reshape(-1, 3)
+    dims = np.asarray(tuple(shape[:3]), int)
+    if np.any(ijk < -0.5) or np.any(ijk > dims - 0.5):
+        raise ValueError("sample points fall outside the image field of view")
+    ijk = np.clip(ijk, 0, dims - 1)
+    base = np.minimum(np.floor(ijk).astype(int), np.maximum(dims - 2, 0))
+    frac = ijk - base
+    w = np.zeros(tuple(dims), np.float64)
+    for corner in np.ndindex(2, 2, 2):
+        c = np.asarray(corner)
+        idx = np.minimum(base + c, dims - 1)
+        np.add.at(w, tuple(idx.T), np.prod(np.where(c, frac, 1.0 - frac), axis=1))
+    return w
+
+
+def trilinear_sphere_weights(shape, affine, registration, sphere, *, lattice_mm: float = 0.5) -> np.ndarray:
+    """Weights (voxel-volume units) of one template sphere sampled on a lattice and mapped to the
+    native grid with trilinear interpolation (``roi_weighting='trilinear'``)."""
+    pts = sphere_lattice(sphere.center_mm, sphere.radius_mm, lattice_mm)
+    sub = registration.points_to_subject(pts)
+    inv = np.linalg.inv(np.asarray(affine, float))
+    ijk = sub @ inv[:3, :3].T + inv[:3, 3]
+    try:
+        w = trilinear_weights(ijk, shape)
+    except ValueError:
+        raise ValueError(f"ROI {sphere.name}: template sphere at {sphere.center_mm} mm maps outside the "
+                         f"image field of view (native centre {np.round(sub.mean(0), 1).tolist()} mm)") from None
+    # each lattice point stands for lattice_mm³ of template, i.e. lattice_mm³·|det J| mm³ of subject
+    jac = abs(np.linalg.det(registration.template_to_subject[:3, :3]))
+    vox = abs(np.linalg.det(np.asarray(affine, float)[:3, :3]))
+    return (w * (lattice_mm ** 3 * jac / vox)).astype(np.float32)
+
+
+def sphere_weights(shape, affine, registration, spheres, *, weighting: str = "trilinear",
+                   supersample: int = 4, lattice_mm: float = 0.5) -> dict[str, np.ndarray]:
     """Native-grid weights of template-space spheres (see module docstring).
 
     Parameters
@@ -64,14 +130,20 @@ def sphere_weights(shape, affine, registration, spheres, *, weighting: str = "pa
     shape, affine : the native grid
     registration : :class:`alps.registration.Registration` (maps points both ways)
     spheres : list of :class:`alps.roi.SphereROI` in template mm
-    weighting : 'partial' (volume fraction, default) or 'centre' (binary, voxel centre inside)
+    weighting : 'trilinear' (default), 'partial' (volume fraction) or 'centre' (binary, voxel
+        centre inside)
+    supersample : sub-voxel samples per axis for 'partial'
+    lattice_mm : template-space sample spacing for 'trilinear'
 
     Raises
     ------
     ValueError if a sphere maps outside the native field of view or gets zero weight.
     """
-    if weighting not in ("partial", "centre"):
-        raise ValueError(f"roi weighting must be 'partial' or 'centre', got {weighting!r}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"roi weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+    if weighting == "trilinear":
+        return {s.name: trilinear_sphere_weights(shape, affine, registration, s, lattice_mm=lattice_mm)
+                for s in spheres}
     shape = tuple(shape[:3])
     aff = np.asarray(affine, float)
     inv = np.linalg.inv(aff)
@@ -209,12 +281,13 @@ def template_rois(kind: str = "spheres", *, radius_mm: float = 2.5, atlas_path=N
     raise ValueError(f"unknown ROI kind {kind!r}; choose 'spheres' or 'jhu'")
 
 
-def roi_weights(kind, shape, affine, registration, *, radius_mm=2.5, weighting="partial",
-                supersample=4, atlas_path=None) -> dict[str, np.ndarray]:
-    """Native-grid ROI weights for ``kind`` 'spheres' or 'jhu'."""
+def roi_weights(kind, shape, affine, registration, *, radius_mm=2.5, weighting="trilinear",
+                supersample=4, lattice_mm=0.5, atlas_path=None) -> dict[str, np.ndarray]:
+    """Native-grid ROI weights for ``kind`` 'spheres' or 'jhu' (``weighting``, ``supersample`` and
+    ``lattice_mm`` apply to spheres, see :func:`sphere_weights`)."""
     if kind == "spheres":
         return sphere_weights(shape, affine, registration, default_spheres(radius_mm=radius_mm),
-                              weighting=weighting, supersample=supersample)
+                              weighting=weighting, supersample=supersample, lattice_mm=lattice_mm)
     if kind == "jhu":
         import nibabel as nib
 
