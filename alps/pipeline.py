@@ -66,7 +66,7 @@ PREPROCESS_DEFAULTS = dict(denoise=False, gibbs=False, motion_correction=False, 
 #: gradient-orientation check (alps.gradcheck): 'off', 'report' (QC column + flag) or 'correct'
 #: (also fit with the corrected b-vectors when the check flags the table)
 GRADCHECK_MODES = ("off", "report", "correct")
-MEASURE_DEFAULTS = dict(roi="spheres", roi_radius=2.5, roi_weighting="partial", supersample=4,
+MEASURE_DEFAULTS = dict(roi="spheres", roi_radius=2.5, roi_weighting="trilinear", supersample=4, lattice_mm=0.5,
                         atlas_path=None, fa_min=None, purity_min=None)
 
 PIPELINE_NAME = "alps"
@@ -348,6 +348,15 @@ def check_roi_coverage(shape, affine, registration, centers_mm, radius_mm, *, pa
                          "(lateral-ventricle bodies) with the full left-right extent")
 
 
+def _matrix_text(matrix, header: str) -> str:
+    """``np.savetxt`` format (``# header`` line, ``%.10f`` values) as a string."""
+    import io as _io
+
+    buf = _io.StringIO()
+    np.savetxt(buf, np.asarray(matrix, float), fmt="%.10f", header=header)
+    return buf.getvalue()
+
+
 def _canon(obj) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
 
@@ -438,12 +447,14 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
     del data
 
     aff = dwi.affine
+    t = time.perf_counter()
     paths["dir"].mkdir(parents=True, exist_ok=True)
     _save(mask, aff, paths["mask"], np.uint8)
     aio.atomic_save_nifti(dti.tensor_image(maps.tensor, aff), paths["tensor"])
     _save(maps.fa, aff, paths["fa"])
     _save(maps.md, aff, paths["md"])
     _save(maps.color_fa("world"), aff, paths["colorfa"])
+    times["write"] = time.perf_counter() - t
 
     t = time.perf_counter()
     fa_img = nib.Nifti1Image(maps.fa, aff)
@@ -451,8 +462,9 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
         fa_img, mask, kind=p["registration"], out_dir=paths["dir"], prefix=paths["xfm_prefix"].name,
         seed=p["seed"], threads=1, check=False)
     times["registration"] = time.perf_counter() - t
-    np.savetxt(paths["xfm_ras"], registration.subject_to_template, fmt="%.10f",
-               header="subject (scanner RAS mm) -> MNI152NLin2009aSym (RAS mm), 4x4 affine part")
+    t = time.perf_counter()
+    aio.atomic_write_text(paths["xfm_ras"], _matrix_text(
+        registration.subject_to_template, "subject (scanner RAS mm) -> MNI152NLin2009aSym (RAS mm), 4x4 affine part"))
 
     record = {
         "participant_id": item.participant_id,
@@ -472,6 +484,8 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
     reg_files = [os.path.relpath(f, paths["dir"]) for f in
                  list(registration.forward_transforms) + list(registration.inverse_transforms)]
     record["outputs_sha256"] = _files_sha256(paths["dir"], list(record["files"].values()) + reg_files)
+    times["write"] += time.perf_counter() - t
+    record["times_s"] = {k: round(v, 3) for k, v in times.items()}
     try:
         reg_mod.check_metrics(registration.metrics, min_correlation=p["min_reg_corr"], min_dice=p["min_reg_dice"])
     except reg_mod.RegistrationError as exc:
@@ -539,7 +553,7 @@ def measure_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, qc_
                        p["roi_radius"] if p["roi"] == "spheres" else 0.0, path=item.dwi)
     weights = measure.roi_weights(p["roi"], fa.shape, aff, reg, radius_mm=p["roi_radius"],
                                   weighting=p["roi_weighting"], supersample=p["supersample"],
-                                  atlas_path=p["atlas_path"])
+                                  lattice_mm=p["lattice_mm"], atlas_path=p["atlas_path"])
     if p["fa_min"] is not None or p["purity_min"] is not None:
         q = reg.rotation @ T.polar_rotation(aff[:3, :3])
         _, evecs = T.eig(tensor)
@@ -579,18 +593,10 @@ def measure_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, qc_
 def _qc_png(paths, fa, tensor, aff, reg, dseg, p, item):
     from . import qc
     from . import template as tpl
-    from . import tensor as T
     from .roi import default_spheres
 
     ref = tpl.load("wm", resolution=2)
-    fa_t = reg.to_template(nib.Nifti1Image(fa, aff), reference=ref).get_fdata()
-    q = reg.rotation @ T.polar_rotation(aff[:3, :3])
-    mask = fa > 0
-    rgb = np.zeros(fa.shape + (3,), np.float32)
-    _, evecs = T.eig(tensor[mask])
-    rgb[mask] = np.abs(evecs[..., :, 0] @ q.T) * fa[mask][:, None]
-    rgb_t = np.stack([reg.to_template(nib.Nifti1Image(rgb[..., c], aff), reference=ref).get_fdata()
-                      for c in range(3)], -1)
+    slices = qc.template_slices(fa, tensor, aff, reg, ref)
     if p["roi"] == "spheres":
         centers = [s.center_mm for s in default_spheres(radius_mm=p["roi_radius"])]
         radius = p["roi_radius"]
@@ -599,8 +605,8 @@ def _qc_png(paths, fa, tensor, aff, reg, dseg, p, item):
 
         centers = list(DEFAULT_CENTERS_MM.values())
         radius = 1.0
-    qc.figure(paths["qc_png"], fa_t=fa_t, rgb_t=rgb_t, template_affine=ref.affine, wm_t=ref.get_fdata(),
-              centers_mm=centers, radius_mm=radius, title=f"{item.key}  ({p['roi']}, r={p['roi_radius']} mm)",
+    qc.figure(paths["qc_png"], slices=slices, wm_t=ref.get_fdata(), centers_mm=centers, radius_mm=radius,
+              title=f"{item.key}  ({p['roi']}, r={p['roi_radius']} mm)",
               native_fa=fa, native_dseg=dseg, native_affine=aff)
 
 
@@ -645,7 +651,9 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, pre_p, mea_p) -> d
         aio.check_input_files(item)
         clean_stale_temporaries(subject_dir(out_dir, item))
         stage = "hashing"
+        t = time.perf_counter()
         hashes = aio.input_hashes(item)
+        row["time_hash_s"] = round(time.perf_counter() - t, 3)
         if "preprocess" in stages:
             stage = "preprocess"
             rec = preprocess_subject(item, out_dir, force=force, hashes=hashes, **pre_p)

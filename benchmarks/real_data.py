@@ -74,6 +74,10 @@ def main(argv=None) -> int:
                     help="last linear stage (reuse mode)")
     ap.add_argument("--erode-mm", type=float, default=4.0)
     ap.add_argument("--oracle", action="store_true", help="reuse mode: add the perfectly-consistent oracle rows")
+    ap.add_argument("--denoise", action="store_true", help="MP-PCA denoising (pipeline option)")
+    ap.add_argument("--gibbs", action="store_true", help="Gibbs-ringing removal (pipeline option)")
+    ap.add_argument("--motion-correction", action="store_true", help="per-volume motion correction (pipeline option)")
+    ap.add_argument("--fit-method", default=None, help="tensor fit method (pipeline option, default WLS)")
     args = ap.parse_args(argv)
     if not REAL.is_dir():
         print(f"{REAL}: real data not available", file=sys.stderr)
@@ -82,18 +86,23 @@ def main(argv=None) -> int:
         return reuse_main(args)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="alps-real-"))
     bids = make_bids(work / "bids")
+    options = {k: True for k in ("denoise", "gibbs", "motion_correction") if getattr(args, k)}
+    if args.fit_method:
+        options["fit_method"] = args.fit_method
+    tag = "".join(f"_{k}" if v is True else f"_{v}" for k, v in options.items())
     rows = []
     for radius in args.roi_radius:
-        out = work / f"derivatives_r{radius:g}_{args.registration}"
-        df = run_cohort(bids, out, n_jobs=args.n_jobs, roi_radius=radius, registration=args.registration)
+        out = work / f"derivatives_r{radius:g}_{args.registration}{tag}"
+        df = run_cohort(bids, out, n_jobs=args.n_jobs, roi_radius=radius, registration=args.registration, **options)
         for _, r in df.iterrows():
             row = {"scan": r["participant_id"].removeprefix("sub-"), "roi_radius": radius,
-                   "registration": args.registration, "status": r["status"], "error": r["error"]}
+                   "registration": args.registration, "options": tag.strip("_") or "default",
+                   "status": r["status"], "error": r["error"]}
             row.update({k: r.get(k) for k in VALUES + ["reg_corr", "reg_dice", "qc_flags"]})
             rows.append(row)
         tosh = df[df["participant_id"].str.startswith("sub-toshiba") & (df["status"] == "ok")]
         spread = {"scan": "toshiba_spread", "roi_radius": radius, "registration": args.registration,
-                  "status": f"n={len(tosh)}", "error": ""}
+                  "options": tag.strip("_") or "default", "status": f"n={len(tosh)}", "error": ""}
         spread.update({k: float(tosh[k].max() - tosh[k].min()) if len(tosh) else float("nan") for k in VALUES})
         rows.append(spread)
         print(f"radius {radius:g} mm: derivatives in {out}")
