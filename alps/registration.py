@@ -292,14 +292,16 @@ def _stage_args(transform, levels, fixed_ptr, moving_ptr, *, metric, sampling, s
 
 
 def _run_linear(fixed, moving, outprefix, *, stages, metric, sampling, seed, init=1, fixed_mask=None):
-    """One antsRegistration call: centre-of-mass start (``init=1``), then ``stages``; the metric
-    is evaluated only inside ``fixed_mask`` (an ANTsImage on the fixed grid) when given."""
+    """One antsRegistration call: start from ``init`` (1 = centres of mass, 0 = image centres, or
+    the path of a transform file), then ``stages``; the metric is evaluated only inside
+    ``fixed_mask`` (an ANTsImage on the fixed grid) when given."""
     ants = _ants(None)
     from ants.internal import get_lib_fn, get_pointer_string
 
     fp, mp = get_pointer_string(fixed), get_pointer_string(moving)
     kp = get_pointer_string(fixed_mask) if fixed_mask is not None else None
-    args = ["--dimensionality", "3", "--initial-moving-transform", f"[{fp},{mp},{int(init)}]"]
+    start = str(init) if isinstance(init, (str, os.PathLike)) else f"[{fp},{mp},{int(init)}]"
+    args = ["--dimensionality", "3", "--initial-moving-transform", start]
     for transform, levels in stages:
         args += _stage_args(transform, levels, fp, mp, metric=metric, sampling=sampling, mask_ptr=kp)
     args += ["--output", str(outprefix), "--collapse-output-transforms", "1",

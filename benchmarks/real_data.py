@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     ap.add_argument("--gibbs", action="store_true", help="Gibbs-ringing removal (pipeline option)")
     ap.add_argument("--motion-correction", action="store_true", help="per-volume motion correction (pipeline option)")
     ap.add_argument("--fit-method", default=None, help="tensor fit method (pipeline option, default WLS)")
+    ap.add_argument("--motion-model", default=None, choices=("rigid", "affine"), help="with --motion-correction")
     args = ap.parse_args(argv)
     if not REAL.is_dir():
         print(f"{REAL}: real data not available", file=sys.stderr)
@@ -89,6 +90,8 @@ def main(argv=None) -> int:
     options = {k: True for k in ("denoise", "gibbs", "motion_correction") if getattr(args, k)}
     if args.fit_method:
         options["fit_method"] = args.fit_method
+    if args.motion_model:
+        options["motion_model"] = args.motion_model
     tag = "".join(f"_{k}" if v is True else f"_{v}" for k, v in options.items())
     rows = []
     for radius in args.roi_radius:
