@@ -2,7 +2,9 @@
 #
 #   make paper   create .venv if missing, generate the default cohort, run every notebook,
 #                write every table and figure and results/report.html
-#   make test    pytest + the whole notebook series on the small `smoke` profile (build/smoke/)
+#   make test    pytest + the whole notebook series on the small `smoke` profile (build/smoke/),
+#                then the same series again from scratch (build/rerun/smoke/) and a byte-for-byte
+#                comparison of the two runs' tables (determinism)
 #
 # Every product is a file target with real prerequisites; a failed recipe deletes its target
 # (.DELETE_ON_ERROR) and a failed notebook leaves only <name>.failed.ipynb beside it.
@@ -18,13 +20,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.alps-installed
 PROFILE ?= default
+# where non-default profiles build (the determinism check reruns the smoke profile in build/rerun)
+BUILD_ROOT ?= build
 
 ifeq ($(PROFILE),default)
   DATA := data/default
   OUT  := results
 else
-  DATA := build/$(PROFILE)/data
-  OUT  := build/$(PROFILE)/results
+  DATA := $(BUILD_ROOT)/$(PROFILE)/data
+  OUT  := $(BUILD_ROOT)/$(PROFILE)/results
 endif
 CONFIG := config/$(PROFILE).yaml
 NB  := $(OUT)/notebooks
@@ -51,7 +55,7 @@ ALPS_TSV    := $(TAB)/alps.tsv
 NOTEBOOKS := 01_preprocess 02_alps 03_group_tests 04_regression 05_correlation 06_mediation 07_figures
 EXECUTED  := $(foreach n,$(NOTEBOOKS),$(NB)/$(n).ipynb)
 
-.PHONY: help paper notebooks data env test pytest smoke lab clean clean-all bench
+.PHONY: help paper notebooks data env test pytest smoke determinism lab clean clean-all bench
 
 help: ## Show this help
 	@echo "alps — reproducible DTI-ALPS analysis"
@@ -89,9 +93,9 @@ $(NB)/01_preprocess.ipynb $(DER)/preprocess.tsv &: notebooks/01_preprocess.py $(
 	$(RUN) 01_preprocess $(NB)/01_preprocess.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
 	  -p preprocess_tsv $(DER)/preprocess.tsv
 
-$(NB)/02_alps.ipynb $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv &: notebooks/02_alps.py $(DER)/preprocess.tsv $(IMAGING_SRC) $(SIM_SRC) alps/validation.py $(CORE_SRC) $(call cfg,pipeline) $(call cfg,notebooks.02_alps)
+$(NB)/02_alps.ipynb $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/provenance.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv &: notebooks/02_alps.py $(DER)/preprocess.tsv $(IMAGING_SRC) $(SIM_SRC) alps/validation.py $(CORE_SRC) $(call cfg,pipeline) $(call cfg,notebooks.02_alps)
 	$(RUN) 02_alps $(NB)/02_alps.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
-	  -p truth_table $(TRUTH) -p alps_tsv $(ALPS_TSV) -p qc_tsv $(TAB)/qc.tsv \
+	  -p truth_table $(TRUTH) -p alps_tsv $(ALPS_TSV) -p qc_tsv $(TAB)/qc.tsv -p provenance_tsv $(TAB)/provenance.tsv \
 	  -p validation_csv $(TAB)/alps_validation.csv -p rotation_sweep_csv $(TAB)/rotation_sweep.csv
 
 STATS_IN := $(ALPS_TSV) $(PARTICIPANTS) $(STATS_SRC) $(CORE_SRC)
@@ -114,7 +118,7 @@ $(NB)/06_mediation.ipynb $(TAB)/mediation.csv $(TAB)/reproduction.csv $(TAB)/key
 	  -p truth_table $(TRUTH) -p mediation_csv $(TAB)/mediation.csv \
 	  -p reproduction_csv $(TAB)/reproduction.csv -p key_numbers_json $(TAB)/key_numbers.json
 
-TABLES := $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv $(TAB)/demographics.csv \
+TABLES := $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/provenance.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv $(TAB)/demographics.csv \
   $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/regression.csv \
   $(TAB)/regression_model.csv $(TAB)/correlations.csv $(TAB)/mediation.csv $(TAB)/reproduction.csv \
   $(TAB)/key_numbers.json
@@ -143,10 +147,21 @@ pytest: | $(STAMP) ## Unit and integration tests only
 smoke: | $(STAMP) ## The whole notebook series on the small smoke profile (build/smoke)
 	$(MAKE) --no-print-directory PROFILE=smoke notebooks
 
-test: ## pytest, then the smoke profile of the notebook series
+# the deterministic products of a run: every table, the pipeline's cohort tables (timings.tsv is
+# run-dependent by design and excluded) and the simulated cohort's tables
+DETERMINISM_FILES := 'results/tables/*' 'results/derivatives/alps/[!t]*.tsv' 'data/participants.tsv' \
+  'data/derivatives/simulation/*.tsv'
+RERUN := build/rerun
+
+determinism: smoke ## Run the smoke series again from scratch in build/rerun and compare the two runs' tables byte for byte
+	rm -rf $(RERUN)
+	$(MAKE) --no-print-directory PROFILE=smoke BUILD_ROOT=$(RERUN) notebooks
+	$(PY) -m alps.compare build/smoke $(RERUN)/smoke --pattern $(DETERMINISM_FILES)
+
+test: ## pytest, the smoke profile of the notebook series, and the determinism check
 	$(MAKE) --no-print-directory env
 	$(MAKE) --no-print-directory pytest
-	$(MAKE) --no-print-directory smoke
+	$(MAKE) --no-print-directory determinism
 
 BENCH := results/bench
 bench: | $(STAMP) ## Benchmarks (not tests): per-stage time/memory, cohort scaling, real scans -> results/bench/*.csv
@@ -165,5 +180,5 @@ lab: $(DATA_STAMP) | $(STAMP) ## JupyterLab on notebooks/ (kernel "alps", defaul
 clean: ## Remove results and build outputs (keeps data, config stamps and .venv)
 	rm -rf results $(wildcard build/*/results)
 
-clean-all: clean ## Also remove generated data, build/ and .venv
+clean-all: clean ## Also remove generated data, build/ (incl. build/rerun) and .venv
 	rm -rf data/default build $(VENV)

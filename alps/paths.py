@@ -102,6 +102,7 @@ def products(profile: str = "default") -> dict[str, Path]:
         "alps_tsv": tab / "alps.tsv",
         "alps_table": tab / "alps.tsv",
         "qc_tsv": tab / "qc.tsv",
+        "provenance_tsv": tab / "provenance.tsv",
         "validation_csv": tab / "alps_validation.csv",
         "rotation_sweep_csv": tab / "rotation_sweep.csv",
         "demographics_csv": tab / "demographics.csv",

@@ -60,7 +60,8 @@ from . import __version__
 from . import io as aio
 
 #: parameters of each stage (these, with the input hashes and package versions, decide reuse).
-PREPROCESS_DEFAULTS = dict(denoise=False, gibbs=False, motion_correction=False, registration="affine",
+PREPROCESS_DEFAULTS = dict(denoise=False, gibbs=False, motion_correction=False, motion_model="rigid",
+                           motion_reference="b0", registration="affine",
                            fit_method="WLS", seed=20260505, min_reg_corr=0.35, min_reg_dice=0.80,
                            gradcheck="off")
 #: gradient-orientation check (alps.gradcheck): 'off', 'report' (QC column + flag) or 'correct'
@@ -79,6 +80,10 @@ MIN_FOV_MM = 0.8 * (76.0 + 2 * 2.5)
 #: run-dependent columns (returned by :func:`run_cohort`, written to ``timings.tsv`` only).
 RUN_COLUMNS_PREFIX = ("time_",)
 RUN_COLUMNS = ("preprocess_reused", "measure_reused")
+
+#: columns of a scan's row that go to ``provenance.tsv`` only (prefix removed there): SHA-256 of the
+#: inputs, the stage parameters and the package versions (``key=value; ...``).
+PROV_PREFIX = "prov_"
 
 #: leading columns of alps.tsv (then everything else the measurement returns).
 MAIN_COLUMNS = ["participant_id", "session_id", "status", "error", "alps_L", "alps_R", "alps",
@@ -357,6 +362,11 @@ def _matrix_text(matrix, header: str) -> str:
     return buf.getvalue()
 
 
+def _kv(d) -> str:
+    """``"a=1; b=x"`` (sorted keys): a flat dict as one TSV-safe cell (no tabs, quotes or JSON)."""
+    return "; ".join(f"{k}={d[k]}" for k in sorted(d or {}))
+
+
 def _canon(obj) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
 
@@ -419,8 +429,11 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
         data = preprocess.denoise_mppca(data, mask)
     if p["gibbs"]:
         data = preprocess.remove_gibbs(data, axis=preprocess.slice_axis(dwi.affine))
+    motion = None
     if p["motion_correction"]:
-        data, bvecs = preprocess.motion_correct(data, dwi.affine, dwi.bvals, bvecs)
+        data, bvecs, xfms = preprocess.motion_correct(data, dwi.affine, dwi.bvals, bvecs, model=p["motion_model"],
+                                                      reference=p["motion_reference"], return_transforms=True)
+        motion = preprocess.motion_summary(xfms, dwi.affine, dwi.data.shape, dwi.bvals)
     times["preprocess"] = time.perf_counter() - t
 
     gradcheck_info = None
@@ -478,6 +491,7 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
         "mask_volume_ml": float(mask.sum() * abs(np.linalg.det(aff[:3, :3])) / 1000.0),
         "registration": reg_mod.registration_info(registration, relative_to=paths["dir"]),
         "gradcheck": gradcheck_info,
+        "motion": motion,
         "files": {k: paths[k].name for k in ("mask", "tensor", "fa", "md", "colorfa", "xfm_ras")},
         "times_s": {k: round(v, 3) for k, v in times.items()},
     }
@@ -654,15 +668,21 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, pre_p, mea_p) -> d
         t = time.perf_counter()
         hashes = aio.input_hashes(item)
         row["time_hash_s"] = round(time.perf_counter() - t, 3)
+        row.update({f"{PROV_PREFIX}{k}_sha256": v for k, v in hashes.items()})
         if "preprocess" in stages:
             stage = "preprocess"
             rec = preprocess_subject(item, out_dir, force=force, hashes=hashes, **pre_p)
+            prov = rec.get("provenance") or {}
+            row[f"{PROV_PREFIX}preprocess_parameters"] = _kv(prov.get("parameters"))
+            row[f"{PROV_PREFIX}versions"] = _kv(prov.get("versions"))
             row["preprocess_reused"] = rec.get("reused", False)
             row.update(rec["registration"]["metrics"])
+            row.update(rec.get("motion") or {})
             row.update({f"time_{k}_s": v for k, v in rec.get("times_s", {}).items()})
         if "measure" in stages:
             stage = "measure"
             res = measure_subject(item, out_dir, force=force, qc_png=qc_png, **mea_p)
+            row[f"{PROV_PREFIX}measure_parameters"] = _kv((res.get("provenance") or {}).get("parameters"))
             res = {k: v for k, v in res.items() if k != "provenance"}
             row.update(res)
             row["measure_reused"] = res.get("reused", False)
@@ -760,7 +780,7 @@ def _is_run_column(c) -> bool:
 
 
 #: the cohort tables, in the order they are written.
-TABLE_NAMES = ("timings.tsv", "preprocess.tsv", "alps.tsv", "qc.tsv")
+TABLE_NAMES = ("timings.tsv", "preprocess.tsv", "alps.tsv", "qc.tsv", "provenance.tsv")
 
 
 def clean_table_temporaries(out_dir) -> list[Path]:
@@ -828,8 +848,11 @@ def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = Tru
     """Build the cohort tables from per-scan rows (as returned by :func:`process_subject`).
 
     Returns ``(df, {name: table})``: ``df`` is what :func:`run_cohort` returns; the tables are
-    ``timings.tsv`` (unless ``timings=False``), ``preprocess.tsv`` and, with the
-    measure stage, ``alps.tsv`` and ``qc.tsv``. Rows are sorted by scan, columns canonically
+    ``timings.tsv`` (unless ``timings=False``), ``preprocess.tsv``, ``provenance.tsv`` (per scan:
+    ``dwi_sha256, bval_sha256, bvec_sha256`` of the inputs, ``preprocess_parameters``,
+    ``measure_parameters`` and ``versions`` as ``key=value; ...`` with sorted keys) and, with the
+    measure stage,
+    ``alps.tsv`` and ``qc.tsv``. Rows are sorted by scan, columns canonically
     ordered: the same rows in any order give byte-identical tables.
     """
     out = {}
@@ -844,10 +867,16 @@ def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = Tru
     if timings:
         out["timings.tsv"] = df[id_cols + ["status"] + run_cols]
     pre_cols = [c for c in ["participant_id", "session_id", "status", "error", "reg_corr", "reg_dice",
+                            "motion_mean_disp_mm", "motion_max_disp_mm", "motion_max_rot_deg", "motion_max_scale",
                             "preprocess_reused"] if c in df.columns]
     pre_cols += sorted(c for c in df.columns if c.startswith("time_") and c not in pre_cols)
     pre_df = df[pre_cols]
     out["preprocess.tsv"] = pre_df[[c for c in pre_cols if not _is_run_column(c)]]
+    prov_cols = [f"{PROV_PREFIX}{c}" for c in ("dwi_sha256", "bval_sha256", "bvec_sha256", "preprocess_parameters",
+                                               "measure_parameters", "versions")]
+    prov = df.reindex(columns=id_cols + ["status"] + prov_cols)
+    out["provenance.tsv"] = prov.rename(columns={c: c[len(PROV_PREFIX):] for c in prov_cols})
+    df = df.drop(columns=[c for c in df.columns if c.startswith(PROV_PREFIX)])
     if "measure" not in stages:
         return pre_df, out
     df = _order_columns(df)
@@ -890,7 +919,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--denoise", action="store_true", default=None, help="MP-PCA denoising")
     parser.add_argument("--gibbs", action="store_true", default=None, help="Gibbs-ringing removal")
     parser.add_argument("--motion-correction", action="store_true", default=None,
-                        help="per-volume affine motion correction with b-vector rotation")
+                        help="per-volume motion correction with b-vector rotation (ANTs, to the mean b0; "
+                        "per-volume corrections summarised in preprocess.tsv)")
+    parser.add_argument("--motion-model", choices=("rigid", "affine"), default=None,
+                        help="rigid (default: head motion) or affine (also eddy-current distortion)")
     parser.add_argument("--gradcheck", choices=GRADCHECK_MODES, default=None,
                         help="gradient-orientation check (fibre coherence, Jeurissen et al. 2014): "
                         "'report' adds it to QC, 'correct' also refits with the corrected table "
@@ -917,6 +949,8 @@ def cli(args) -> int:
     kwargs = dict(n_jobs=int(pick("n_jobs", 1)), roi=pick("roi", "spheres"), roi_radius=float(pick("roi_radius", 2.5)),
                   registration=pick("registration", "affine"), denoise=bool(pick("denoise", False)),
                   gibbs=bool(pick("gibbs", False)), motion_correction=bool(pick("motion_correction", False)))
+    if pick("motion_model", "rigid") != "rigid":
+        kwargs["motion_model"] = pick("motion_model", "rigid")
     if args.atlas:
         kwargs["atlas_path"] = args.atlas
     if pick("gradcheck", "off") != "off":

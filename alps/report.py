@@ -53,7 +53,47 @@ def _render_notebooks(nb_dir: Path) -> list[Path]:
 
 def _table_html(path: Path, max_rows: int = 40) -> str:
     sep = "\t" if path.suffix == ".tsv" else ","
-    df = pd.read_csv(path, sep=sep)
+    return _table_html_df(pd.read_csv(path, sep=sep), max_rows)
+
+
+def _split_kv(text) -> dict:
+    """Inverse of the pipeline's ``key=value; ...`` provenance cells."""
+    if not isinstance(text, str) or not text:
+        return {}
+    return dict(item.split("=", 1) for item in text.split("; ") if "=" in item)
+
+
+def provenance_html(path: Path, link: str) -> str:
+    """The provenance section: package versions, stage parameters (each distinct set with the
+    number of scans that used it) and the SHA-256 of every scan's inputs (first 12 hex digits)."""
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    parts = [f"<h2>Provenance (<a href='{link}'>provenance.tsv</a>)</h2>",
+             f"<p>{len(df)} scans. Every derivative also has its own JSON record with the same "
+             "information (<code>sub-*/dwi/*_desc-preprocess.json</code>, <code>*_desc-alps.json</code>).</p>"]
+    for col, title in (("versions", "Package versions"), ("preprocess_parameters", "Pre-processing parameters"),
+                       ("measure_parameters", "Measurement parameters")):
+        if col not in df.columns:
+            continue
+        sets = df[~df[col].isin(["", "n/a"])].groupby(col, sort=True).size().reset_index(name="scans")
+        parts.append(f"<h3>{title}</h3>")
+        if sets.empty:
+            parts.append("<p class=note>none recorded (no scan finished this stage)</p>")
+            continue
+        table = pd.DataFrame([_split_kv(t) for t in sets[col]]).T
+        table.columns = [f"set {i + 1} ({n} scans)" for i, n in enumerate(sets["scans"])]
+        table.index.name = "name"
+        parts.append(table.reset_index().to_html(index=False, border=0, na_rep=""))
+    hashes = df[[c for c in ("participant_id", "session_id", "status", "dwi_sha256", "bval_sha256", "bvec_sha256")
+                 if c in df.columns]].copy()
+    for c in ("dwi_sha256", "bval_sha256", "bvec_sha256"):
+        if c in hashes.columns:
+            hashes[c] = hashes[c].str[:12]
+    parts.append("<h3>Inputs (SHA-256, first 12 hex digits)</h3>"
+                 + _table_html_df(hashes))
+    return "".join(parts)
+
+
+def _table_html_df(df, max_rows: int = 40) -> str:
     note = ""
     if len(df) > max_rows:
         note = f"<p class=note>first {max_rows} of {len(df)} rows; full table in the file.</p>"
@@ -68,6 +108,8 @@ def build_report(out_dir, *, profile: str = "default", data_dir=None, output=Non
     rel = lambda p: os.path.relpath(p, output.parent)  # noqa: E731
     notebooks = _render_notebooks(out_dir / "notebooks")
     tables = sorted((out_dir / "tables").glob("*.csv")) + sorted((out_dir / "tables").glob("*.tsv"))
+    provenance = out_dir / "tables" / "provenance.tsv"
+    tables = [t for t in tables if t != provenance]  # shown in its own section
     figures = sorted((out_dir / "figures").glob("*.png"))
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>alps report</title><style>",
@@ -103,10 +145,8 @@ def build_report(out_dir, *, profile: str = "default", data_dir=None, output=Non
                      f"<pre>{html.escape(json.dumps(json.loads(key.read_text()), indent=2))}</pre>")
     parts.append("<h2>Parameters</h2><pre>"
                  + html.escape(yaml.safe_dump(config.load_profile(profile), sort_keys=False)) + "</pre>")
-    prov = sorted((out_dir / "derivatives").rglob("*provenance*.json"))[:1]
-    if prov:
-        parts.append(f"<p>Per-subject provenance (package versions, parameters, input hashes) is "
-                     f"stored beside each derivative, e.g. <a href='{rel(prov[0])}'>{html.escape(prov[0].name)}</a>.</p>")
+    if provenance.is_file():
+        parts.append(provenance_html(provenance, rel(provenance)))
     parts.append("<h2>Software versions</h2>" + pd.DataFrame(
         sorted(software_versions().items()), columns=["package", "version"]).to_html(index=False, border=0))
     parts.append("</body></html>")

@@ -25,6 +25,7 @@ motion_correction = False
 truth_table = ""
 alps_tsv = ""
 qc_tsv = ""
+provenance_tsv = ""
 validation_csv = ""
 rotation_angles = [5, 10, 15]
 rotation_snr = 100.0
@@ -36,8 +37,10 @@ rotation_sweep_csv = ""
 # Second pipeline stage (`alps.pipeline.measure_subject`) on the outputs of notebook 01:
 #
 # * the four ALPS spheres (SCR ±26, −16, 27 mm; SLF ±38, −16, 27 mm; radius `roi_radius`) are
-#   mapped from MNI space into each subject's native grid through the registration; each native
-#   voxel is weighted by the fraction of its volume inside the sphere;
+#   mapped from MNI space into each subject's native grid through the registration: the sphere is
+#   sampled on a 0.5 mm template lattice and each sample shares its weight among its 8 native
+#   neighbours (trilinear), so the ROI mean equals the mean over the sphere of the interpolated
+#   native tensor field — what atlas-based pipelines get by resampling the maps to MNI;
 # * **template-axis ALPS** (`alps`, `alps_L`, `alps_R`): the native tensor is rotated into template
 #   axes by the rotation of the subject → MNI affine before reading Dxx/Dyy/Dzz — insensitive to
 #   head tilt and oblique slabs;
@@ -56,13 +59,14 @@ from alps import io as aio
 from alps import measure, paths, pipeline
 
 truth_given = bool(truth_table)
-p = paths.resolve(profile, data_dir=data_dir, derivatives_dir=derivatives_dir, truth_table=truth_table, alps_tsv=alps_tsv, qc_tsv=qc_tsv, validation_csv=validation_csv,
-                  rotation_sweep_csv=rotation_sweep_csv)
+p = paths.resolve(profile, data_dir=data_dir, derivatives_dir=derivatives_dir, truth_table=truth_table, alps_tsv=alps_tsv, qc_tsv=qc_tsv,
+                  provenance_tsv=provenance_tsv, validation_csv=validation_csv, rotation_sweep_csv=rotation_sweep_csv)
 data_dir = p['data_dir']
 derivatives_dir = p['derivatives_dir']
 truth_table = p['truth_table']
 alps_tsv = p['alps_tsv']
 qc_tsv = p['qc_tsv']
+provenance_tsv = p['provenance_tsv']
 validation_csv = p['validation_csv']
 rotation_sweep_csv = p['rotation_sweep_csv']
 
@@ -73,6 +77,8 @@ qc_df = pd.read_csv(derivatives_dir / "qc.tsv", sep="\t")
 # the pipeline's tables are deterministic (run timings live in derivatives_dir/timings.tsv)
 aio.atomic_write_tsv(pd.read_csv(derivatives_dir / "alps.tsv", sep="\t"), alps_tsv)
 aio.atomic_write_tsv(qc_df, qc_tsv)
+# per scan: SHA-256 of the inputs, the stage parameters and the package versions (shown in the report)
+aio.atomic_write_tsv(pd.read_csv(derivatives_dir / "provenance.tsv", sep="\t"), provenance_tsv)
 print(f"{(res['status'] == 'ok').sum()} of {len(res)} scans measured; "
       f"{int(res['qc_pass'].fillna(False).astype(bool).sum())} pass QC")
 res[["participant_id", "status", "alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R",

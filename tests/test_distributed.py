@@ -22,7 +22,7 @@ from alps.cli import main
 
 distributed = pytest.importorskip("distributed", reason="needs the 'scale' extra (dask[distributed])")
 
-TABLES = ("alps.tsv", "qc.tsv", "preprocess.tsv")
+TABLES = ("alps.tsv", "qc.tsv", "preprocess.tsv", "provenance.tsv")
 LABELS = ("a", "bad")
 
 

@@ -21,7 +21,7 @@ from alps import io as aio
 from alps import pipeline as P
 from test_bad_inputs import _build, write_good
 
-TABLES = ("alps.tsv", "qc.tsv", "preprocess.tsv")
+TABLES = ("alps.tsv", "qc.tsv", "preprocess.tsv", "provenance.tsv")
 
 
 class Recompute(RuntimeError):
@@ -85,6 +85,37 @@ def test_provenance_records(runs):
     assert res["provenance"]["versions"] == prov["versions"]
     desc = json.loads((runs["A"] / "dataset_description.json").read_text())
     assert desc["GeneratedBy"][0]["Version"] == prov["versions"]["alps"]
+
+
+def test_provenance_table(runs):
+    """provenance.tsv: one row per scan with the inputs' SHA-256 (also for a scan that failed
+    validation), the stage parameters and the versions — the same as the JSON records; and none
+    of it leaks into alps.tsv."""
+    t = pd.read_csv(runs["A"] / "provenance.tsv", sep="\t", dtype=str, keep_default_na=False)
+    t = t.set_index("participant_id")
+    assert list(t.columns) == ["status", "dwi_sha256", "bval_sha256", "bvec_sha256", "preprocess_parameters",
+                               "measure_parameters", "versions"]
+    for label in ("good", "bad"):
+        item = _item(runs["bids"], label)
+        assert t.loc[f"sub-{label}", "dwi_sha256"] == aio.sha256(item.dwi)
+        assert t.loc[f"sub-{label}", "bvec_sha256"] == aio.sha256(item.bvec)
+    pre = json.loads((runs["A"] / "sub-good" / "dwi" / "sub-good_desc-preprocess.json").read_text())["provenance"]
+    assert t.loc["sub-good", "preprocess_parameters"] == "; ".join(f"{k}={pre['parameters'][k]}"
+                                                                    for k in sorted(pre["parameters"]))
+    assert t.loc["sub-good", "versions"] == "; ".join(f"{k}={pre['versions'][k]}" for k in sorted(pre["versions"]))
+    assert "roi_weighting=trilinear" in t.loc["sub-good", "measure_parameters"]
+    assert t.loc["sub-bad", "status"] == "failed" and t.loc["sub-bad", "measure_parameters"] == "n/a"
+    assert not [c for c in pd.read_csv(runs["A"] / "alps.tsv", sep="\t").columns if c.startswith("prov")]
+
+
+def test_report_shows_provenance(runs, tmp_path):
+    from alps.report import provenance_html
+
+    page = provenance_html(runs["A"] / "provenance.tsv", "provenance.tsv")
+    item = _item(runs["bids"])
+    assert aio.sha256(item.dwi)[:12] in page
+    assert "roi_weighting" in page and "trilinear" in page and "antspyx" in page
+    assert "set 1 (1 scans)" in page  # the failed scan recorded no measurement parameters
 
 
 def test_unchanged_rerun_recomputes_nothing(runs):
