@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     ap.add_argument("--motion-correction", action="store_true", help="per-volume motion correction (pipeline option)")
     ap.add_argument("--fit-method", default=None, help="tensor fit method (pipeline option, default WLS)")
     ap.add_argument("--motion-model", default=None, choices=("rigid", "affine"), help="with --motion-correction")
+    ap.add_argument("--roi", default=None, choices=("spheres", "jhu"), help="ROI set (pipeline option, default spheres)")
     args = ap.parse_args(argv)
     if not REAL.is_dir():
         print(f"{REAL}: real data not available", file=sys.stderr)
@@ -92,6 +93,8 @@ def main(argv=None) -> int:
         options["fit_method"] = args.fit_method
     if args.motion_model:
         options["motion_model"] = args.motion_model
+    if args.roi:
+        options["roi"] = args.roi
     tag = "".join(f"_{k}" if v is True else f"_{v}" for k, v in options.items())
     rows = []
     for radius in args.roi_radius:

@@ -73,9 +73,12 @@ if truth_table:
     truth = stats.headline_numbers(truth_cohort, n_boot=int(n_boot), seed=int(seed))
 repro = stats.reproduction_table(measured, truth)
 write_csv_atomic(repro, p["reproduction_csv"])
+# the truth table is identified by its content, not its path (same inputs give the same JSON anywhere)
+from alps.io import sha256
+
 key = {"n": int(len(cohort)), "n_excluded": int(len(excluded)), "n_boot": int(n_boot),
        "seed": int(seed), "measured": measured, "truth": truth,
-       "truth_table": str(truth_table) if truth_table else None}
+       "truth_table_sha256": sha256(truth_table) if truth_table else None}
 
 
 def _json_safe(v):  # NaN/inf are not JSON: write null
