@@ -168,7 +168,7 @@ bench: | $(STAMP) ## Benchmarks (not tests): per-stage time/memory, cohort scali
 	mkdir -p $(BENCH)
 	$(PY) benchmarks/bench_simulate.py $(BENCH)/simulate.csv
 	$(PY) benchmarks/bench_pipeline.py timing $(BENCH)/pipeline.csv
-	$(PY) benchmarks/bench_scale.py $(BENCH)/scale.csv --n-jobs 1 2
+	$(PY) benchmarks/bench_scale.py $(BENCH)/scale.csv --n-jobs 1 2 --n-subjects 8
 	@if [ -d ../shared/data/real_dwi ]; then \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_data.csv --work build/bench-real --roi-radius 2.5 5 --n-jobs 1; \
 	else echo "../shared/data/real_dwi not found: real-scan benchmark skipped"; fi

@@ -99,8 +99,8 @@ def motion_correct(data, affine, bvals, bvecs_fsl, *, model: str = "rigid", refe
 
     Every volume but the first b = 0 is registered (ANTs, Mattes mutual information, 32 bins,
     every voxel (:data:`MOTION_SAMPLING`), :func:`motion_levels`, identity start) to the reference
-    and resampled (linear) on the original grid. It is slow: 10–15 s a volume on the 3 mm Toshiba
-    and the 2 mm Philips scans (one thread), against the 2–3 s of the whole default pipeline. ``reference='b0'`` (default): the mean b = 0 image, as FSL ``eddy_correct``;
+    and resampled (linear) on the original grid. It is slow: 7.7 s a volume on the 3 mm Toshiba and
+    8.5 s on the 2 mm Philips scan (one thread), against ~7 s for the whole default pipeline. ``reference='b0'`` (default): the mean b = 0 image, as FSL ``eddy_correct``;
     ``'mean_dw'``: diffusion-weighted volumes to the mean diffusion-weighted image, b = 0 volumes
     to the mean b = 0. ``model='rigid'`` (default: head motion) or ``'affine'`` (12 dof for the
     diffusion-weighted volumes: also the shear/scale/translation of eddy-current distortion).

@@ -31,8 +31,11 @@ The template-axis ALPS spread across the Toshiba tilts is the same for the first
 (0.103–0.107 mean, 2.5 mm spheres); an earlier Mattes-MI, 20 % random sampling, rigid → 12-dof
 configuration gave 1.5 / 3.9 mm and 5.4°.
 
-Registration is not what limits the ALPS spread across the Toshiba tilts: giving all five series
-one registration carried over by their true motion (``--oracle``) leaves about the same spread.
+How much of the ALPS spread across the Toshiba tilts is registration: giving all five series one
+registration carried over by their true motion (``benchmarks/real_data.py --reuse DIR --oracle``)
+leaves 0.075–0.089 of the 0.107 (mean ALPS, 2.5 mm spheres) and all of the 0.050 at 5 mm; the
+noise alone would give 0.046 and 0.023 (``--bootstrap``). The rest differs between the series
+themselves (grid, distortion, the 12-direction scheme at each tilt), not between registrations.
 ``kind='syn'`` adds ANTs SyN (CC) after the same linear stages; ``kind='rigid'`` is rigid only.
 
 Determinism: the ANTs random seed is fixed (``seed``) and ITK runs single-threaded by default

@@ -105,24 +105,15 @@ def run_simulated(configs, subjects) -> list[dict]:
 
 
 def run_toshiba(configs, work) -> list[dict]:
-    import nibabel as nib
-
     import real_data as RD
-    from alps import dti, measure, pipeline as P
+    from alps import measure, pipeline as P
     from alps.roi import default_spheres
 
     tosh = [n for n in RD.SCANS if n.startswith("toshiba")]
     bids = RD.make_bids(Path(work) / "bids")
     deriv = Path(work) / "fit"
     P.run_cohort(bids, deriv, participant_label=tosh, stages=("preprocess",), progress=False, n_jobs=2)
-    subj = {}
-    for name in tosh:
-        d = deriv / f"sub-{name}" / "dwi" / f"sub-{name}_"
-        fa = nib.load(str(d) + "desc-FA_dwimap.nii.gz")
-        fa = nib.Nifti1Image(np.asarray(fa.dataobj, np.float32), fa.affine)
-        mask = np.asarray(nib.load(str(d) + "desc-brain_mask.nii.gz").dataobj) > 0
-        tensor, aff = dti.load_tensor_image(str(d) + "desc-tensor_dwimap.nii.gz")
-        subj[name] = (fa, mask, tensor, aff)
+    subj = {name: RD.load_fit(deriv, name) for name in tosh}
     motion = RD.series_motion(tosh)
     rows = []
     for cname, kw in configs.items():
