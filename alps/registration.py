@@ -4,32 +4,41 @@ Default (``kind='affine'``): one ``antsRegistration`` call — centre-of-mass in
 rigid stage (shrink 6) and a **7-dof similarity** stage (rotation, translation, isotropic
 scale; shrink 4/2) — of the subject's FA (moving; brain mask eroded by 4 mm) to the template's
 **white-matter probability map** (fixed, 2 mm), with the **global-correlation (GC)** metric
-evaluated at **every** template-grid point inside the template brain mask dilated by 4 mm
-(dense, no random sampling; ``metric_mask``). FA and WM probability share their main contrast
-(bright white matter, dark grey matter and CSF).
+evaluated at **every template-grid point inside the template brain mask** dilated by 4 mm
+(``metric_mask``), each point moved by a seeded random offset within its voxel (ITK "Regular"
+sampling at 100 %, ``sampling_strategy='regular'``). FA and WM probability share their main
+contrast (bright white matter, dark grey matter and CSF).
 
-Why this configuration. Dense sampling makes the metric see the same template points whatever
-the slab tilt (random/jittered sampling does not); dropping shear and anisotropic scale
-(12 → 7 dof) removes the poorly constrained directions that tilted, partially covered slabs pull
+Why this configuration. A fixed point set on the template grid makes the metric see the same
+template points whatever the slab tilt (per-subject random sampling does not; the jitter is the
+same for every subject because it is seeded); dropping shear and anisotropic scale (12 → 7 dof)
+removes the poorly constrained directions that tilted, partially covered slabs pull
 differently; GC was the most consistent metric; restricting the metric to the brain drops the
-~75 % of template points that are background, and the last level (shrink 2, 4 mm) costs ~80 ms
-an iteration, so its 20 iterations are most of the time. ``benchmarks/bench_registration.py``
+~75 % of template points that are background. The regular point set is built once per level
+from the in-mask points, whereas ITK's ``'dense'`` metric (voxel centres, no jitter) walks the
+whole template grid at every iteration and skips the masked points; it is twice as slow and
+measured slightly *less* accurate and consistent (below). ``benchmarks/bench_registration.py``
 (8 simulated subjects with a known pose; the five tilted Toshiba series of one head, whose ROI
-centres and rotations are compared in one world frame through the series' true motion):
+centres and rotations are compared in one world frame through the series' true motion;
+``results/bench/registration.csv``):
 
-==========================================  ========  ============  =================  ========
-configuration                               time      sim. centre   Toshiba centres    Toshiba
-                                            (sim.)    error (max)   RMS / max pair     rot max
-==========================================  ========  ============  =================  ========
-v0.1: whole grid, 200+100 / 300+150+50 its  7.2 s     0.22 mm       0.56 / 1.53 mm     1.0°
-brain mask, 100 / 100+30 its                3.3 s     0.17 mm       0.41 / 1.13 mm     0.9°
-**default**: brain mask, 100 / 100+20 its   2.5 s     0.19 mm       0.51 / 1.39 mm     1.5°
-brain mask, last level shrink 4             1.2 s     2.24 mm       1.07 / 2.47 mm     3.0°
-==========================================  ========  ============  =================  ========
+==============================================  ======  ===========  ===============  =======
+configuration                                   time    sim. centre  Toshiba centres  Toshiba
+                                                (sim.)  error (max)  RMS / max pair   rot max
+==============================================  ======  ===========  ===============  =======
+**default**: brain mask, regular, 100 / 100+20  1.3 s   0.17 mm      0.44 / 1.40 mm   1.0°
+dense sampling (the previous default)           2.6 s   0.19 mm      0.51 / 1.39 mm   1.5°
+first: whole grid, dense, 200+100 / 300+150+50  7.1 s   0.22 mm      0.56 / 1.53 mm   1.0°
+regular sampling at 50 %                        1.1 s   0.25 mm      0.49 / 1.36 mm   2.9°
+last level shrink 4                             0.8 s   0.28 mm      1.49 / 4.84 mm   3.7°
+==============================================  ======  ===========  ===============  =======
 
-The template-axis ALPS spread across the Toshiba tilts is the same for the first three
-(0.103–0.107 mean, 2.5 mm spheres); an earlier Mattes-MI, 20 % random sampling, rigid → 12-dof
-configuration gave 1.5 / 3.9 mm and 5.4°.
+The default was chosen on these geometric figures (error against a known pose, consistency of
+one head across tilts), not on the ALPS spread of the one Toshiba head, which moves by ±0.02
+between configurations of equal geometry: mean template-axis ALPS spreads 0.104 / 0.107 / 0.103
+/ 0.082 / 0.123 (2.5 mm spheres) and 0.066 / 0.050 / 0.076 / 0.040 / 0.064 (5 mm) for the five
+rows above. An earlier Mattes-MI, 20 % random sampling, rigid → 12-dof configuration gave
+1.5 / 3.9 mm and 5.4°.
 
 How much of the ALPS spread across the Toshiba tilts is registration: giving all five series one
 registration carried over by their true motion (``benchmarks/real_data.py --reuse DIR --oracle``)
@@ -40,8 +49,8 @@ themselves (grid, distortion, the 12-direction scheme at each tilt), not between
 
 Determinism: the ANTs random seed is fixed (``seed``) and ITK runs single-threaded by default
 (``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``, set before ``ants`` is imported), so repeated runs
-and runs with different ``n_jobs`` give identical transforms (with the default dense sampling
-the seed is not even used). ITK's console warnings (e.g. "collected only zero points" for
+and runs with different ``n_jobs`` give identical transforms (the seed fixes the jittered
+points of the default sampling). ITK's console warnings (e.g. "collected only zero points" for
 template regions outside a partial-coverage slab) are captured, not printed; the last lines are
 kept in the error message when ``antsRegistration`` fails.
 
@@ -275,9 +284,18 @@ def _captured_stderr():
             os.close(saved)
 
 
-def _stage_args(transform, levels, fixed_ptr, moving_ptr, *, metric, sampling, step=0.1, mask_ptr=None):
+#: sampling strategies of the metric: name -> antsRegistration's word.
+SAMPLING_STRATEGIES = {"regular": "Regular", "dense": "None", "random": "Random"}
+
+
+def _stage_args(transform, levels, fixed_ptr, moving_ptr, *, metric, sampling, step=0.1, mask_ptr=None,
+                strategy="regular"):
     """antsRegistration arguments of one linear stage (metric on the fixed = template grid)."""
-    strategy = "None" if sampling >= 1 else "Regular"
+    if strategy not in SAMPLING_STRATEGIES:
+        raise ValueError(f"unknown sampling strategy {strategy!r}; choose one of {list(SAMPLING_STRATEGIES)}")
+    if strategy == "dense" and sampling < 1:
+        raise ValueError(f"dense sampling uses every point; got sampling={sampling} (use 'regular' or 'random')")
+    strategy = SAMPLING_STRATEGIES[strategy]
     if metric == "MI":
         m = f"MI[{fixed_ptr},{moving_ptr},1,32,{strategy},{min(float(sampling), 1.0)}]"
     elif metric == "GC":
@@ -294,10 +312,15 @@ def _stage_args(transform, levels, fixed_ptr, moving_ptr, *, metric, sampling, s
     return args
 
 
-def _run_linear(fixed, moving, outprefix, *, stages, metric, sampling, seed, init=1, fixed_mask=None):
+def _run_linear(fixed, moving, outprefix, *, stages, metric, sampling, seed, init=1, fixed_mask=None,
+                strategy=None):
     """One antsRegistration call: start from ``init`` (1 = centres of mass, 0 = image centres, or
     the path of a transform file), then ``stages``; the metric is evaluated only inside
-    ``fixed_mask`` (an ANTsImage on the fixed grid) when given."""
+    ``fixed_mask`` (an ANTsImage on the fixed grid) when given, at the points of ``strategy``
+    (a key of :data:`SAMPLING_STRATEGIES`; default ``'dense'`` when ``sampling >= 1``, else
+    ``'regular'``)."""
+    if strategy is None:
+        strategy = "dense" if sampling >= 1 else "regular"
     ants = _ants(None)
     from ants.internal import get_lib_fn, get_pointer_string
 
@@ -306,7 +329,8 @@ def _run_linear(fixed, moving, outprefix, *, stages, metric, sampling, seed, ini
     start = str(init) if isinstance(init, (str, os.PathLike)) else f"[{fp},{mp},{int(init)}]"
     args = ["--dimensionality", "3", "--initial-moving-transform", start]
     for transform, levels in stages:
-        args += _stage_args(transform, levels, fp, mp, metric=metric, sampling=sampling, mask_ptr=kp)
+        args += _stage_args(transform, levels, fp, mp, metric=metric, sampling=sampling, mask_ptr=kp,
+                            strategy=strategy)
     args += ["--output", str(outprefix), "--collapse-output-transforms", "1",
              "--random-seed", str(int(seed)), "--float", "1", "--write-composite-transform", "0"]
     with _captured_stderr() as err:
@@ -323,7 +347,7 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
              seed: int = 20260505, threads: int = 1, resolution: int = 2,
              min_correlation: float = MIN_CORRELATION, min_dice: float = MIN_DICE,
              check: bool = True, erode_mm: float = 4.0, sampling: float = 1.0, metric: str = "GC",
-             stages=None, metric_mask: bool = True) -> Registration:
+             stages=None, metric_mask: bool = True, sampling_strategy: str = "regular") -> Registration:
     """Register a subject FA map to the MNI WM-probability template.
 
     Parameters
@@ -334,14 +358,17 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
         (the same linear start, then ANTs SyN) or 'rigid'
     out_dir : directory where the ANTs transform files are kept (default: a temp dir)
     prefix : file-name prefix of the transforms in ``out_dir``
-    seed : ANTs random seed (only used when ``sampling < 1``)
+    seed : ANTs random seed: fixes the jitter of ``'regular'`` sampling (the same template points
+        for every subject) and the points of ``'random'``; not used by ``'dense'``
     threads : ITK threads (1 = deterministic)
     check : raise :class:`RegistrationError` when the QC metrics fall below the thresholds
     erode_mm : the brain mask is eroded by this much before masking the FA (the dilated
         median-otsu rim has noisy, spuriously high FA that pulls the fit)
-    sampling : fraction of template-grid points used by the metric; ``1.0`` (default) = every
-        point (dense, no random jitter: the metric sees the same template points whatever the
-        subject's slab tilt); ``< 1`` = ITK regular grid with seeded jitter
+    sampling : fraction of template-grid points used by the metric (default ``1.0``: all of them)
+    sampling_strategy : ``'regular'`` (default: every ``1/sampling``-th template-grid point inside
+        the metric mask, each moved by a seeded random offset within its voxel — the same points
+        for every subject, whatever its slab tilt), ``'dense'`` (every grid point at its centre,
+        no jitter; ``sampling`` must be 1) or ``'random'`` (seeded random points)
     metric : 'GC' (global correlation, default: the most consistent across slab tilts on the real
         Toshiba series) or 'MI' (Mattes mutual information, 32 bins)
     stages : override the linear stages ``((transform, ((iterations, shrink, sigma_vox), ...)), ...)``
@@ -381,7 +408,8 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
     try:
         fmask = nib_to_ants(metric_mask_image(resolution)) if metric_mask else None
         lin = _run_linear(fixed, moving, os.path.join(tmp, "x_"), stages=stages, metric=metric,
-                          sampling=sampling, seed=seed, fixed_mask=fmask)
+                          sampling=sampling, seed=seed, fixed_mask=fmask,
+                          strategy=sampling_strategy)
         if kind == "syn":  # ANTs SyN (CC) from the linear result
             reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="SyNOnly",
                                     initial_transform=lin, reg_iterations=(40, 20, 0),

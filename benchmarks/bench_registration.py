@@ -39,11 +39,12 @@ from alps import registration as R  # noqa: E402
 #: configurations: keyword arguments of alps.registration.register.
 CONFIGS = {
     "default": {},
-    "v0.1 (unmasked, 200+100 / 300+150+50 its)": dict(
-        metric_mask=False, stages=(("Rigid", ((200, 6, 3), (100, 4, 2))),
-                                   ("Similarity", ((300, 6, 3), (150, 4, 2), (50, 2, 1))))),
-    "masked, 30 its at shrink 2": dict(stages=(("Rigid", ((100, 6, 3),)), ("Similarity", ((100, 4, 2), (30, 2, 1))))),
-    "masked, last level shrink 4": dict(stages=(("Rigid", ((100, 6, 3),)), ("Similarity", ((100, 6, 3), (100, 4, 2))))),
+    "dense sampling (previous default)": dict(sampling_strategy="dense"),
+    "first (unmasked, dense, 200+100 / 300+150+50 its)": dict(
+        metric_mask=False, sampling_strategy="dense",
+        stages=(("Rigid", ((200, 6, 3), (100, 4, 2))), ("Similarity", ((300, 6, 3), (150, 4, 2), (50, 2, 1))))),
+    "regular 50 %": dict(sampling=0.5),
+    "last level shrink 4": dict(stages=(("Rigid", ((100, 6, 3),)), ("Similarity", ((100, 6, 3), (100, 4, 2))))),
 }
 CENTRES = np.array([(-26.0, -16.0, 27.0), (26.0, -16.0, 27.0), (-38.0, -16.0, 27.0), (38.0, -16.0, 27.0)])
 

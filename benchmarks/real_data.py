@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse", default=None, help="derivatives dir of an earlier run: re-register + re-measure only")
     ap.add_argument("--metric", default="GC", choices=("MI", "GC"))
     ap.add_argument("--sampling", type=float, default=1.0)
+    ap.add_argument("--sampling-strategy", default="regular", choices=("regular", "dense", "random"))
     ap.add_argument("--linear", default="similarity", choices=("similarity", "affine", "rigid"),
                     help="last linear stage (reuse mode)")
     ap.add_argument("--erode-mm", type=float, default=4.0)
@@ -285,7 +286,7 @@ def reuse_main(args) -> int:
     from alps.roi import default_spheres
 
     deriv = Path(args.reuse)
-    variant = f"{args.metric}-s{args.sampling:g}-{args.linear}-e{args.erode_mm:g}"
+    variant = f"{args.metric}-{args.sampling_strategy}{args.sampling:g}-{args.linear}-e{args.erode_mm:g}"
     subj, t2s, times = {}, {}, {}
     for name in SCANS:
         subj[name] = fa, mask, tensor, aff = load_fit(deriv, name)
@@ -293,7 +294,8 @@ def reuse_main(args) -> int:
         try:
             t0 = time.perf_counter()
             reg = R.register(fa, mask, kind="affine", out_dir=tmp, check=False, metric=args.metric,
-                             sampling=args.sampling, erode_mm=args.erode_mm, stages=LINEAR[args.linear])
+                             sampling=args.sampling, sampling_strategy=args.sampling_strategy,
+                             erode_mm=args.erode_mm, stages=LINEAR[args.linear])
             times[name] = time.perf_counter() - t0
             t2s[name] = reg.template_to_subject
         finally:

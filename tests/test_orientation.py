@@ -164,30 +164,55 @@ def test_template_axis_alps_invariant_to_head_rotation(weighting):
     assert np.ptp([r["alps_scanner"] for r in results]) > 0.1
 
 
-@pytest.mark.slow
-def test_ants_lps_ras_conversion_recovers_known_transform(tmp_path):
-    """Resample the template WM map with a known rigid transform, register back, compare."""
+def _known_pose_subject():
+    """Template WM resampled on an LAS 2.5 mm grid under a known rigid pose: (image, s2t)."""
     from scipy import ndimage
 
-    from alps import registration as R
     from alps import template as tpl
 
     wm = tpl.load("wm", resolution=2)
     rot = Rotation.from_euler("xyz", [8.0, -5.0, 6.0], degrees=True).as_matrix()
-    trans = np.array([6.0, -4.0, 5.0])
     s2t = np.eye(4)
-    s2t[:3, :3] = rot
-    s2t[:3, 3] = trans
-    # subject grid: LAS 2.5 mm; subject value at x = WM(s2t · x)
+    s2t[:3, :3], s2t[:3, 3] = rot, [6.0, -4.0, 5.0]
     shape = (76, 90, 76)
     aff = np.diag([-2.5, 2.5, 2.5, 1.0])
     aff[:3, 3] = [94.0, -130.0, -75.0]
     m = np.linalg.inv(wm.affine) @ s2t @ aff
-    ijk = np.indices(shape).reshape(3, -1).astype(float)
-    coords = m[:3, :3] @ ijk + m[:3, 3:4]
+    coords = m[:3, :3] @ np.indices(shape).reshape(3, -1).astype(float) + m[:3, 3:4]
     data = ndimage.map_coordinates(wm.get_fdata(), coords, order=1, cval=0.0).reshape(shape).astype(np.float32)
-    img = nib.Nifti1Image(data, aff)
-    reg = R.register(img, data > 0.05, kind="affine", out_dir=tmp_path, check=False, erode_mm=0)
+    return nib.Nifti1Image(data, aff), s2t
+
+
+@pytest.mark.slow
+def test_regular_sampling_is_seeded_and_strategies_are_checked(tmp_path):
+    """The default 'regular' metric sampling jitters its points with the seed: the same seed gives
+    the same transform bit for bit, another seed a (slightly) different one."""
+    from alps import registration as R
+
+    img, _ = _known_pose_subject()
+    mask = img.get_fdata() > 0.05
+    mats = [R.register(img, mask, out_dir=tmp_path / str(i), check=False, erode_mm=0, seed=s).template_to_subject
+            for i, s in enumerate((7, 7, 8))]
+    assert np.array_equal(mats[0], mats[1])
+    assert not np.array_equal(mats[0], mats[2])
+    assert np.abs(mats[0] - mats[2]).max() < 0.5
+    with pytest.raises(ValueError, match="unknown sampling strategy"):
+        R.register(img, mask, out_dir=tmp_path, check=False, sampling_strategy="sparse")
+    with pytest.raises(ValueError, match="dense sampling uses every point"):
+        R.register(img, mask, out_dir=tmp_path, check=False, sampling_strategy="dense", sampling=0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["regular", "dense"])
+def test_ants_lps_ras_conversion_recovers_known_transform(tmp_path, strategy):
+    """Resample the template WM map with a known rigid transform, register back, compare."""
+    from alps import registration as R
+
+    # subject grid: LAS 2.5 mm; subject value at x = WM(s2t · x)
+    img, s2t = _known_pose_subject()
+    rot = s2t[:3, :3]
+    reg = R.register(img, img.get_fdata() > 0.05, kind="affine", out_dir=tmp_path, check=False, erode_mm=0,
+                     sampling_strategy=strategy)
     est = reg.subject_to_template
     pts = np.array([[26, -16, 27], [-38, -16, 27], [0, 30, 0], [0, -60, 10.0]])
     # ROI-level accuracy in template mm
@@ -263,3 +288,58 @@ def test_real_jhu_debian_copy_is_mirrored():
     xyz = voxel_world_coords(out.shape, out.affine)
     o = np.asarray(out.dataobj)
     assert (xyz[o == 1][:, 0] < 0).all() and (xyz[o == 2][:, 0] > 0).all()
+
+
+@pytest.mark.parametrize("extra_deg", [0.0, 8.0])
+def test_fibre_field_agreement_finds_a_misread_table(extra_deg):
+    """Two scans of one head (second one oblique, LAS-stored, with 12° of head motion): correct
+    tables give no extra rotation; a table read in a frame rotated by 8° is found as 8°."""
+    from alps.validation import fibre_field_agreement
+
+    shape = (28, 30, 26)
+    aff_a = BASE
+    rot_b = Rotation.from_euler("xyz", [20, -10, 5], degrees=True).as_matrix() @ np.diag([-2.0, 2.0, 2.0])
+    aff_b = np.eye(4)
+    motion = np.eye(4)  # world of b -> world of a
+    motion[:3, :3] = Rotation.from_euler("zyx", [12, 4, -3], degrees=True).as_matrix()
+    motion[:3, 3] = [3.0, -2.0, 1.5]
+    centre_a = aff_a[:3, :3] @ ((np.array(shape) - 1) / 2) + aff_a[:3, 3]
+    centre_b = np.linalg.solve(motion[:3, :3], centre_a - motion[:3, 3])  # same anatomy at both centres
+    aff_b[:3, :3], aff_b[:3, 3] = rot_b, centre_b - rot_b @ ((np.array(shape) - 1) / 2)
+    extra = Rotation.from_rotvec(np.radians(extra_deg) * np.array([0.6, 0.0, 0.8])).as_matrix()
+
+    ra, rb, rm = (T.polar_rotation(m[:3, :3]) for m in (aff_a, aff_b, motion))
+    tens_a = T.rotate(world_tensor_field(voxel_world_coords(shape, aff_a)), ra.T)
+    xyz_b = voxel_world_coords(shape, aff_b)
+    xyz_in_a = xyz_b @ motion[:3, :3].T + motion[:3, 3]
+    d_b_world = T.rotate(T.rotate(world_tensor_field(xyz_in_a), rm.T), extra)
+    tens_b = T.rotate(d_b_world, rb.T)
+    # b's field of view: only where it lies inside a's grid
+    vox_a = np.linalg.solve(aff_a[:3, :3], (xyz_in_a - aff_a[:3, 3]).reshape(-1, 3).T).T.reshape(xyz_b.shape)
+    inside = np.all((vox_a > 1) & (vox_a < np.array(shape) - 2), axis=-1)
+    assert inside.sum() > 2000
+
+    res = fibre_field_agreement(tens_a, aff_a, tens_b, aff_b, motion, mask_b=inside)
+    assert res["n_voxels"] > 1000
+    assert res["extra_rotation_deg"] == pytest.approx(extra_deg, abs=0.3)
+    if extra_deg:
+        assert res["cos2_best"] > res["cos2_identity"] + 0.005
+    else:
+        assert res["median_angle_deg"] < 1.0 and res["cos2_identity"] > 0.999
+    # the wrong motion (identity) is not mistaken for agreement
+    wrong = fibre_field_agreement(tens_a, aff_a, tens_b, aff_b, np.eye(4), mask_b=inside, fa_threshold=0.0)
+    assert wrong["median_angle_deg"] > 5.0
+
+
+def test_fibre_field_agreement_validates():
+    from alps.validation import fibre_field_agreement
+
+    t = np.tile(np.diag([1.7e-3, 0.3e-3, 0.3e-3]), (4, 4, 4, 1, 1))
+    with pytest.raises(ValueError, match="b_to_a must be 4x4"):
+        fibre_field_agreement(t, np.eye(4), t, np.eye(4), np.eye(3))
+    with pytest.raises(ValueError, match="mask_b has shape"):
+        fibre_field_agreement(t, np.eye(4), t, np.eye(4), np.eye(4), mask_b=np.ones((2, 2, 2), bool))
+    far = np.eye(4)
+    far[:3, 3] = 1000.0
+    with pytest.raises(ValueError, match="do the images overlap"):
+        fibre_field_agreement(t, np.eye(4), t, np.eye(4), far)

@@ -60,3 +60,24 @@ def test_toshiba_tilts(real_run):
     assert spread_t < spread_s
     assert spread_t < 0.30
     assert (t["fa_proj_L"] > 0.25).all() and (t["fa_assoc_R"] > 0.25).all()
+
+
+def test_toshiba_gradient_tables_agree_with_the_ortho_series(real_run):
+    """The five series are one head: with every oblique series' table read in the right frame,
+    its fibre field matches the ortho series' at the same anatomy (through the measured head
+    motion) with no extra rotation. A table applied in slab instead of scanner axes would leave
+    a 20–30° rotation here."""
+    from real_data import load_fit, series_motion
+
+    from alps.validation import fibre_field_agreement
+
+    _, out = real_run
+    names = ["toshiba7006ortho", "toshiba8006ax30", "toshiba6006sag30", "toshiba9006cor20", "toshiba10006all20"]
+    motion = series_motion(names)
+    _, _, t_ref, a_ref = load_fit(out, names[0])
+    for name in names[1:]:
+        _, mask, t, a = load_fit(out, name)
+        res = fibre_field_agreement(t_ref, a_ref, t, a, motion[name], mask_b=mask)
+        assert res["n_voxels"] > 1000, name
+        assert res["extra_rotation_deg"] < 2.0, (name, res)
+        assert res["median_angle_deg"] < 8.0, (name, res)
