@@ -19,6 +19,7 @@ n_jobs = 2
 roi = "spheres"
 roi_radius = 2.5
 registration = "affine"
+registration_sampling = "regular"
 denoise = False
 gibbs = False
 motion_correction = False
@@ -58,7 +59,8 @@ print("derivatives:", derivatives_dir)
 # %%
 pre = pipeline.run_cohort(
     data_dir, derivatives_dir, n_jobs=n_jobs, roi=roi, roi_radius=roi_radius,
-    registration=registration, denoise=denoise, gibbs=gibbs, motion_correction=motion_correction,
+    registration=registration, registration_sampling=registration_sampling, denoise=denoise, gibbs=gibbs,
+    motion_correction=motion_correction,
     stages=("preprocess",))
 # the pipeline writes the deterministic status table (no timings) into derivatives_dir
 if Path(preprocess_tsv) != derivatives_dir / "preprocess.tsv":

@@ -19,6 +19,7 @@ n_jobs = 2
 roi = "spheres"
 roi_radius = 2.5
 registration = "affine"
+registration_sampling = "regular"
 denoise = False
 gibbs = False
 motion_correction = False
@@ -72,7 +73,8 @@ rotation_sweep_csv = p['rotation_sweep_csv']
 
 res = pipeline.run_cohort(
     data_dir, derivatives_dir, n_jobs=n_jobs, roi=roi, roi_radius=roi_radius,
-    registration=registration, denoise=denoise, gibbs=gibbs, motion_correction=motion_correction)
+    registration=registration, registration_sampling=registration_sampling, denoise=denoise, gibbs=gibbs,
+    motion_correction=motion_correction)
 qc_df = pd.read_csv(derivatives_dir / "qc.tsv", sep="\t")
 # the pipeline's tables are deterministic (run timings live in derivatives_dir/timings.tsv)
 aio.atomic_write_tsv(pd.read_csv(derivatives_dir / "alps.tsv", sep="\t"), alps_tsv)
@@ -124,6 +126,7 @@ from alps import validation
 
 sweep = validation.rotation_sweep(
     Path(derivatives_dir).parent / "rotation_sweep", angles=rotation_angles, snr=rotation_snr,
-    n_jobs=n_jobs, roi=roi, roi_radius=roi_radius, registration=registration)
+    n_jobs=n_jobs, roi=roi, roi_radius=roi_radius, registration=registration,
+    registration_sampling=registration_sampling)
 aio.atomic_write_text(rotation_sweep_csv, sweep.to_csv(index=False))
 validation.sweep_spreads(sweep)
