@@ -164,13 +164,16 @@ test: ## pytest, the smoke profile of the notebook series, and the determinism c
 	$(MAKE) --no-print-directory determinism
 
 BENCH := results/bench
-bench: | $(STAMP) ## Benchmarks (not tests): per-stage time/memory, cohort scaling, real scans -> results/bench/*.csv
+bench: | $(STAMP) ## Benchmarks (not tests, ~15 min): per-stage time/memory, scaling, registration, real scans -> results/bench/*.csv
 	mkdir -p $(BENCH)
 	$(PY) benchmarks/bench_simulate.py $(BENCH)/simulate.csv
 	$(PY) benchmarks/bench_pipeline.py timing $(BENCH)/pipeline.csv
 	$(PY) benchmarks/bench_scale.py $(BENCH)/scale.csv --n-jobs 1 2 --n-subjects 8
+	$(PY) benchmarks/bench_registration.py $(BENCH)/registration.csv --work build/bench-registration
 	@if [ -d ../shared/data/real_dwi ]; then \
-	  $(PY) benchmarks/real_data.py $(BENCH)/real_data.csv --work build/bench-real --roi-radius 2.5 5 --n-jobs 1; \
+	  $(PY) benchmarks/real_data.py $(BENCH)/real_data.csv --work build/bench-real --roi-radius 2.5 5 --n-jobs 1 && \
+	  $(PY) benchmarks/real_data.py $(BENCH)/real_oracle.csv --reuse build/bench-real/derivatives_r2.5_affine --oracle && \
+	  $(PY) benchmarks/real_data.py $(BENCH)/real_orientation.csv --reuse build/bench-real/derivatives_r2.5_affine --orientation; \
 	else echo "../shared/data/real_dwi not found: real-scan benchmark skipped"; fi
 
 # ---------------------------------------------------------------- interactive

@@ -414,7 +414,8 @@ def qc_montage(der_dir, alps_tab: pd.DataFrame, *, ncols: int = 5, max_subjects:
     subjects = sorted(alps_tab["participant_id"])[:max_subjects]
     n = len(subjects)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_INCH, 1.45 * nrows + 0.3), squeeze=False)
+    height = 1.45 * nrows + 0.45
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PAGE_WIDTH_INCH, height), squeeze=False)
     status = alps_tab.set_index("participant_id")
     for ax in axes.ravel():
         ax.axis("off")
@@ -436,8 +437,8 @@ def qc_montage(der_dir, alps_tab: pd.DataFrame, *, ncols: int = 5, max_subjects:
                     fontsize=5.5, color=OKABE_ITO["vermillion"], transform=ax.transAxes, wrap=True)
         ax.axis("off")
     fig.suptitle("ROI placement, every subject (native colour FA; ROIs: light/dark blue = projection L/R, "
-                 "yellow/orange = association L/R)", fontsize=7)
-    fig.tight_layout()
+                 "yellow/orange = association L/R)", fontsize=7, y=1 - 0.08 / height, va="top")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.22 / height))  # keep the title's 0.22 in free of tiles
     return fig
 
 

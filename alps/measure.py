@@ -21,8 +21,13 @@ native grid through the registration, and each native voxel gets a **weight**:
   (subject → template) inside the template sphere, estimated with ``n³`` sub-voxel samples
   (``supersample``, default 4) — the exact pre-image of the sphere, no interpolation kernel;
 * ``roi_weighting='centre'``: the classic binary mask (voxel centre inside);
-* JHU labels (``roi='jhu'``, :mod:`alps.atlas`) — the 1..4 label image built in template space is
-  warped to the native grid with nearest-neighbour interpolation (binary weights).
+* JHU labels (``roi='jhu'``, :mod:`alps.atlas`) — with ``'trilinear'`` (default) every label
+  voxel of the 1..4 label image built in template space is sampled on the same ``lattice_mm``
+  sub-lattice and mapped like the sphere samples (:func:`trilinear_label_weights`), so the ROI
+  mean is the mean of the interpolated native field over the label's template volume; with
+  ``'centre'`` the label image is warped to the native grid with nearest-neighbour
+  interpolation (binary weights: each native voxel in or out, which on 3 mm data makes the
+  ROI jump with sub-millimetre changes of the registration).
 
 Weights are in voxel-volume units: their sum (``wsum_*``) is the ROI volume in native voxels.
 
@@ -108,18 +113,56 @@ def trilinear_sphere_weights(shape, affine, registration, sphere, *, lattice_mm:
     """Weights (voxel-volume units) of one template sphere sampled on a lattice and mapped to the
     native grid with trilinear interpolation (``roi_weighting='trilinear'``)."""
     pts = sphere_lattice(sphere.center_mm, sphere.radius_mm, lattice_mm)
-    sub = registration.points_to_subject(pts)
+    # each lattice point stands for lattice_mm³ of template
+    return _points_weights(pts, shape, affine, registration, lattice_mm ** 3,
+                           f"{sphere.name}: template sphere at {sphere.center_mm} mm")
+
+
+def _points_weights(pts_template, shape, affine, registration, point_volume_mm3, what):
+    """Trilinear native weights of template points, each standing for ``point_volume_mm3``."""
+    sub = registration.points_to_subject(pts_template)
     inv = np.linalg.inv(np.asarray(affine, float))
     ijk = sub @ inv[:3, :3].T + inv[:3, 3]
     try:
         w = trilinear_weights(ijk, shape)
     except ValueError:
-        raise ValueError(f"ROI {sphere.name}: template sphere at {sphere.center_mm} mm maps outside the "
-                         f"image field of view (native centre {np.round(sub.mean(0), 1).tolist()} mm)") from None
-    # each lattice point stands for lattice_mm³ of template, i.e. lattice_mm³·|det J| mm³ of subject
+        raise ValueError(f"ROI {what} maps outside the image field of view "
+                         f"(native centre {np.round(sub.mean(0), 1).tolist()} mm)") from None
+    # a template point of volume v stands for v·|det J| mm³ of subject
     jac = abs(np.linalg.det(registration.template_to_subject[:3, :3]))
     vox = abs(np.linalg.det(np.asarray(affine, float)[:3, :3]))
-    return (w * (lattice_mm ** 3 * jac / vox)).astype(np.float32)
+    return (w * (point_volume_mm3 * jac / vox)).astype(np.float32)
+
+
+def trilinear_label_weights(shape, affine, registration, labels_img, *, lattice_mm: float = 0.5
+                            ) -> dict[str, np.ndarray]:
+    """Native-grid weights of the ALPS label image (1..4, template space) by trilinear sampling.
+
+    Every label voxel is split into ``n³`` sub-voxel points (``n = round(voxel / lattice_mm)``,
+    at least 1) at the centres of its sub-cells; the points are mapped to the native grid and
+    share their volume among their 8 neighbours (:func:`trilinear_weights`). For any native
+    field ``f``, ``Σ w·f / Σ w`` is then the mean over the label's template volume of the
+    trilinearly interpolated ``f`` (exact for fields linear in native coordinates).
+
+    Returns ``{roi name: weights}`` in voxel-volume units; raises ``ValueError`` when a label is
+    empty or maps outside the field of view.
+    """
+    lab = np.rint(np.asarray(labels_img.dataobj, float)).astype(int)
+    aff_t = np.asarray(labels_img.affine, float)
+    vox_t = np.linalg.norm(aff_t[:3, :3], axis=0)
+    n = np.maximum(np.rint(vox_t / float(lattice_mm)).astype(int), 1)
+    sub_offsets = np.stack(np.meshgrid(*[(np.arange(k) + 0.5) / k - 0.5 for k in n], indexing="ij"),
+                           -1).reshape(-1, 3)  # voxel units, centred on the voxel centre
+    point_volume = abs(np.linalg.det(aff_t[:3, :3])) / len(sub_offsets)
+    out = {}
+    for name, value in ROI_LABELS.items():
+        ijk = np.argwhere(lab == value)
+        if len(ijk) == 0:
+            raise ValueError(f"ROI {name}: label {value} is empty in the template label image")
+        pts_vox = (ijk[:, None, :] + sub_offsets[None]).reshape(-1, 3)
+        pts = pts_vox @ aff_t[:3, :3].T + aff_t[:3, 3]
+        out[name] = _points_weights(pts, shape, affine, registration, point_volume, f"{name} (label {value})")
+    return out
 
 
 def sphere_weights(shape, affine, registration, spheres, *, weighting: str = "trilinear",
@@ -284,15 +327,20 @@ def template_rois(kind: str = "spheres", *, radius_mm: float = 2.5, atlas_path=N
 
 def roi_weights(kind, shape, affine, registration, *, radius_mm=2.5, weighting="trilinear",
                 supersample=4, lattice_mm=0.5, atlas_path=None) -> dict[str, np.ndarray]:
-    """Native-grid ROI weights for ``kind`` 'spheres' or 'jhu' (``weighting``, ``supersample`` and
-    ``lattice_mm`` apply to spheres, see :func:`sphere_weights`)."""
+    """Native-grid ROI weights for ``kind`` 'spheres' or 'jhu' (see :func:`sphere_weights`; for
+    'jhu', ``weighting`` is 'trilinear' (:func:`trilinear_label_weights`) or 'centre'
+    (nearest-neighbour label warp))."""
     if kind == "spheres":
         return sphere_weights(shape, affine, registration, default_spheres(radius_mm=radius_mm),
                               weighting=weighting, supersample=supersample, lattice_mm=lattice_mm)
     if kind == "jhu":
         import nibabel as nib
 
+        if weighting not in ("trilinear", "centre"):
+            raise ValueError(f"JHU label ROIs take roi weighting 'trilinear' or 'centre', got {weighting!r}")
         labels = template_rois("jhu", atlas_path=atlas_path)
+        if weighting == "trilinear":
+            return trilinear_label_weights(shape, affine, registration, labels, lattice_mm=lattice_mm)
         ref = nib.Nifti1Image(np.zeros(tuple(shape[:3]), np.float32), affine)
         native = np.rint(registration.to_subject(labels, ref, interpolator="nearestNeighbor").get_fdata())
         out = {}

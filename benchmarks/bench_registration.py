@@ -13,7 +13,8 @@ For each configuration of :func:`alps.registration.register` (:data:`CONFIGS`):
   consistency of the mapped ROI centres and rotations in one world frame (through each series'
   true motion, b0 → b0 rigid; see ``benchmarks/real_data.py``) and the spread (max − min) of
   template-axis ALPS (L, R, mean) across the five tilts for 2.5 and 5 mm spheres, with the
-  default ``trilinear`` and the ``partial`` ROI weighting.
+  default ``trilinear`` and the ``partial`` ROI weighting, and for the JHU labels (trilinear)
+  when the atlas is installed.
 
 Rows: ``config, dataset, metric, value`` (plus per-subject rows for the simulated data).
 """
@@ -44,6 +45,9 @@ CONFIGS = {
         metric_mask=False, sampling_strategy="dense",
         stages=(("Rigid", ((200, 6, 3), (100, 4, 2))), ("Similarity", ((300, 6, 3), (150, 4, 2), (50, 2, 1))))),
     "regular 50 %": dict(sampling=0.5),
+    "30 its at shrink 2": dict(stages=(("Rigid", ((100, 6, 3),)), ("Similarity", ((100, 4, 2), (30, 2, 1))))),
+    "FA mask eroded 5 mm": dict(erode_mm=5.0),
+    "dense, FA mask eroded 5 mm": dict(sampling_strategy="dense", erode_mm=5.0),
     "last level shrink 4": dict(stages=(("Rigid", ((100, 6, 3),)), ("Similarity", ((100, 6, 3), (100, 4, 2))))),
 }
 CENTRES = np.array([(-26.0, -16.0, 27.0), (26.0, -16.0, 27.0), (-38.0, -16.0, 27.0), (38.0, -16.0, 27.0)])
@@ -116,6 +120,13 @@ def run_toshiba(configs, work) -> list[dict]:
     P.run_cohort(bids, deriv, participant_label=tosh, stages=("preprocess",), progress=False, n_jobs=2)
     subj = {name: RD.load_fit(deriv, name) for name in tosh}
     motion = RD.series_motion(tosh)
+    from alps.atlas import AtlasNotFound, jhu_alps_labels
+
+    try:
+        labels = jhu_alps_labels()
+    except AtlasNotFound as exc:
+        labels = None
+        print(f"JHU atlas not found ({exc}): JHU rows skipped")
     rows = []
     for cname, kw in configs.items():
         mats = {}
@@ -136,6 +147,17 @@ def run_toshiba(configs, work) -> list[dict]:
                     v = [x[k] for x in vals]
                     rows.append({"config": cname, "dataset": "toshiba tilts",
                                  "metric": f"spread_{k}_r{radius:g}_{weighting}", "value": max(v) - min(v)})
+        if labels is not None:  # JHU labels, trilinear sampling (needs no transform files)
+            vals = []
+            for name, (fa, _, tensor, aff) in subj.items():
+                reg = R.Registration(kind="affine", template_to_subject=mats[name], forward_transforms=[],
+                                     inverse_transforms=[])
+                w = measure.trilinear_label_weights(fa.shape, aff, reg, labels)
+                vals.append(measure.measure(tensor, aff, reg, w))
+            for k in ("alps_L", "alps_R", "alps"):
+                v = [x[k] for x in vals]
+                rows.append({"config": cname, "dataset": "toshiba tilts", "metric": f"spread_{k}_jhu_trilinear",
+                             "value": max(v) - min(v)})
         print(f"{cname}: Toshiba done", flush=True)
     return rows
 

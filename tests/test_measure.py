@@ -158,3 +158,74 @@ def test_qc_slices_match_ants_resampling(tmp_path):
     rgb = sl["rgb_axial"][inside]
     expected = v[None, :] * np.clip(sl["fa_axial"][inside], 0, 1)[:, None]
     assert np.abs(rgb - expected).max() < 1e-6
+
+
+def _label_image():
+    """A 1 mm template label image with four irregular blobs (labels 1..4 = proj_L, proj_R,
+    assoc_L, assoc_R) around the ALPS centres."""
+    shape = (100, 60, 30)
+    aff = np.diag([1.0, 1.0, 1.0, 1.0])
+    aff[:3, 3] = [-49.5, -45.5, 12.5]
+    xyz = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1) @ aff[:3, :3].T + aff[:3, 3]
+    lab = np.zeros(shape, np.uint8)
+    for value, (cx, cy, cz) in enumerate([(-26, -16, 27), (26, -16, 27), (-38, -16, 27), (38, -16, 27)], start=1):
+        d = (xyz - [cx, cy, cz]) / [3.0, 9.0, 4.0]
+        lab[((d ** 2).sum(-1) <= 1) & (xyz[..., 1] < cy + 4)] = value
+    return nib.Nifti1Image(lab, aff)
+
+
+def test_trilinear_label_weights_volume_and_linear_fields():
+    """Each label's weights add up to its template volume in native voxels (times the
+    registration's volume change), and reproduce the mean of a linear native field over the
+    label's template volume exactly (trilinear interpolation is exact for linear fields)."""
+    labels = _label_image()
+    reg = AffineRegistration(_oblique_pose(scale=1.04))
+    shape, aff = _grid()
+    w = M.trilinear_label_weights(shape, aff, reg, labels, lattice_mm=0.5)
+    lab = np.asarray(labels.dataobj)
+    jac = abs(np.linalg.det(reg.template_to_subject[:3, :3]))
+    vox = abs(np.linalg.det(aff[:3, :3]))
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), -1).astype(float)
+    field = ijk @ np.array([0.3, -1.1, 0.7]) + 5.0  # linear in native voxel coordinates
+    inv = np.linalg.inv(aff)
+    off = (np.stack(np.meshgrid(*[[-0.25, 0.25]] * 3, indexing="ij"), -1).reshape(-1, 3))
+    for name, value in M.ROI_LABELS.items():
+        n_vox = int((lab == value).sum())
+        assert w[name].sum() == pytest.approx(n_vox * jac / vox, rel=1e-5)
+        # independent: the field at every sub-voxel point, mapped by hand
+        pts = (np.argwhere(lab == value)[:, None, :] + off[None]).reshape(-1, 3) + labels.affine[:3, 3]
+        sub = reg.points_to_subject(pts) @ inv[:3, :3].T + inv[:3, 3]
+        expected = float((sub @ np.array([0.3, -1.1, 0.7]) + 5.0).mean())
+        assert (w[name] * field).sum() / w[name].sum() == pytest.approx(expected, rel=1e-6)
+
+
+def test_label_weights_trilinear_vs_nearest_agree_on_volume_and_place(monkeypatch):
+    """The nearest-neighbour ('centre') label warp and the trilinear sampling cover the same
+    volume and place (centroids within a voxel) — they differ in how they treat the boundary."""
+    import alps.atlas as A
+
+    labels = _label_image()
+    reg = AffineRegistration(_oblique_pose(scale=1.0))
+    shape, aff = _grid(vox=3.0)
+
+    class WarpRegistration(AffineRegistration):  # to_subject by scipy nearest-neighbour resampling
+        def to_subject(self, img, ref, interpolator="nearestNeighbor"):
+            m = np.linalg.inv(img.affine) @ self.subject_to_template @ ref.affine
+            ijk = np.indices(ref.shape).reshape(3, -1).astype(float)
+            vals = map_coordinates(np.asarray(img.dataobj, float), m[:3, :3] @ ijk + m[:3, 3:4], order=0)
+            return nib.Nifti1Image(vals.reshape(ref.shape), ref.affine)
+
+    wreg = WarpRegistration(reg.template_to_subject)
+    monkeypatch.setattr(A, "jhu_alps_labels", lambda path=None, **k: labels)
+    tri = M.roi_weights("jhu", shape, aff, wreg, weighting="trilinear")
+    nn = M.roi_weights("jhu", shape, aff, wreg, weighting="centre")
+    with pytest.raises(ValueError, match="JHU label ROIs take roi weighting"):
+        M.roi_weights("jhu", shape, aff, wreg, weighting="partial")
+    ijk = np.indices(shape).reshape(3, -1).T
+    lab = np.asarray(labels.dataobj)
+    for name, value in M.ROI_LABELS.items():
+        assert tri[name].sum() == pytest.approx((lab == value).sum() / 27.0, rel=1e-5)  # the synthetic labels
+        assert tri[name].sum() == pytest.approx(nn[name].sum(), rel=0.15)
+        c_tri = (ijk * tri[name].reshape(-1, 1)).sum(0) / tri[name].sum()
+        c_nn = (ijk * nn[name].reshape(-1, 1)).sum(0) / nn[name].sum()
+        assert np.linalg.norm(c_tri - c_nn) < 0.5  # native voxels
