@@ -26,25 +26,32 @@ centres and rotations are compared in one world frame through the series' true m
 configuration                                   time    sim. centre  Toshiba centres  Toshiba
                                                 (sim.)  error (max)  RMS / max pair   rot max
 ==============================================  ======  ===========  ===============  =======
-**default**: brain mask, regular, 100 / 100+20  1.3 s   0.17 mm      0.44 / 1.40 mm   1.0°
-dense sampling (the previous default)           2.6 s   0.19 mm      0.51 / 1.39 mm   1.5°
-first: whole grid, dense, 200+100 / 300+150+50  7.1 s   0.22 mm      0.56 / 1.53 mm   1.0°
-regular sampling at 50 %                        1.1 s   0.25 mm      0.49 / 1.36 mm   2.9°
-last level shrink 4                             0.8 s   0.28 mm      1.49 / 4.84 mm   3.7°
+**default**: brain mask, regular, 100 / 100+20  1.1 s   0.17 mm      0.44 / 1.40 mm   1.0°
+dense sampling (the previous default)           2.5 s   0.19 mm      0.51 / 1.39 mm   1.5°
+first: whole grid, dense, 200+100 / 300+150+50  6.6 s   0.22 mm      0.56 / 1.53 mm   1.0°
+regular sampling at 50 %                        1.0 s   0.25 mm      0.49 / 1.36 mm   2.9°
+30 iterations at shrink 2                       1.5 s   0.16 mm      0.44 / 1.38 mm   0.8°
+FA mask eroded 5 mm instead of 4                1.2 s   0.17 mm      0.46 / 1.46 mm   1.3°
+dense, FA mask eroded 5 mm                      2.5 s   0.19 mm      2.84 / 8.07 mm   3.1°
+last level shrink 4                             0.6 s   0.28 mm      1.49 / 4.84 mm   3.7°
 ==============================================  ======  ===========  ===============  =======
 
 The default was chosen on these geometric figures (error against a known pose, consistency of
-one head across tilts), not on the ALPS spread of the one Toshiba head, which moves by ±0.02
-between configurations of equal geometry: mean template-axis ALPS spreads 0.104 / 0.107 / 0.103
-/ 0.082 / 0.123 (2.5 mm spheres) and 0.066 / 0.050 / 0.076 / 0.040 / 0.064 (5 mm) for the five
-rows above. An earlier Mattes-MI, 20 % random sampling, rigid → 12-dof configuration gave
-1.5 / 3.9 mm and 5.4°.
+one head across tilts), not on the ALPS spread of the one Toshiba head, which is no guide: for
+the eight rows above the mean template-axis ALPS spreads 0.104 / 0.107 / 0.103 / 0.082 / 0.109
+/ 0.115 / 0.109 / 0.123 (2.5 mm spheres), 0.066 / 0.050 / 0.076 / 0.040 / 0.067 / 0.078 / 0.055
+/ 0.064 (5 mm) and 0.073 / 0.050 / 0.071 / 0.063 / 0.072 / 0.072 / 0.088 / 0.021 (JHU labels,
+trilinear) — the lowest JHU spread comes with the least consistent ROI placement. Dense
+sampling also fell into a wrong optimum on one tilted series (8 mm off) when the FA mask was
+eroded by 5 mm instead of 4 (two 3 mm voxels instead of one); the regular point set did not. An earlier Mattes-MI, 20 % random sampling,
+rigid → 12-dof configuration gave 1.5 / 3.9 mm and 5.4°.
 
 How much of the ALPS spread across the Toshiba tilts is registration: giving all five series one
 registration carried over by their true motion (``benchmarks/real_data.py --reuse DIR --oracle``)
-leaves 0.075–0.089 of the 0.107 (mean ALPS, 2.5 mm spheres) and all of the 0.050 at 5 mm; the
-noise alone would give 0.046 and 0.023 (``--bootstrap``). The rest differs between the series
-themselves (grid, distortion, the 12-direction scheme at each tilt), not between registrations.
+leaves 0.080–0.091 of the 0.104 (mean ALPS, 2.5 mm spheres) and 0.051–0.059 of the 0.066 at
+5 mm; the noise alone would give 0.045 and 0.022 (``--bootstrap``). The rest differs between the
+series themselves (grid, distortion, the 12-direction scheme at each tilt), not between
+registrations.
 ``kind='syn'`` adds ANTs SyN (CC) after the same linear stages; ``kind='rigid'`` is rigid only.
 
 Determinism: the ANTs random seed is fixed (``seed``) and ITK runs single-threaded by default
