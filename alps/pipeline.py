@@ -68,7 +68,7 @@ PREPROCESS_DEFAULTS = dict(denoise=False, gibbs=False, motion_correction=False, 
 #: (also fit with the corrected b-vectors when the check flags the table)
 GRADCHECK_MODES = ("off", "report", "correct")
 MEASURE_DEFAULTS = dict(roi="spheres", roi_radius=2.5, roi_weighting="trilinear", supersample=4, lattice_mm=0.5,
-                        atlas_path=None, fa_min=None, purity_min=None)
+                        atlas_path=None, fa_min=None, purity_min=None, qc_min_reg_corr=0.45)
 
 PIPELINE_NAME = "alps"
 SPACE = "MNI152NLin2009aSym"
@@ -584,7 +584,8 @@ def measure_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, qc_
     if gc:
         row.update({"gradcheck_best": gc["best"], "gradcheck_margin": gc["margin"],
                     "gradcheck_flag": gc["flag"], "gradcheck_corrected": gc["corrected"]})
-    thresholds = {"min_reg_corr": pre["provenance"]["parameters"]["min_reg_corr"],
+    # flag (not fail) the band between the preprocess failure threshold and the QC warning one
+    thresholds = {"min_reg_corr": max(p["qc_min_reg_corr"], pre["provenance"]["parameters"]["min_reg_corr"]),
                   "min_reg_dice": pre["provenance"]["parameters"]["min_reg_dice"]}
     fl = qc.flags(row, **thresholds)
     row["qc_flags"] = ";".join(fl)
@@ -738,7 +739,8 @@ def run_cohort(input_path, out_dir, *, participant_label=None, n_jobs: int = 1, 
     """Run the pipeline over a BIDS dataset (or one DWI file) and write the cohort tables.
 
     Parameters beyond the signature (``roi_weighting``, ``fit_method``, ``seed``, ``atlas_path``,
-    ``fa_min``, ``purity_min``, ``min_reg_corr``, ``min_reg_dice``, ``supersample``) are passed
+    ``fa_min``, ``purity_min``, ``min_reg_corr``, ``min_reg_dice`` (failure thresholds),
+    ``qc_min_reg_corr`` (QC-flag threshold), ``supersample``) are passed
     to the stages. Raises :class:`alps.io.InputError` when the input cannot be read at all.
 
     Per-scan problems (invalid image or gradients, duplicate runs, failed registration...)

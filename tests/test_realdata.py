@@ -81,3 +81,30 @@ def test_toshiba_gradient_tables_agree_with_the_ortho_series(real_run):
         assert res["n_voxels"] > 1000, name
         assert res["extra_rotation_deg"] < 2.0, (name, res)
         assert res["median_angle_deg"] < 8.0, (name, res)
+
+
+def test_a_registration_in_a_wrong_optimum_is_flagged(real_run):
+    """Dense sampling with a 5 mm FA-mask erosion lands the 30° axial series ~8 mm off (found by
+    benchmarks/bench_registration.py). It passes the failure thresholds, so QC must flag it,
+    while the default registration of the same scan is not flagged."""
+    import tempfile
+
+    import numpy as np
+    from real_data import load_fit
+
+    from alps import qc, registration as R
+    from alps.roi import default_spheres
+
+    _, out = real_run
+    fa, mask, _, _ = load_fit(out, "toshiba8006ax30")
+    centres = np.array([s.center_mm for s in default_spheres()])
+    with tempfile.TemporaryDirectory() as tmp:
+        good = R.register(fa, mask, out_dir=tmp, check=False)
+        bad = R.register(fa, mask, out_dir=tmp, check=False, sampling_strategy="dense", erode_mm=5.0)
+    off = np.linalg.norm(good.points_to_subject(centres) - bad.points_to_subject(centres), axis=1).max()
+    assert off > 5.0, f"the variant no longer lands off ({off:.1f} mm): pick another wrong optimum"
+    R.check_metrics(bad.metrics)  # passes the failure thresholds ...
+    assert "reg_corr_low" in qc.flags(bad.metrics)  # ... but is flagged
+    assert "reg_corr_low" not in qc.flags(good.metrics)
+    df, _ = real_run
+    assert not df["qc_flags"].fillna("").str.contains("reg_corr_low").any()
