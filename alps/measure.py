@@ -14,7 +14,7 @@ native grid through the registration, and each native voxel gets a **weight**:
   diffusivity maps to MNI space (FSL ``flirt``/``applywarp``, trilinear by default) and average
   inside the sphere — without resampling the whole field. On 3 mm data a 2.5 mm sphere covers
   only 2–3 voxels; the interpolation kernel spreads the estimate over their neighbours, which
-  lowers its noise (wild-bootstrap SD of the mean index on the real 3 mm Toshiba scans 0.029 →
+  lowers its noise (wild-bootstrap SD of the mean index on the real 3 mm Toshiba scans 0.028 →
   0.020, ``benchmarks/real_data.py --reuse DIR --bootstrap 200``) and makes it vary smoothly with
   the grid's position and tilt;
 * ``roi_weighting='partial'``: the fraction of the voxel's volume whose points map
