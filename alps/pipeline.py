@@ -58,17 +58,20 @@ import pandas as pd
 
 from . import __version__
 from . import io as aio
+from .qc import DEFAULTS as QC_DEFAULTS
+from .registration import MIN_CORRELATION, MIN_DICE, SAMPLING_STRATEGIES
 
 #: parameters of each stage (these, with the input hashes and package versions, decide reuse).
 PREPROCESS_DEFAULTS = dict(denoise=False, gibbs=False, motion_correction=False, motion_model="rigid",
                            motion_reference="b0", registration="affine", registration_sampling="regular",
-                           fit_method="WLS", seed=20260505, min_reg_corr=0.35, min_reg_dice=0.80,
+                           fit_method="WLS", seed=20260505, min_reg_corr=MIN_CORRELATION, min_reg_dice=MIN_DICE,
                            gradcheck="off")
 #: gradient-orientation check (alps.gradcheck): 'off', 'report' (QC column + flag) or 'correct'
 #: (also fit with the corrected b-vectors when the check flags the table)
 GRADCHECK_MODES = ("off", "report", "correct")
 MEASURE_DEFAULTS = dict(roi="spheres", roi_radius=2.5, roi_weighting="trilinear", supersample=4, lattice_mm=0.5,
-                        atlas_path=None, fa_min=None, purity_min=None, qc_min_reg_corr=0.45)
+                        atlas_path=None, fa_min=None, purity_min=None,
+                        qc_min_reg_corr=QC_DEFAULTS["min_reg_corr"])
 
 PIPELINE_NAME = "alps"
 SPACE = "MNI152NLin2009aSym"
@@ -402,6 +405,9 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
     from . import registration as reg_mod
 
     p = _stage_params(PREPROCESS_DEFAULTS, params, "preprocess")
+    if p["registration_sampling"] not in SAMPLING_STRATEGIES:  # before any work is done
+        raise ValueError(f"registration_sampling must be one of {list(SAMPLING_STRATEGIES)}, "
+                         f"got {p['registration_sampling']!r}")
     paths = output_paths(out_dir, item)
     hashes = hashes or aio.input_hashes(item)
     provenance = {"inputs": {"dwi": str(item.dwi), "bval": str(item.bval), "bvec": str(item.bvec)},

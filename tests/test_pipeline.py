@@ -119,3 +119,13 @@ def test_cli(cohort, capsys):
     # all subjects failing -> non-zero exit
     rc = main(["run", str(cohort["bids"]), str(cohort["out"].parent / "bad"), "--participant-label", "broken"])
     assert rc == 1
+
+
+def test_unknown_registration_sampling_is_rejected_before_any_work(tmp_path):
+    from alps import io as aio
+
+    item = aio.SubjectInput(participant_id="sub-x", dwi=tmp_path / "missing_dwi.nii.gz",
+                            bval=tmp_path / "missing.bval", bvec=tmp_path / "missing.bvec")
+    with pytest.raises(ValueError, match="registration_sampling must be one of"):
+        P.preprocess_subject(item, tmp_path / "out", registration_sampling="sparse")
+    assert not (tmp_path / "out").exists()
