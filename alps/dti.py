@@ -54,18 +54,12 @@ def wls_fit(signal, bvals, bvecs, *, min_signal: float = 1e-3, chunk: int = 200_
     eigenvectors (M, 3, 3, columns), which the fit computes anyway.
     """
     X = design_matrix(bvals, bvecs)
-    pinv = np.linalg.pinv(X)
-    XX = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], 49)
     floor = 1e-6 / -X.min()
     out = np.empty((signal.shape[0], 3, 3))
     ev_out = np.empty((signal.shape[0], 3)) if return_eig else None
     vec_out = np.empty((signal.shape[0], 3, 3)) if return_eig else None
     for start in range(0, signal.shape[0], chunk):
-        y = np.log(np.maximum(np.asarray(signal[start:start + chunk], np.float64), min_signal))
-        w2 = np.exp(2.0 * (y @ pinv.T) @ X.T)
-        A = (w2 @ XX).reshape(-1, 7, 7)
-        rhs = (w2 * y) @ X
-        beta = np.linalg.solve(A, rhs[..., None])[..., 0]
+        beta, _ = wls_coefficients(signal[start:start + chunk], X, min_signal=min_signal)
         evals, evecs = np.linalg.eigh(T.from_six(beta[:, :6]))
         evals = np.maximum(evals, floor)
         out[start:start + chunk] = T.from_eig(evals, evecs)
@@ -75,6 +69,28 @@ def wls_fit(signal, bvals, bvecs, *, min_signal: float = 1e-3, chunk: int = 200_
     if return_eig:
         return out, ev_out, vec_out
     return out
+
+
+def wls_coefficients(signal, X, *, min_signal: float = 1e-3):
+    """The two-pass WLS solution of :func:`wls_fit` before any eigenvalue floor.
+
+    Parameters
+    ----------
+    signal : (M, N) voxel signals
+    X : (N, 7) design matrix (:func:`design_matrix`)
+
+    Returns
+    -------
+    beta : (M, 7) — ``Dxx, Dxy, Dxz, Dyy, Dyz, Dzz, ln S0`` (unfloored)
+    w2 : (M, N) — the weights ``exp(2 X β₀)`` (OLS-predicted signal squared) of the second pass
+    """
+    X = np.asarray(X, np.float64)
+    XX = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], 49)
+    y = np.log(np.maximum(np.asarray(signal, np.float64), min_signal))
+    w2 = np.exp(2.0 * (y @ np.linalg.pinv(X).T) @ X.T)
+    A = (w2 @ XX).reshape(-1, 7, 7)
+    rhs = (w2 * y) @ X
+    return np.linalg.solve(A, rhs[..., None])[..., 0], w2
 
 
 @dataclass

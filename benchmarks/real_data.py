@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/real_data.py OUT_CSV [--work DIR] [--n-jobs 2] [--roi-radius 2.5 ...]
     .venv/bin/python benchmarks/real_data.py OUT_CSV --reuse DERIV_DIR [--metric GC] [--sampling 1.0] [--linear similarity]
-    .venv/bin/python benchmarks/real_data.py OUT_CSV --reuse DERIV_DIR --bootstrap 300     # noise floor
+    .venv/bin/python benchmarks/real_data.py OUT_CSV --reuse DERIV_DIR --bootstrap 300     # noise floor, Q test
     .venv/bin/python benchmarks/real_data.py OUT_CSV --reuse DERIV_DIR --orientation       # gradient tables
 
 Builds a temporary BIDS view (symlinks) of ``../shared/data/real_dwi``, runs
@@ -89,7 +89,8 @@ def main(argv=None) -> int:
     ap.add_argument("--motion-model", default=None, choices=("rigid", "affine"), help="with --motion-correction")
     ap.add_argument("--roi", default=None, choices=("spheres", "jhu"), help="ROI set (pipeline option, default spheres)")
     ap.add_argument("--bootstrap", type=int, default=0, metavar="B",
-                    help="with --reuse: wild-bootstrap SD of ALPS per Toshiba series (B replicates), the noise floor")
+                    help="with --reuse: wild-bootstrap SD of ALPS per Toshiba series (B replicates), the noise "
+                         "floor, and whether the five values differ by more than it")
     ap.add_argument("--orientation", action="store_true",
                     help="with --reuse: fibre-field rotation of each tilted Toshiba series vs the ortho series")
     args = ap.parse_args(argv)
@@ -228,68 +229,73 @@ def consistency(t2s: dict, motion: dict) -> dict:
 
 
 def bootstrap_main(args) -> int:
-    """Noise floor of the tilt spread: for each Toshiba series, the ROI weights of its own
-    registration (from ``--reuse``) stay fixed while the DWI noise is resampled — wild bootstrap
-    of the log-linear tensor fit (Whitcher et al. 2008: residuals of the fitted log-signal, signs
-    flipped at random, WLS refit; ``--bootstrap`` replicates, seed 0). Five independent scans of a
-    head whose ALPS differs only by noise of this SD spread by 2.33 SD on average (expected range
-    of five normal samples)."""
+    """Noise floor of the tilt spread, and whether the five Toshiba values differ by more than it.
+
+    For each Toshiba series the ROI weights stay fixed while the DWI noise is resampled
+    (:func:`alps.noise.bootstrap_roi_alps`: leverage-adjusted wild bootstrap of the WLS fit,
+    ``--bootstrap`` replicates, seed 0; the unadjusted bootstrap is reported beside it). Two
+    sets of ROI weights: each series' own registration (from ``--reuse``) and the *oracle*, the
+    ortho series' registration carried to every series by the head's true motion. The measured
+    values are those of the saved tensor fit. Then, per index and set,
+    :func:`alps.noise.spread_consistency` against the 0.08 target: Cochran's Q of the five
+    values with their bootstrap SDs, and the spread expected from noise alone.
+
+    Writes ``OUT_CSV`` (one row per series, set, radius and weighting) and
+    ``<OUT_CSV stem>_consistency.csv`` (one row per index, set, radius and weighting).
+    """
     import json
 
     import numpy as np
 
-    from alps import dti, measure
+    from alps import measure, noise
     from alps import io as aio
     from alps import registration as R
-    from alps.gradients import fsl_to_voxel
     from alps.roi import default_spheres
 
-    rng = np.random.default_rng(0)
     deriv = Path(args.reuse)
+    tosh = [n for n in SCANS if n.startswith("toshiba")]
+    ref = "toshiba7006ortho"
+    own = {}
+    for name in tosh:
+        pre = json.loads((deriv / f"sub-{name}" / "dwi" / f"sub-{name}_desc-preprocess.json").read_text())
+        own[name] = np.asarray(pre["registration"]["template_to_subject"], float)
+    motion = series_motion(tosh)
+    sets = {"own": own, f"oracle<{ref}": {n: np.linalg.inv(motion[n]) @ motion[ref] @ own[ref] for n in tosh}}
     rows = []
-    for name in [n for n in SCANS if n.startswith("toshiba")]:
+    for name in tosh:
         stem = REAL / SCANS[name]
         dwi = aio.load_dwi(str(stem) + ".nii.gz", str(stem) + ".bval", str(stem) + ".bvec")
-        pre = json.loads((deriv / f"sub-{name}" / "dwi" / f"sub-{name}_desc-preprocess.json").read_text())
-        reg = R.Registration(kind="affine", template_to_subject=np.asarray(pre["registration"]["template_to_subject"]),
-                             forward_transforms=[], inverse_transforms=[])
-        g = fsl_to_voxel(dwi.bvecs, dwi.affine)
-        X = dti.design_matrix(dwi.bvals, g)
-        for radius in args.roi_radius:
-            for weighting in ("trilinear", "partial"):
-                w = measure.sphere_weights(dwi.data.shape[:3], dwi.affine, reg, default_spheres(radius_mm=radius),
-                                           weighting=weighting)
-                sel = np.logical_or.reduce([v > 0 for v in w.values()])
-                sig = dwi.data[sel].astype(float)
-                y = np.log(np.maximum(sig, 1e-3))
-                q = dti.wls_fit(sig, dwi.bvals, g)
-                d6 = np.stack([q[:, i, j] for i, j in ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))], 1)
-                fit6 = d6 @ X[:, :6].T
-                yhat = fit6 + (y - fit6).mean(1, keepdims=True)
-                res = y - yhat
-                vals = []
-                for _ in range(args.bootstrap):
-                    qb = dti.wls_fit(np.exp(yhat + rng.choice([-1.0, 1.0], size=res.shape) * res), dwi.bvals, g)
-                    full = np.zeros(dwi.data.shape[:3] + (3, 3))
-                    full[sel] = qb
-                    m = measure.measure(full, dwi.affine, reg, w)
-                    vals.append([m["alps_L"], m["alps_R"], m["alps"]])
-                sd = np.asarray(vals).std(0, ddof=1)
-                rows.append({"scan": name, "roi_radius": radius, "weighting": weighting, "sd_alps_L": sd[0],
-                             "sd_alps_R": sd[1], "sd_alps": sd[2]})
+        _, _, tensor, aff = load_fit(deriv, name)
+        for label, mats in sets.items():
+            reg = R.Registration(kind="affine", template_to_subject=mats[name], forward_transforms=[],
+                                 inverse_transforms=[])
+            for radius in args.roi_radius:
+                for weighting in ("trilinear", "partial"):
+                    w = measure.sphere_weights(dwi.data.shape[:3], dwi.affine, reg,
+                                               default_spheres(radius_mm=radius), weighting=weighting)
+                    point = measure.measure(tensor, aff, reg, w)
+                    row = {"scan": name, "registration": label, "roi_radius": radius, "weighting": weighting,
+                           **{k: point[k] for k in ("alps_L", "alps_R", "alps")}}
+                    for lev, tag in ((True, ""), (False, "_unadjusted")):
+                        boot = noise.bootstrap_scan(dwi, reg, w, n_boot=args.bootstrap, seed=0, leverage=lev)
+                        row.update({f"sd_{k}{tag}": float(boot[k].std(ddof=1)) for k in ("alps_L", "alps_R", "alps")})
+                    rows.append(row)
         print(f"{name}: done", flush=True)
     res = pd.DataFrame(rows)
-    summary = res.groupby(["roi_radius", "weighting"], sort=False)[["sd_alps_L", "sd_alps_R", "sd_alps"]].mean()
-    summary.columns = [c.replace("sd_", "mean_sd_") for c in summary.columns]
-    for c in ("alps_L", "alps_R", "alps"):
-        summary[f"expected_spread_{c}"] = 2.326 * summary[f"mean_sd_{c}"]
-    summary = summary.reset_index()
-    summary.insert(0, "scan", "mean over series")
-    out = pd.concat([res, summary], ignore_index=True)
-    Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(args.out_csv, index=False, float_format="%.4f")
-    with pd.option_context("display.width", 250, "display.max_columns", 20):
-        print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    cons = []
+    for (label, radius, weighting), grp in res.groupby(["registration", "roi_radius", "weighting"], sort=False):
+        for k in ("alps_L", "alps_R", "alps"):
+            c = noise.spread_consistency(grp[k], grp[f"sd_{k}"], target=0.08).iloc[0].to_dict()
+            cons.append({"registration": label, "roi_radius": radius, "weighting": weighting, "index": k,
+                         "mean_sd": float(grp[f"sd_{k}"].mean()),
+                         "mean_sd_unadjusted": float(grp[f"sd_{k}_unadjusted"].mean()), **c})
+    cons = pd.DataFrame(cons)
+    out = Path(args.out_csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    res.to_csv(out, index=False, float_format="%.4f")
+    cons.to_csv(out.with_name(out.stem + "_consistency.csv"), index=False, float_format="%.4f")
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(cons.drop(columns=["n", "df", "target"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
 
