@@ -55,7 +55,7 @@ ALPS_TSV    := $(TAB)/alps.tsv
 NOTEBOOKS := 01_preprocess 02_alps 03_group_tests 04_regression 05_correlation 06_mediation 07_figures
 EXECUTED  := $(foreach n,$(NOTEBOOKS),$(NB)/$(n).ipynb)
 
-.PHONY: help paper notebooks data env test pytest smoke determinism lab clean clean-all bench
+.PHONY: help paper notebooks data env test pytest smoke determinism lab clean clean-all bench atlas
 
 help: ## Show this help
 	@echo "alps — reproducible DTI-ALPS analysis"
@@ -163,6 +163,16 @@ test: ## pytest, the smoke profile of the notebook series, and the determinism c
 	$(MAKE) --no-print-directory pytest
 	$(MAKE) --no-print-directory determinism
 
+# ---------------------------------------------------------------- optional atlas
+JHU_DEB := /usr/share/mricron/templates/JHU-WhiteMatter-labels-1mm.nii.gz
+atlas: ## Optional: JHU white-matter labels for `--roi jhu` (Debian mricron-data; needs root + apt)
+	@if [ -f $(JHU_DEB) ]; then echo "JHU atlas present: $(JHU_DEB)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q mricron-data >/dev/null || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mricron-data >/dev/null; }; \
+	  test -f $(JHU_DEB) && echo "installed $(JHU_DEB)"; \
+	else echo "not root or no apt-get: install Debian's mricron-data, or FSL (\$$FSLDIR), or set ALPS_JHU_ATLAS"; exit 1; fi
+
 BENCH := results/bench
 bench: | $(STAMP) ## Benchmarks (not tests, ~15 min): per-stage time/memory, scaling, registration, real scans -> results/bench/*.csv
 	mkdir -p $(BENCH)
@@ -173,7 +183,8 @@ bench: | $(STAMP) ## Benchmarks (not tests, ~15 min): per-stage time/memory, sca
 	@if [ -d ../shared/data/real_dwi ]; then \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_data.csv --work build/bench-real --roi-radius 2.5 5 --n-jobs 1 && \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_oracle.csv --reuse build/bench-real/derivatives_r2.5_affine --oracle && \
-	  $(PY) benchmarks/real_data.py $(BENCH)/real_orientation.csv --reuse build/bench-real/derivatives_r2.5_affine --orientation; \
+	  $(PY) benchmarks/real_data.py $(BENCH)/real_orientation.csv --reuse build/bench-real/derivatives_r2.5_affine --orientation && \
+	  $(PY) benchmarks/real_data.py $(BENCH)/real_noise.csv --reuse build/bench-real/derivatives_r2.5_affine --bootstrap 500 --roi-radius 2.5 5; \
 	else echo "../shared/data/real_dwi not found: real-scan benchmark skipped"; fi
 
 # ---------------------------------------------------------------- interactive

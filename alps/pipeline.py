@@ -618,17 +618,25 @@ def _qc_png(paths, fa, tensor, aff, reg, dseg, p, item):
 
     ref = tpl.load("wm", resolution=2)
     slices = qc.template_slices(fa, tensor, aff, reg, ref)
+    labels = None
     if p["roi"] == "spheres":
         centers = [s.center_mm for s in default_spheres(radius_mm=p["roi_radius"])]
         radius = p["roi_radius"]
-    else:
+        what = f"spheres, r = {p['roi_radius']:g} mm"
+    else:  # JHU labels, shown as outlines on the template slices
+        from nilearn.image import resample_to_img
+
+        from .measure import template_rois
         from .roi import DEFAULT_CENTERS_MM
 
-        centers = list(DEFAULT_CENTERS_MM.values())
-        radius = 1.0
+        centers, radius = list(DEFAULT_CENTERS_MM.values()), 1.0
+        labels = np.rint(resample_to_img(template_rois("jhu", atlas_path=p["atlas_path"]), ref,
+                                         interpolation="nearest", force_resample=True,
+                                         copy_header=True).get_fdata()).astype(np.uint8)
+        what = "JHU labels SCR 25/26, SLF 41/42"
     qc.figure(paths["qc_png"], slices=slices, wm_t=ref.get_fdata(), centers_mm=centers, radius_mm=radius,
-              title=f"{item.key}  ({p['roi']}, r={p['roi_radius']} mm)",
-              native_fa=fa, native_dseg=dseg, native_affine=aff)
+              title=f"{item.key}  ({what})", native_fa=fa, native_dseg=dseg, native_affine=aff,
+              template_labels=labels)
 
 
 # ----------------------------------------------------------------------------- one subject

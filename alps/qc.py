@@ -108,14 +108,17 @@ def template_slices(fa, tensor, affine, registration, template_img, *, z_mm=27.0
 
 
 def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
-           native_fa=None, native_dseg=None, native_affine=None, roi_z_mm=27.0):
-    """Write the QC PNG.
+           native_fa=None, native_dseg=None, native_affine=None, roi_z_mm=27.0, template_labels=None):
+    """Write the QC PNG (2 × 2 panels, readable at page width).
 
     ``slices`` is the output of :func:`template_slices`; ``wm_t`` the template WM map.
     Panels: (1) colour FA in template axes, resampled to the template, axial slice at the ROI
-    level with the ROI circles; (2) warped FA with the template WM (p = 0.5) contour, same
-    slice; (3) the same overlay, coronal slice through the ROIs (y = −16 mm);
-    (4) native FA with the native ROI labels, on the native slice nearest the ROI centres.
+    level with the ROIs; (2) warped FA with the template WM (p = 0.5) contour, same slice;
+    (3) the same overlay, coronal slice through the ROIs (y = −16 mm); (4) native FA with the
+    native ROI labels, on the native slice nearest the ROI centres. The ROIs are circles of
+    ``radius_mm`` around ``centers_mm`` (spheres) or, with ``template_labels`` (a 1..4 label
+    array on the template grid: proj_L, proj_R, assoc_L, assoc_R — the JHU ROIs), outlines of
+    the labels on the displayed slices.
     """
     import matplotlib
 
@@ -130,27 +133,45 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
     ext_ax = _extent(template_affine, shape, (0, 1))
     ext_co = _extent(template_affine, shape, (0, 2))
     n_pan = 4 if native_fa is not None else 3
-    fig, axes = plt.subplots(1, n_pan, figsize=(4.0 * n_pan, 4.6), dpi=100)
-    fig.subplots_adjust(left=0.035, right=0.99, bottom=0.1, top=0.8, wspace=0.18)  # fixed: tight_layout costs 0.2 s
+    fig, axes = plt.subplots(2, 2, figsize=(9.0, 8.6), dpi=110)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.05, top=0.86, wspace=0.22, hspace=0.42)
+    axes = axes.ravel()
+    if n_pan == 3:
+        axes[3].axis("off")
+    fs = 10
+    labels = None if template_labels is None else np.asarray(template_labels)
+
+    def draw_rois(ax, plane, colours):
+        if labels is not None:  # outlines of the label regions on this template slice
+            sl = labels[:, :, k] if plane == "axial" else labels[:, j, :]
+            ext = ext_ax if plane == "axial" else ext_co
+            for value, col in zip((1, 2, 3, 4), colours):
+                m = (sl == value).astype(float)
+                if m.any():
+                    ax.contour(m.T, levels=[0.5], colors=col, linewidths=1.2, origin="lower", extent=ext)
+            return
+        for (x, y, z), col in zip(centers_mm, colours):
+            ax.add_patch(Circle((x, y) if plane == "axial" else (x, z), max(radius_mm, 1.0), fill=False,
+                                ec=col, lw=1.2))
+
+    shape_word = "outlines" if labels is not None else "circles"
     ax = axes[0]
     ax.imshow(np.clip(np.transpose(slices["rgb_axial"], (1, 0, 2)) * 1.6, 0, 1), origin="lower", extent=ext_ax)
-    for (x, y, _), col in zip(centers_mm, ("w", "w", "y", "y")):
-        ax.add_patch(Circle((x, y), max(radius_mm, 1.0), fill=False, ec=col, lw=1.2))
-    ax.set_title(f"colour FA, template axes, z={roi_z_mm:g} mm\nred x (L-R), green y (A-P), blue z (I-S)\n"
-                 "circles: SCR (white), SLF (yellow)", fontsize=9)
-    ax.set_xlabel("x (mm, L→R)", fontsize=8)
+    draw_rois(ax, "axial", ("w", "w", "y", "y"))
+    ax.set_title(f"colour FA, template axes, z = {roi_z_mm:g} mm\nred x (L-R), green y (A-P), blue z (I-S)\n"
+                 f"{shape_word}: SCR (white), SLF (yellow)", fontsize=fs)
+    ax.set_xlabel("x (mm, L→R)", fontsize=fs - 1)
     ax = axes[1]
     ax.imshow(slices["fa_axial"].T, origin="lower", cmap="gray", vmin=0, vmax=0.8, extent=ext_ax)
     ax.contour(wm_t[:, :, k].T, levels=[0.5], colors="r", linewidths=0.7, origin="lower", extent=ext_ax)
-    for (x, y, _) in centers_mm:
-        ax.add_patch(Circle((x, y), max(radius_mm, 1.0), fill=False, ec="c", lw=1.0))
-    ax.set_title("FA warped to MNI, same slice\ntemplate WM p = 0.5 (red), ROIs (cyan)", fontsize=9)
+    draw_rois(ax, "axial", ("c",) * 4)
+    ax.set_title("FA warped to MNI, same slice\ntemplate WM p = 0.5 (red), ROIs (cyan)", fontsize=fs)
     ax = axes[2]
     ax.imshow(slices["fa_coronal"].T, origin="lower", cmap="gray", vmin=0, vmax=0.8, extent=ext_co)
     ax.contour(wm_t[:, j, :].T, levels=[0.5], colors="r", linewidths=0.7, origin="lower", extent=ext_co)
-    for (x, _, z) in centers_mm:
-        ax.add_patch(Circle((x, z), max(radius_mm, 1.0), fill=False, ec="c", lw=1.0))
-    ax.set_title("FA warped to MNI, coronal y = -16 mm\ntemplate WM p = 0.5 (red), ROIs (cyan)", fontsize=9)
+    draw_rois(ax, "coronal", ("c",) * 4)
+    ax.set_title("FA warped to MNI, coronal y = -16 mm\ntemplate WM p = 0.5 (red), ROIs (cyan)", fontsize=fs)
+    ax.set_xlabel("x (mm, L→R)", fontsize=fs - 1)
     if native_fa is not None:
         ax = axes[3]
         lab = np.asarray(native_dseg)
@@ -165,11 +186,11 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
         over = np.ma.masked_equal(lab[:, :, ks].T, 0)  # labels 1..4 = proj_L, proj_R, assoc_L, assoc_R
         roi_cmap = ListedColormap(["#3b7dd8", "#3b7dd8", "#2ca02c", "#2ca02c"])
         ax.imshow(over, origin="lower", cmap=roi_cmap, vmin=0.5, vmax=4.5, alpha=0.9, interpolation="nearest")
-        ax.set_title(f"native FA, voxel slice k = {ks}, voxel axes\nROI voxels (weight > 0):\n"
-                     "SCR/projection (blue), SLF/association (green)", fontsize=9)
+        ax.set_title(f"native FA, voxel slice k = {ks}, voxel axes\nROI voxels (weight > 0): "
+                     "SCR (blue), SLF (green)", fontsize=fs)
     for ax in axes:
-        ax.tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=11, y=0.99)
+        ax.tick_params(labelsize=fs - 2)
+    fig.suptitle(title, fontsize=fs + 2, y=0.985)
     import io as _io
 
     buf = _io.BytesIO()

@@ -142,3 +142,41 @@ def test_toshiba_tilt_spread_is_within_the_noise(real_run):
             assert c["p_spread_ge_observed"] > 0.01, c.to_dict()
         else:
             assert c["p_spread_ge_observed"] < 0.001, c.to_dict()
+
+
+def test_jhu_labels_on_the_philips_scan(tmp_path):
+    """``--roi jhu`` end to end on a real scan: the SCR/SLF labels land in white matter with
+    the expected fibre directions, each ROI on its own side of the brain in template space."""
+    import numpy as np
+
+    from alps.atlas import AtlasNotFound, find_jhu
+    from alps.measure import ROI_LABELS
+
+    try:
+        find_jhu()
+    except AtlasNotFound as exc:
+        pytest.skip(f"JHU atlas not installed (`make atlas`): {exc}")
+    bids = make_bids(tmp_path / "bids", REAL)
+    df = P.run_cohort(bids, tmp_path / "derivatives", participant_label=["philips"], roi="jhu", progress=False)
+    r = df.set_index("participant_id").loc["sub-philips"]
+    assert r["status"] == "ok", r["error"]
+    for roi in ("proj_L", "proj_R", "assoc_L", "assoc_R"):
+        assert r[f"fa_{roi}"] > 0.3, roi
+        assert r[f"purity_{roi}"] >= 0.5, roi
+    assert 1.1 < r["alps"] < 1.9 and r["qc_pass"]
+    # hemispheres: the native-space ROI label image, mapped to template space, sits left (x < 0)
+    # for *_L and right for *_R
+    import json
+
+    import nibabel as nib
+
+    base = tmp_path / "derivatives" / "sub-philips"
+    pre = json.loads((base / "dwi" / "sub-philips_desc-preprocess.json").read_text())
+    reg = P._load_registration(pre, base)
+    dseg = nib.load(str(base / "dwi" / "sub-philips_desc-alpsrois_dseg.nii.gz"))
+    lab = np.asarray(dseg.dataobj)
+    for name, value in ROI_LABELS.items():
+        ijk = np.argwhere(lab == value)
+        assert len(ijk) > 0, name
+        xyz = reg.points_to_template(ijk @ dseg.affine[:3, :3].T + dseg.affine[:3, 3])
+        assert (np.sign(xyz[:, 0]) == (-1 if name.endswith("_L") else 1)).all(), name
