@@ -140,7 +140,39 @@ def load_participants(path, *, groups=GROUPS) -> pd.DataFrame:
     return df
 
 
-def load_alps(path) -> pd.DataFrame:
+def select_session(df: pd.DataFrame, session: str | None, what: str) -> pd.DataFrame:
+    """Keep one session per participant of a table with a ``session_id`` column.
+
+    ``session=None`` keeps the table as it is when every participant has one row (a
+    single-session dataset, or one session given per participant), and raises when a participant
+    has several: the analysis must say which session it uses. ``session='ses-01'`` keeps the
+    rows of that session (participants without it are then missing, and
+    :func:`merge_cohort` reports them).
+    """
+    has = "session_id" in df.columns and df["session_id"].notna().any() and \
+        (df["session_id"].astype("string").str.strip().fillna("") != "").any()
+    if session in (None, ""):
+        if has:
+            ids = df["participant_id"]
+            dup = sorted(ids[ids.duplicated(keep=False)].unique())
+            if dup:
+                sessions = sorted(df["session_id"].dropna().astype(str).unique())
+                raise ValueError(f"{what}: {len(dup)} participant(s) have several sessions (e.g. {dup[:3]}); "
+                                 f"choose one with session=... (sessions in the table: {sessions})")
+        return df
+    if not has:
+        raise ValueError(f"{what}: session={session!r} asked for, but the table has no session_id values")
+    sid = df["session_id"].astype("string").str.strip()
+    keep = (sid == str(session)).fillna(False).to_numpy(bool)
+    if not keep.any():
+        sessions = sorted(sid.dropna().unique())
+        raise ValueError(f"{what}: no row of session {session!r} (sessions in the table: {sessions})")
+    out = df.loc[keep].reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def load_alps(path, *, session: str | None = None) -> pd.DataFrame:
     """Read and validate an ALPS table (measured ``alps.tsv`` or the simulation ground truth).
 
     Parameters
@@ -148,6 +180,9 @@ def load_alps(path) -> pd.DataFrame:
     path : path-like
         Tab-separated file with at least :data:`ALPS_COLUMNS`. A ``status`` column (``ok`` /
         ``failed``) is optional; when absent (ground truth) every row is ``ok``.
+    session : str, keyword-only, optional
+        For a multi-session table (``session_id`` column, as ``alps run`` writes for BIDS
+        ``ses-*`` data): the session to analyse, e.g. ``'ses-01'`` (:func:`select_session`).
 
     Returns
     -------
@@ -160,13 +195,16 @@ def load_alps(path) -> pd.DataFrame:
     FileNotFoundError
         If the file does not exist.
     ValueError
-        Missing columns, duplicate ids, non-numeric ALPS values in rows whose status is ``ok``.
+        Missing columns, duplicate ids, a participant with several sessions and no ``session``
+        chosen, a ``session`` not in the table, non-numeric ALPS values in rows whose status is
+        ``ok``.
     """
     what = "ALPS table"
     df = _read_tsv(path, what)
     what = f"ALPS table ({path})"
     _require(df, ALPS_COLUMNS, what)
     df["participant_id"] = df["participant_id"].astype("string").str.strip().astype(object)
+    df = select_session(df, session, what)
     _check_ids(df, what)
     if "status" not in df.columns:
         df["status"] = "ok"
@@ -245,9 +283,11 @@ def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
     return df, exclusions
 
 
-def load_cohort(alps_path, participants_path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``merge_cohort(load_alps(alps_path), load_participants(participants_path))``."""
-    return merge_cohort(load_alps(alps_path), load_participants(participants_path),
+def load_cohort(alps_path, participants_path, *, session: str | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``merge_cohort(load_alps(alps_path, session=session), load_participants(participants_path))``;
+    ``session`` picks one session of a multi-session ALPS table (:func:`select_session`)."""
+    return merge_cohort(load_alps(alps_path, session=session), load_participants(participants_path),
                         _stacklevel=3)
 
 

@@ -14,9 +14,9 @@ native grid through the registration, and each native voxel gets a **weight**:
   diffusivity maps to MNI space (FSL ``flirt``/``applywarp``, trilinear by default) and average
   inside the sphere — without resampling the whole field. On 3 mm data a 2.5 mm sphere covers
   only 2–3 voxels; the interpolation kernel spreads the estimate over their neighbours, which
-  lowers its noise (wild-bootstrap SD of the mean index on the real 3 mm Toshiba scans 0.028 →
-  0.020, ``benchmarks/real_data.py --reuse DIR --bootstrap 200``) and makes it vary smoothly with
-  the grid's position and tilt;
+  lowers its noise (wild-bootstrap SD of the mean index on the real 3 mm Toshiba scans 0.041 with
+  ``'partial'`` → 0.030, :mod:`alps.noise`, ``benchmarks/real_data.py --reuse DIR --bootstrap
+  500``) and makes it vary smoothly with the grid's position and tilt;
 * ``roi_weighting='partial'``: the fraction of the voxel's volume whose points map
   (subject → template) inside the template sphere, estimated with ``n³`` sub-voxel samples
   (``supersample``, default 4) — the exact pre-image of the sphere, no interpolation kernel;

@@ -241,7 +241,9 @@ def bootstrap_main(args) -> int:
     values with their bootstrap SDs, and the spread expected from noise alone.
 
     Writes ``OUT_CSV`` (one row per series, set, radius and weighting) and
-    ``<OUT_CSV stem>_consistency.csv`` (one row per index, set, radius and weighting).
+    ``<OUT_CSV stem>_consistency.csv`` (one row per index, set, radius and weighting), for the
+    template-axis index and, beside it, the scanner-axis one (columns ``alps_L`` ... hold the
+    index of the row's ``axes``).
     """
     import json
 
@@ -274,19 +276,22 @@ def bootstrap_main(args) -> int:
                     w = measure.sphere_weights(dwi.data.shape[:3], dwi.affine, reg,
                                                default_spheres(radius_mm=radius), weighting=weighting)
                     point = measure.measure(tensor, aff, reg, w)
-                    row = {"scan": name, "registration": label, "roi_radius": radius, "weighting": weighting,
-                           **{k: point[k] for k in ("alps_L", "alps_R", "alps")}}
-                    for lev, tag in ((True, ""), (False, "_unadjusted")):
-                        boot = noise.bootstrap_scan(dwi, reg, w, n_boot=args.bootstrap, seed=0, leverage=lev)
-                        row.update({f"sd_{k}{tag}": float(boot[k].std(ddof=1)) for k in ("alps_L", "alps_R", "alps")})
-                    rows.append(row)
+                    for axes, pre_ in (("template", "alps"), ("scanner", "alps_scanner")):
+                        row = {"scan": name, "registration": label, "roi_radius": radius, "weighting": weighting,
+                               "axes": axes, **{k: point[k.replace("alps", pre_)] for k in ("alps_L", "alps_R", "alps")}}
+                        for lev, tag in ((True, ""), (False, "_unadjusted")):
+                            boot = noise.bootstrap_scan(dwi, reg, w, axes=axes, n_boot=args.bootstrap, seed=0,
+                                                        leverage=lev)
+                            row.update({f"sd_{k}{tag}": float(boot[k].std(ddof=1)) for k in ("alps_L", "alps_R", "alps")})
+                        rows.append(row)
         print(f"{name}: done", flush=True)
     res = pd.DataFrame(rows)
     cons = []
-    for (label, radius, weighting), grp in res.groupby(["registration", "roi_radius", "weighting"], sort=False):
+    keys = ["axes", "registration", "roi_radius", "weighting"]
+    for (axes, label, radius, weighting), grp in res.groupby(keys, sort=False):
         for k in ("alps_L", "alps_R", "alps"):
             c = noise.spread_consistency(grp[k], grp[f"sd_{k}"], target=0.08).iloc[0].to_dict()
-            cons.append({"registration": label, "roi_radius": radius, "weighting": weighting, "index": k,
+            cons.append({"axes": axes, "registration": label, "roi_radius": radius, "weighting": weighting, "index": k,
                          "mean_sd": float(grp[f"sd_{k}"].mean()),
                          "mean_sd_unadjusted": float(grp[f"sd_{k}_unadjusted"].mean()), **c})
     cons = pd.DataFrame(cons)

@@ -100,6 +100,37 @@ def test_io_validation(tmp_path, cohort_files):
         io.load_alps(write(alps.drop(columns="alps_R"), "e.tsv"))
 
 
+def test_load_alps_sessions(cohort_files, tmp_path):
+    """A multi-session ALPS table needs a session choice; the chosen one is analysed, and
+    participants without it are reported by merge_cohort, not dropped silently."""
+    alps = pd.read_csv(cohort_files["alps"], sep="\t", dtype=str, keep_default_na=False)
+    one = alps.assign(session_id="ses-01")
+    two = alps.iloc[3:].assign(session_id="ses-02")
+    two["alps"] = "1.0"
+    path = tmp_path / "ses.tsv"
+    pd.concat([one, two]).to_csv(path, sep="\t", index=False)
+    with pytest.raises(ValueError, match=r"several sessions.*session=.*ses-01.*ses-02"):
+        io.load_alps(path)
+    s1 = io.load_alps(path, session="ses-01")
+    assert len(s1) == len(alps) and (s1["session_id"] == "ses-01").all()
+    s2 = io.load_alps(path, session="ses-02")
+    assert len(s2) == len(alps) - 3 and (s2["alps"] == 1.0).all()
+    with pytest.raises(ValueError, match=r"no row of session 'ses-03'"):
+        io.load_alps(path, session="ses-03")
+    with pytest.raises(ValueError, match="no session_id values"):
+        io.load_alps(cohort_files["alps"], session="ses-01")
+    # a single-session table with a session_id column loads as before
+    one.to_csv(tmp_path / "one.tsv", sep="\t", index=False)
+    assert len(io.load_alps(tmp_path / "one.tsv")) == len(alps)
+    with pytest.warns(UserWarning):
+        _, base = io.load_cohort(cohort_files["alps"], cohort_files["participants"])
+    with pytest.warns(UserWarning):
+        _, exc = io.load_cohort(path, cohort_files["participants"], session="ses-02")
+    missing = set(alps["participant_id"].iloc[:3])  # no ses-02 row: reported, not dropped silently
+    assert missing <= set(exc["participant_id"])
+    assert set(exc["participant_id"]) - set(base["participant_id"]) <= missing
+
+
 def test_write_csv_atomic(tmp_path):
     p = io.write_csv_atomic(pd.DataFrame({"a": [1, 2]}), tmp_path / "x" / "y" / "t.csv")
     assert pd.read_csv(p).a.tolist() == [1, 2]
