@@ -15,6 +15,7 @@
 profile = "default"
 alps_table = ""
 participants = ""
+session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
 covariates = ["age", "sex"]
 regression_csv = ""
 regression_model_csv = ""
@@ -39,7 +40,7 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   regression_csv=regression_csv, regression_model_csv=regression_model_csv)
-cohort, excluded = load_cohort(p["alps_table"], p["participants"])
+cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None)
 print(f"patients analysed: {cohort['group'].isin(['MO', 'VM']).sum()}; "
       f"excluded before analysis: {list(excluded['participant_id'])}")
 

@@ -15,6 +15,7 @@
 profile = "default"
 alps_table = ""
 participants = ""
+session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
 correlations_csv = ""
 
 # %% [markdown]
@@ -37,7 +38,7 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   correlations_csv=correlations_csv)
-cohort, excluded = load_cohort(p["alps_table"], p["participants"])
+cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None)
 print(f"excluded before analysis: {list(excluded['participant_id'])}")
 
 # %%

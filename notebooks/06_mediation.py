@@ -15,6 +15,7 @@
 profile = "default"
 alps_table = ""
 participants = ""
+session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
 truth_table = ""
 n_boot = 5000
 seed = 20260505
@@ -46,7 +47,7 @@ pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   mediation_csv=mediation_csv, reproduction_csv=reproduction_csv,
                   key_numbers_json=key_numbers_json)
-cohort, excluded = load_cohort(p["alps_table"], p["participants"])
+cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None)
 print(f"VM analysed: {(cohort['group'] == 'VM').sum()}; "
       f"excluded before analysis: {list(excluded['participant_id'])}")
 

@@ -17,6 +17,7 @@ tables_dir = ""
 figures_dir = ""
 derivatives_dir = ""
 data_dir = ""
+session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
 
 # %% [markdown]
 # # 07 — Figures
@@ -37,8 +38,9 @@ p = paths.resolve(profile, tables_dir=tables_dir, figures_dir=figures_dir,
                   derivatives_dir=derivatives_dir, data_dir=data_dir)
 tab, fig_dir = p["tables_dir"], p["figures_dir"]
 plotting.apply_style()
-alps_tab = load_alps(tab / "alps.tsv")
-cohort, excluded = load_cohort(tab / "alps.tsv", p["data_dir"] / "participants.tsv")
+alps_tab = load_alps(tab / "alps.tsv", session=session or None)
+cohort, excluded = load_cohort(tab / "alps.tsv", p["data_dir"] / "participants.tsv",
+                               session=session or None)
 print(f"{len(cohort)} subjects with a measured ALPS index; excluded: {list(excluded['participant_id'])}")
 
 # %% [markdown]
