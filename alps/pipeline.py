@@ -156,7 +156,13 @@ _TEMP_RE = re.compile(r"^\..+(\.[A-Za-z0-9_]{8}\.(tmp|nii|nii\.gz)|\.tmp)$")
 
 
 def clean_stale_temporaries(directory) -> list[Path]:
-    """Delete temporary files left in ``directory`` (not recursive) by a killed run."""
+    """Delete temporary files, and ANTs scratch directories (``.alps-scratch-*``, see
+    :data:`alps.registration.SCRATCH_PREFIX`), left in ``directory`` (not recursive) by a killed
+    run. Call it only under the lock of that directory's scan or cohort."""
+    import shutil
+
+    from .registration import SCRATCH_PREFIX
+
     removed = []
     directory = Path(directory)
     if not directory.is_dir():
@@ -164,6 +170,9 @@ def clean_stale_temporaries(directory) -> list[Path]:
     for f in directory.iterdir():
         if _TEMP_RE.match(f.name) and f.is_file():
             _unlink(f)
+            removed.append(f)
+        elif f.name.startswith(SCRATCH_PREFIX) and f.is_dir() and not f.is_symlink():
+            shutil.rmtree(f, ignore_errors=True)
             removed.append(f)
     return removed
 
@@ -437,8 +446,10 @@ def preprocess_subject(item: aio.SubjectInput, out_dir, *, force: bool = False, 
         data = preprocess.remove_gibbs(data, axis=preprocess.slice_axis(dwi.affine))
     motion = None
     if p["motion_correction"]:
+        paths["dir"].mkdir(parents=True, exist_ok=True)
         data, bvecs, xfms = preprocess.motion_correct(data, dwi.affine, dwi.bvals, bvecs, model=p["motion_model"],
-                                                      reference=p["motion_reference"], return_transforms=True)
+                                                      reference=p["motion_reference"], return_transforms=True,
+                                                      scratch_dir=paths["dir"])
         motion = preprocess.motion_summary(xfms, dwi.affine, dwi.data.shape, dwi.bvals)
     times["preprocess"] = time.perf_counter() - t
 

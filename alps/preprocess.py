@@ -94,7 +94,7 @@ def motion_levels(voxel_mm: float):
 
 
 def motion_correct(data, affine, bvals, bvecs_fsl, *, model: str = "rigid", reference: str = "b0",
-                   seed: int = 20260505, return_transforms: bool = False):
+                   seed: int = 20260505, return_transforms: bool = False, scratch_dir=None):
     """Per-volume motion (and optionally eddy-current) correction with b-vector rotation.
 
     Every volume but the first b = 0 is registered (ANTs, Mattes mutual information, 32 bins,
@@ -168,7 +168,7 @@ def motion_correct(data, affine, bvals, bvecs_fsl, *, model: str = "rigid", refe
     transforms = np.tile(np.eye(4), (data.shape[-1], 1, 1))
     world = voxel_to_world(fsl_to_voxel(bvecs_fsl, affine), affine)
     new_world = world.copy()
-    tmp = tempfile.mkdtemp(prefix="alps-motion-")
+    tmp = tempfile.mkdtemp(prefix=R.SCRATCH_PREFIX + "motion-", dir=scratch_dir)
     try:
         for n in range(data.shape[-1]):
             if n == first_b0:

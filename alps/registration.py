@@ -254,6 +254,9 @@ LINEAR_STAGES = {
     "rigid": (("Rigid", ((100, 6, 3), (100, 4, 2), (20, 2, 1))),),
 }
 
+#: name prefix of the scratch directories of ANTs runs (inside the output directory).
+SCRATCH_PREFIX = ".alps-scratch-"
+
 #: the metric mask: template brain mask dilated by this many millimetres.
 METRIC_MASK_DILATE_MM = 4.0
 
@@ -364,7 +367,8 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
     mask : bool array on the FA grid, optional (brain mask; FA outside is set to 0)
     kind : 'affine' (default: rigid then 7-dof similarity, see :data:`LINEAR_STAGES`), 'syn'
         (the same linear start, then ANTs SyN) or 'rigid'
-    out_dir : directory where the ANTs transform files are kept (default: a temp dir)
+    out_dir : directory where the ANTs transform files are kept (default: a temp dir); ANTs'
+        scratch files go to a ``.alps-scratch-ants-*`` directory inside it, removed afterwards
     prefix : file-name prefix of the transforms in ``out_dir``
     seed : ANTs random seed: fixes the jitter of ``'regular'`` sampling (the same template points
         for every subject) and the points of ``'random'``; not used by ``'dense'``
@@ -412,7 +416,11 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
     moving = nib_to_ants(moving_nib)
     if stages is None:
         stages = LINEAR_STAGES["rigid" if kind == "rigid" else "affine"]
-    tmp = tempfile.mkdtemp(prefix="alps-ants-")
+    out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="alps-xfm-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # ANTs' scratch files sit beside the kept transforms, so that a killed run leaves them where
+    # the next run's alps.pipeline.clean_stale_temporaries removes them
+    tmp = tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "ants-", dir=out_dir)
     try:
         fmask = nib_to_ants(metric_mask_image(resolution)) if metric_mask else None
         lin = _run_linear(fixed, moving, os.path.join(tmp, "x_"), stages=stages, metric=metric,
@@ -425,8 +433,6 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
             fwd_files, inv_files = reg["fwdtransforms"], reg["invtransforms"]
         else:
             fwd_files, inv_files = [lin], [lin]
-        out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="alps-xfm-"))
-        out_dir.mkdir(parents=True, exist_ok=True)
         fwd = [str(_keep(f, out_dir, prefix)) for f in fwd_files]
         inv = [str(_keep(f, out_dir, prefix)) for f in inv_files]
     finally:
