@@ -168,7 +168,7 @@ def motion_correct(data, affine, bvals, bvecs_fsl, *, model: str = "rigid", refe
     transforms = np.tile(np.eye(4), (data.shape[-1], 1, 1))
     world = voxel_to_world(fsl_to_voxel(bvecs_fsl, affine), affine)
     new_world = world.copy()
-    tmp = tempfile.mkdtemp(prefix=R.SCRATCH_PREFIX + "motion-", dir=scratch_dir)
+    tmp = tempfile.mkdtemp(prefix=R.SCRATCH_PREFIX + "motion-", dir=R.scratch_parent(scratch_dir))
     try:
         for n in range(data.shape[-1]):
             if n == first_b0:

@@ -219,15 +219,16 @@ class Registration:
         """Resample a subject-space image onto the template grid (default 2 mm MNI)."""
         ants = _ants(threads)
         ref = reference if reference is not None else tpl.load("wm", resolution=2)
-        out = ants.apply_transforms(nib_to_ants(ref), nib_to_ants(img), self.forward_transforms,
-                                    interpolator=interpolator)
+        with _parseable(self.forward_transforms) as fwd:
+            out = ants.apply_transforms(nib_to_ants(ref), nib_to_ants(img), fwd, interpolator=interpolator)
         return ants_to_nib(out)
 
     def to_subject(self, img, reference, *, interpolator="linear", threads=1) -> nib.Nifti1Image:
         """Resample a template-space image onto a subject grid ``reference``."""
         ants = _ants(threads)
-        out = ants.apply_transforms(nib_to_ants(reference), nib_to_ants(img), self.inverse_transforms,
-                                    whichtoinvert=self.inverse_invert, interpolator=interpolator)
+        with _parseable(self.inverse_transforms) as inv:
+            out = ants.apply_transforms(nib_to_ants(reference), nib_to_ants(img), inv,
+                                        whichtoinvert=self.inverse_invert, interpolator=interpolator)
         return ants_to_nib(out)
 
 
@@ -237,7 +238,8 @@ def _ants_points(xyz_ras, transforms, invert):
     ants = _ants(None)
     lps = xyz_ras * np.array([-1.0, -1.0, 1.0])
     df = pd.DataFrame(lps, columns=["x", "y", "z"])
-    out = ants.apply_transforms_to_points(3, df, list(transforms), whichtoinvert=list(invert))
+    with _parseable(transforms) as files:
+        out = ants.apply_transforms_to_points(3, df, files, whichtoinvert=list(invert))
     return out[["x", "y", "z"]].to_numpy(float) * np.array([-1.0, -1.0, 1.0])
 
 
@@ -256,6 +258,41 @@ LINEAR_STAGES = {
 
 #: name prefix of the scratch directories of ANTs runs (inside the output directory).
 SCRATCH_PREFIX = ".alps-scratch-"
+
+#: characters that ANTs' command-line parser reads as syntax inside a file name.
+ANTS_SYNTAX = "[],"
+
+
+@contextlib.contextmanager
+def _parseable(paths):
+    """Yield ``paths`` as a list, with copies in a temporary directory for those whose names
+    hold :data:`ANTS_SYNTAX` characters (ANTs would misread them, e.g. an output folder
+    ``study [2024]``)."""
+    paths = [str(p) for p in paths]
+    bad = [i for i, p in enumerate(paths) if any(c in p for c in ANTS_SYNTAX)]
+    if not bad:
+        yield paths
+        return
+    tmp = tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "xfm-")
+    try:
+        out = list(paths)
+        for i in bad:
+            out[i] = os.path.join(tmp, f"{i}_{Path(paths[i]).name.translate({ord(c): '_' for c in ANTS_SYNTAX})}")
+            shutil.copyfile(paths[i], out[i])
+        yield out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def scratch_parent(directory):
+    """Where ANTs' scratch files go: ``directory`` (beside the kept outputs, so that a killed run
+    leaves them where the next run's :func:`alps.pipeline.clean_stale_temporaries` removes them),
+    or ``None`` (the system temp dir) when its path holds characters that ANTs' command-line
+    parser reads as syntax (``[``, ``]``, ``,``)."""
+    if directory is None or any(c in str(Path(directory).resolve()) for c in ANTS_SYNTAX):
+        return None
+    return str(directory)
+
 
 #: the metric mask: template brain mask dilated by this many millimetres.
 METRIC_MASK_DILATE_MM = 4.0
@@ -418,9 +455,7 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
         stages = LINEAR_STAGES["rigid" if kind == "rigid" else "affine"]
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="alps-xfm-"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    # ANTs' scratch files sit beside the kept transforms, so that a killed run leaves them where
-    # the next run's alps.pipeline.clean_stale_temporaries removes them
-    tmp = tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "ants-", dir=out_dir)
+    tmp = tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "ants-", dir=scratch_parent(out_dir))
     try:
         fmask = nib_to_ants(metric_mask_image(resolution)) if metric_mask else None
         lin = _run_linear(fixed, moving, os.path.join(tmp, "x_"), stages=stages, metric=metric,

@@ -191,8 +191,12 @@ def test_regular_sampling_is_seeded_and_strategies_are_checked(tmp_path):
 
     img, _ = _known_pose_subject()
     mask = img.get_fdata() > 0.05
-    mats = [R.register(img, mask, out_dir=tmp_path / str(i), check=False, erode_mm=0, seed=s).template_to_subject
-            for i, s in enumerate((7, 7, 8))]
+    # the second run writes to a folder whose name ANTs' parser would misread (its scratch files
+    # then go to the system temp dir): same seed, same transform, and no scratch left anywhere
+    dirs = [tmp_path / "0", tmp_path / "odd [1],x", tmp_path / "2"]
+    mats = [R.register(img, mask, out_dir=d, check=False, erode_mm=0, seed=s).template_to_subject
+            for d, s in zip(dirs, (7, 7, 8))]
+    assert not [p for d in dirs for p in d.iterdir() if p.name.startswith(R.SCRATCH_PREFIX)]
     assert np.array_equal(mats[0], mats[1])
     assert not np.array_equal(mats[0], mats[2])
     assert np.abs(mats[0] - mats[2]).max() < 0.5
