@@ -133,6 +133,8 @@ def motion_correct(data, affine, bvals, bvecs_fsl, *, model: str = "rigid", refe
     reference : 'b0' (default) or 'mean_dw'
     seed : ANTs random seed of the sampling (fixed: same input, same result)
     return_transforms : also return the (N, 4, 4) RAS transforms (identity for the first b = 0)
+    scratch_dir : where ANTs' scratch directory (``.alps-scratch-motion-*``) is made and removed
+        again (default: the system temp dir; see :func:`alps.registration.scratch_parent`)
 
     Returns
     -------

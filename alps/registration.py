@@ -263,13 +263,18 @@ SCRATCH_PREFIX = ".alps-scratch-"
 ANTS_SYNTAX = "[],"
 
 
+def _ants_unsafe(path) -> bool:
+    """Does ``path`` hold a character that ANTs' command-line parser would misread?"""
+    return any(c in str(path) for c in ANTS_SYNTAX)
+
+
 @contextlib.contextmanager
 def _parseable(paths):
     """Yield ``paths`` as a list, with copies in a temporary directory for those whose names
     hold :data:`ANTS_SYNTAX` characters (ANTs would misread them, e.g. an output folder
     ``study [2024]``)."""
     paths = [str(p) for p in paths]
-    bad = [i for i, p in enumerate(paths) if any(c in p for c in ANTS_SYNTAX)]
+    bad = [i for i, p in enumerate(paths) if _ants_unsafe(p)]
     if not bad:
         yield paths
         return
@@ -289,7 +294,7 @@ def scratch_parent(directory):
     leaves them where the next run's :func:`alps.pipeline.clean_stale_temporaries` removes them),
     or ``None`` (the system temp dir) when its path holds characters that ANTs' command-line
     parser reads as syntax (``[``, ``]``, ``,``)."""
-    if directory is None or any(c in str(Path(directory).resolve()) for c in ANTS_SYNTAX):
+    if directory is None or _ants_unsafe(Path(directory).resolve()):
         return None
     return str(directory)
 
@@ -406,6 +411,8 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
         (the same linear start, then ANTs SyN) or 'rigid'
     out_dir : directory where the ANTs transform files are kept (default: a temp dir); ANTs'
         scratch files go to a ``.alps-scratch-ants-*`` directory inside it, removed afterwards
+        (in the system temp dir instead when its path holds ``[``, ``]`` or ``,``, see
+        :func:`scratch_parent`)
     prefix : file-name prefix of the transforms in ``out_dir``
     seed : ANTs random seed: fixes the jitter of ``'regular'`` sampling (the same template points
         for every subject) and the points of ``'random'``; not used by ``'dense'``
