@@ -35,14 +35,18 @@ NB  := $(OUT)/notebooks
 TAB := $(OUT)/tables
 FIG := $(OUT)/figures
 DER := $(OUT)/derivatives/alps
-RUN := $(PY) -m alps.nbrun --profile $(PROFILE)
+RUN := $(PY) -m alps.build.nbrun --profile $(PROFILE)
 
-# Source groups, so that editing statistics code never reruns the imaging.
-CORE_SRC    := $(wildcard alps/__init__.py alps/paths.py alps/config.py alps/nbrun.py)
-SIM_SRC     := $(wildcard alps/simulate.py alps/phantom.py alps/clinical.py alps/gradients.py alps/tensor.py alps/roi.py alps/index.py alps/template.py)
-IMAGING_SRC := $(wildcard alps/io.py alps/preprocess.py alps/dti.py alps/registration.py alps/atlas.py alps/measure.py alps/qc.py alps/pipeline.py alps/gradients.py alps/tensor.py alps/roi.py alps/index.py alps/template.py)
-STATS_SRC   := $(wildcard alps/stats.py alps/io_tables.py)
-FIG_SRC     := $(wildcard alps/plotting.py alps/figures.py)
+# Source groups follow the package's folders, so that editing statistics code never reruns the
+# imaging (tests/test_architecture.py checks that every module of alps/ is in a group).
+CORE_SRC    := $(wildcard alps/*.py alps/build/*.py)
+IO_SRC      := $(wildcard alps/io/*.py)
+IMAGING_SRC := $(IO_SRC) $(wildcard alps/imaging/*.py alps/pipeline/*.py)
+SIM_SRC     := $(IO_SRC) $(wildcard alps/simulation/*.py alps/imaging/*.py)
+VALID_SRC   := $(wildcard alps/validation/*.py)
+STATS_SRC   := $(wildcard alps/stats/*.py alps/io/tables.py)
+FIG_SRC     := $(wildcard alps/figures/*.py alps/pipeline/layout.py) $(STATS_SRC)
+CLI_SRC     := $(wildcard alps/cli/*.py)
 
 DATA_STAMP  := $(DATA)/.alps-simulated
 # one stamp per config section, rewritten only when that section changes (see alps.config)
@@ -81,7 +85,7 @@ data: $(DATA_STAMP) ## Generate the simulated BIDS cohort of PROFILE (default: d
 $(CFG)/%.json: $(CONFIG) | $(STAMP)
 	@$(PY) -m alps.config stamp $(PROFILE) $* $@
 
-$(DATA_STAMP): $(SIM_SRC) $(call cfg,simulate) | $(STAMP)
+$(DATA_STAMP): $(SIM_SRC) $(CLI_SRC) $(call cfg,simulate) | $(STAMP)
 	rm -rf $(DATA)
 	$(VENV)/bin/alps simulate $(DATA) --profile $(PROFILE)
 	@touch $@
@@ -89,11 +93,11 @@ $(DATA_STAMP): $(SIM_SRC) $(call cfg,simulate) | $(STAMP)
 $(PARTICIPANTS) $(TRUTH): $(DATA_STAMP) ;
 
 # ---------------------------------------------------------------- notebooks
-$(NB)/01_preprocess.ipynb $(DER)/preprocess.tsv &: notebooks/01_preprocess.py $(DATA_STAMP) $(IMAGING_SRC) $(CORE_SRC) $(call cfg,pipeline) $(call cfg,notebooks.01_preprocess)
+$(NB)/01_preprocess.ipynb $(DER)/preprocess.tsv &: notebooks/01_preprocess.py $(DATA_STAMP) $(IMAGING_SRC) $(FIG_SRC) $(CORE_SRC) $(call cfg,pipeline) $(call cfg,notebooks.01_preprocess)
 	$(RUN) 01_preprocess $(NB)/01_preprocess.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
 	  -p preprocess_tsv $(DER)/preprocess.tsv
 
-$(NB)/02_alps.ipynb $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/provenance.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv &: notebooks/02_alps.py $(DER)/preprocess.tsv $(IMAGING_SRC) $(SIM_SRC) alps/validation.py $(CORE_SRC) $(call cfg,pipeline) $(call cfg,notebooks.02_alps)
+$(NB)/02_alps.ipynb $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/provenance.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv &: notebooks/02_alps.py $(DER)/preprocess.tsv $(IMAGING_SRC) $(SIM_SRC) $(VALID_SRC) $(CORE_SRC) $(call cfg,pipeline) $(call cfg,notebooks.02_alps)
 	$(RUN) 02_alps $(NB)/02_alps.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
 	  -p truth_table $(TRUTH) -p alps_tsv $(ALPS_TSV) -p qc_tsv $(TAB)/qc.tsv -p provenance_tsv $(TAB)/provenance.tsv \
 	  -p validation_csv $(TAB)/alps_validation.csv -p rotation_sweep_csv $(TAB)/rotation_sweep.csv
@@ -129,8 +133,8 @@ $(NB)/07_figures.ipynb $(FIGURES) &: notebooks/07_figures.py $(TABLES) $(FIG_SRC
 	$(RUN) 07_figures $(NB)/07_figures.ipynb -p tables_dir $(TAB) -p figures_dir $(FIG) \
 	  -p derivatives_dir $(DER) -p data_dir $(DATA)
 
-$(OUT)/report.html: $(EXECUTED) $(FIGURES) $(TABLES) alps/report.py
-	$(PY) -m alps.report --profile $(PROFILE) --out-dir $(OUT) --data-dir $(DATA) --output $@
+$(OUT)/report.html: $(EXECUTED) $(FIGURES) $(TABLES) $(CORE_SRC)
+	$(PY) -m alps.build.report --profile $(PROFILE) --out-dir $(OUT) --data-dir $(DATA) --output $@
 
 notebooks: $(OUT)/report.html ## Run the notebook series for PROFILE (no-op when up to date)
 

@@ -26,11 +26,14 @@ def section(profile: str, name: str) -> dict[str, Any]:
 
 
 def notebook_parameters(profile: str, notebook: str) -> dict[str, Any]:
-    """Parameters of one notebook: the ``pipeline`` section overlaid by ``notebooks.<name>``."""
+    """Parameters of one notebook: its ``notebooks.<name>`` section, and the ``pipeline`` section
+    as one ``pipeline`` mapping (for the notebooks that run the pipeline, 01 and 02)."""
     cfg = load_profile(profile)
-    params = {}
-    params.update(cfg.get("pipeline") or {})
-    params.update((cfg.get("notebooks") or {}).get(notebook) or {})
+    params = dict((cfg.get("notebooks") or {}).get(notebook) or {})
+    if "pipeline" in params:
+        raise ValueError(f"{paths.config_file(profile)} [notebooks.{notebook}]: 'pipeline' is set in the "
+                         "top-level 'pipeline' section, not per notebook")
+    params["pipeline"] = dict(cfg.get("pipeline") or {})
     return params
 
 

@@ -55,8 +55,11 @@ for k in ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS", "OPENBLAS_N
     os.environ[k] = "1"
 sys.path.insert(0, sys.argv[3])
 t0 = time.perf_counter()
-from alps import io as aio, pipeline as P, preprocess, dti, registration as R, measure as M, template as tpl
-R._ants(1); tpl.load("wm"); tpl.load("mask"); R.metric_mask_image()
+from alps import atomic, io as aio, pipeline as P
+from alps.imaging import preprocess, dti, registration as R, measure as M, template as tpl
+from alps.imaging.ants import ants_module
+from alps.pipeline import measure as PM
+ants_module(1); tpl.load("wm"); tpl.load("mask"); R.metric_mask_image()
 startup = time.perf_counter() - t0
 
 def rss_mb():
@@ -83,7 +86,7 @@ def wrap(mod, name, stage):
     setattr(mod, name, inner)
 wrap(aio, "input_hashes", "hash"); wrap(aio, "load_dwi", "load"); wrap(preprocess, "brain_mask", "preprocess")
 wrap(dti, "fit_tensor", "tensor_fit"); wrap(R, "register", "registration"); wrap(M, "roi_weights", "measure")
-wrap(M, "measure", "measure"); wrap(P, "_qc_png", "qc"); wrap(aio, "atomic_save_nifti", "write")
+wrap(M, "measure", "measure"); wrap(PM, "_qc_png", "qc"); wrap(atomic, "save_nifti", "write")
 items = aio.discover(sys.argv[1], bval=sys.argv[4] if len(sys.argv) > 4 else None,
                      bvec=sys.argv[5] if len(sys.argv) > 5 else None)
 th = threading.Thread(target=sampler, daemon=True); th.start()

@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from alps import registration as R  # noqa: E402
+from alps.imaging import registration as R  # noqa: E402
+from alps.imaging.ants import ants_module  # noqa: E402
 
 #: configurations: keyword arguments of alps.registration.register.
 CONFIGS = {
@@ -57,9 +58,9 @@ def simulated_subjects(n, seed=11):
     """``n`` simulated subjects (FA image, mask, true template→subject 4x4) with cohort-like poses."""
     import nibabel as nib
 
-    from alps import dti, preprocess
-    from alps.phantom import make_template_fields
-    from alps.simulate import draw_pose, simulate_subject
+    from alps.imaging import dti, preprocess
+    from alps.simulation.phantom import make_template_fields
+    from alps.simulation import draw_pose, simulate_subject
 
     fields = make_template_fields()
     rng = np.random.default_rng(seed)
@@ -80,7 +81,7 @@ def simulated_subjects(n, seed=11):
 def run_simulated(configs, subjects) -> list[dict]:
     from scipy.spatial.transform import Rotation
 
-    from alps.tensor import polar_rotation
+    from alps.imaging.tensor import polar_rotation
 
     rows = []
     for cname, kw in configs.items():
@@ -111,8 +112,9 @@ def run_simulated(configs, subjects) -> list[dict]:
 
 def run_toshiba(configs, work) -> list[dict]:
     import real_data as RD
-    from alps import measure, pipeline as P
-    from alps.roi import default_spheres
+    from alps.imaging import measure
+    from alps import pipeline as P
+    from alps.imaging.roi import default_spheres
 
     tosh = [n for n in RD.SCANS if n.startswith("toshiba")]
     bids = RD.make_bids(Path(work) / "bids")
@@ -120,7 +122,7 @@ def run_toshiba(configs, work) -> list[dict]:
     P.run_cohort(bids, deriv, participant_label=tosh, stages=("preprocess",), progress=False, n_jobs=2)
     subj = {name: RD.load_fit(deriv, name) for name in tosh}
     motion = RD.series_motion(tosh)
-    from alps.atlas import AtlasNotFound, jhu_alps_labels
+    from alps.imaging.atlas import AtlasNotFound, jhu_alps_labels
 
     try:
         labels = jhu_alps_labels()
@@ -173,8 +175,8 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown configuration(s) {sorted(unknown)}; choose from {list(CONFIGS)}")
     configs = {k: CONFIGS[k] for k in args.configs}
-    R._ants(1)
-    from alps import template as tpl
+    ants_module(1)
+    from alps.imaging import template as tpl
 
     tpl.load("wm"), tpl.load("mask"), R.metric_mask_image()
     rows = run_simulated(configs, simulated_subjects(args.n_sim)) if args.n_sim > 0 else []

@@ -31,14 +31,8 @@ def simulate_bids(bids, n_subjects, *, small=False, seed=7):
     import nibabel as nib
     import numpy as np
 
-    from alps.phantom import make_template_fields
-    from alps.simulate import (
-        default_scheme,
-        draw_pose,
-        simulate_subject,
-        write_gradients,
-        write_nifti_gz,
-    )
+    from alps.io.gradients import write_bvals_bvecs
+    from alps.simulation import default_scheme, draw_pose, make_template_fields, simulate_subject, write_nifti_gz
 
     fields = make_template_fields()
     rng = np.random.default_rng(seed)
@@ -54,7 +48,7 @@ def simulate_bids(bids, n_subjects, *, small=False, seed=7):
         d = Path(bids) / f"sub-{i:02d}" / "dwi"
         d.mkdir(parents=True, exist_ok=True)
         write_nifti_gz(img, d / f"sub-{i:02d}_dwi.nii.gz")
-        write_gradients(bvals, bvecs, d / f"sub-{i:02d}_dwi.bval", d / f"sub-{i:02d}_dwi.bvec")
+        write_bvals_bvecs(bvals, bvecs, d / f"sub-{i:02d}_dwi.bval", d / f"sub-{i:02d}_dwi.bvec")
 
 
 def run(out_csv, *, n_subjects=4, n_jobs=(1, 2), small=False, work=None):

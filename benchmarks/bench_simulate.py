@@ -29,8 +29,8 @@ def main(argv=None) -> int:
     ap.add_argument("--max-rotation", type=float, default=10.0)
     args = ap.parse_args(argv)
 
-    from alps import simulate as S
-    from alps.phantom import make_template_fields
+    from alps import simulation as S
+    from alps.simulation.phantom import make_template_fields
 
     t0 = time.perf_counter()
     fields = make_template_fields()

@@ -184,7 +184,8 @@ def series_motion(names) -> dict:
     ortho mean b0, dense Mattes MI (same contrast, so this is the head's true motion)."""
     import numpy as np
 
-    from alps import registration as R
+    from alps.imaging import registration as R
+    from alps.imaging.ants import run_linear
 
     ref_name = "toshiba7006ortho"
     ref = R.nib_to_ants(_mean_b(SCANS[ref_name], True))
@@ -197,7 +198,7 @@ def series_motion(names) -> dict:
         tmp = tempfile.mkdtemp(prefix="alps-motion-")
         try:
             mov = R.nib_to_ants(_mean_b(SCANS[name], True))
-            f = R._run_linear(ref, mov, os.path.join(tmp, "m_"), stages=stages, metric="MI", sampling=1.0, seed=1)
+            f = run_linear(ref, mov, os.path.join(tmp, "m_"), stages=stages, metric="MI", sampling=1.0, seed=1)
             out[name] = np.linalg.inv(R.lps_to_ras(R.read_ants_affine(f)))
         finally:
             import shutil
@@ -213,7 +214,7 @@ def consistency(t2s: dict, motion: dict) -> dict:
     import numpy as np
     from scipy.spatial.transform import Rotation
 
-    from alps.tensor import polar_rotation
+    from alps.imaging.tensor import polar_rotation
 
     c = np.asarray(CENTRES)
     cs, qs = [], []
@@ -249,10 +250,10 @@ def bootstrap_main(args) -> int:
 
     import numpy as np
 
-    from alps import measure, noise
+    from alps.imaging import measure, noise
     from alps import io as aio
-    from alps import registration as R
-    from alps.roi import default_spheres
+    from alps.imaging import registration as R
+    from alps.imaging.roi import default_spheres
 
     deriv = Path(args.reuse)
     tosh = [n for n in SCANS if n.startswith("toshiba")]
@@ -309,7 +310,7 @@ def load_fit(deriv, name):
     import nibabel as nib
     import numpy as np
 
-    from alps import dti
+    from alps.imaging import dti
 
     d = Path(deriv) / f"sub-{name}" / "dwi" / f"sub-{name}_"
     fa = nib.load(str(d) + "desc-FA_dwimap.nii.gz")
@@ -325,9 +326,9 @@ def reuse_main(args) -> int:
 
     import numpy as np
 
-    from alps import measure
-    from alps import registration as R
-    from alps.roi import default_spheres
+    from alps.imaging import measure
+    from alps.imaging import registration as R
+    from alps.imaging.roi import default_spheres
 
     deriv = Path(args.reuse)
     variant = f"{args.metric}-{args.sampling_strategy}{args.sampling:g}-{args.linear}-e{args.erode_mm:g}"

@@ -15,14 +15,7 @@
 profile = "default"
 data_dir = ""
 derivatives_dir = ""
-n_jobs = 2
-roi = "spheres"
-roi_radius = 2.5
-registration = "affine"
-registration_sampling = "regular"
-denoise = False
-gibbs = False
-motion_correction = False
+pipeline = {}  # pipeline parameters over the profile's `pipeline:` section, e.g. {"roi_radius": 5.0}
 preprocess_tsv = ""
 
 # %% [markdown]
@@ -38,33 +31,35 @@ preprocess_tsv = ""
 # 4. rigid → affine registration of FA to the MNI152 2009a white-matter probability map
 #    (`alps.registration`, ANTs, seeded, single-threaded), with a correlation and a Dice QC.
 #
-# Outputs go to `derivatives_dir` as BIDS derivatives; finished subjects with unchanged inputs
-# and parameters are reused.
+# The parameters are the profile's `pipeline:` section (`config/<profile>.yaml`) overlaid by
+# `pipeline`; every name is checked before any scan is read (`alps.pipeline.params`). Outputs go
+# to `derivatives_dir` as BIDS derivatives; finished subjects with unchanged inputs and parameters
+# are reused.
 
 # %%
 from pathlib import Path
 
 import pandas as pd
 
-from alps import io as aio
-from alps import paths, pipeline, qc
+from alps import atomic, paths
+from alps.figures import registration_figure
+from alps.pipeline import run_cohort
+from alps.pipeline.params import from_profile
 
 p = paths.resolve(profile, data_dir=data_dir, derivatives_dir=derivatives_dir, preprocess_tsv=preprocess_tsv)
 data_dir = p['data_dir']
 derivatives_dir = p['derivatives_dir']
 preprocess_tsv = p['preprocess_tsv']
+params = from_profile(profile, pipeline)
 print("data:", data_dir)
 print("derivatives:", derivatives_dir)
+params
 
 # %%
-pre = pipeline.run_cohort(
-    data_dir, derivatives_dir, n_jobs=n_jobs, roi=roi, roi_radius=roi_radius,
-    registration=registration, registration_sampling=registration_sampling, denoise=denoise, gibbs=gibbs,
-    motion_correction=motion_correction,
-    stages=("preprocess",))
+pre = run_cohort(data_dir, derivatives_dir, params=params, stages=("preprocess",))
 # the pipeline writes the deterministic status table (no timings) into derivatives_dir
 if Path(preprocess_tsv) != derivatives_dir / "preprocess.tsv":
-    aio.atomic_write_tsv(pd.read_csv(derivatives_dir / "preprocess.tsv", sep="\t"), preprocess_tsv)
+    atomic.write_table(preprocess_tsv, pd.read_csv(derivatives_dir / "preprocess.tsv", sep="\t"))
 print(f"{(pre['status'] == 'ok').sum()} of {len(pre)} scans pre-processed")
 pre
 
@@ -84,6 +79,6 @@ ok = pre[pre["status"] == "ok"]
 if len(ok):
     first = ok.iloc[0]
     ses = first.get("session_id") if "session_id" in ok.columns else None
-    fig = qc.registration_figure(derivatives_dir, first["participant_id"], ses if isinstance(ses, str) else None)
+    fig = registration_figure(derivatives_dir, first["participant_id"], ses if isinstance(ses, str) else None)
 else:
     print("no successfully pre-processed scan to show")

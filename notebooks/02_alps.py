@@ -15,14 +15,7 @@
 profile = "default"
 data_dir = ""
 derivatives_dir = ""
-n_jobs = 2
-roi = "spheres"
-roi_radius = 2.5
-registration = "affine"
-registration_sampling = "regular"
-denoise = False
-gibbs = False
-motion_correction = False
+pipeline = {}  # pipeline parameters over the profile's `pipeline:` section, e.g. {"roi_radius": 5.0}
 truth_table = ""
 alps_tsv = ""
 qc_tsv = ""
@@ -56,8 +49,10 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Image, display
 
-from alps import io as aio
-from alps import measure, paths, pipeline
+from alps import atomic, paths
+from alps.pipeline import run_cohort
+from alps.pipeline.params import from_profile
+from alps.validation import validation_table
 
 truth_given = bool(truth_table)
 p = paths.resolve(profile, data_dir=data_dir, derivatives_dir=derivatives_dir, truth_table=truth_table, alps_tsv=alps_tsv, qc_tsv=qc_tsv,
@@ -71,16 +66,14 @@ provenance_tsv = p['provenance_tsv']
 validation_csv = p['validation_csv']
 rotation_sweep_csv = p['rotation_sweep_csv']
 
-res = pipeline.run_cohort(
-    data_dir, derivatives_dir, n_jobs=n_jobs, roi=roi, roi_radius=roi_radius,
-    registration=registration, registration_sampling=registration_sampling, denoise=denoise, gibbs=gibbs,
-    motion_correction=motion_correction)
+params = from_profile(profile, pipeline)
+res = run_cohort(data_dir, derivatives_dir, params=params)
 qc_df = pd.read_csv(derivatives_dir / "qc.tsv", sep="\t")
 # the pipeline's tables are deterministic (run timings live in derivatives_dir/timings.tsv)
-aio.atomic_write_tsv(pd.read_csv(derivatives_dir / "alps.tsv", sep="\t"), alps_tsv)
-aio.atomic_write_tsv(qc_df, qc_tsv)
+atomic.write_table(alps_tsv, pd.read_csv(derivatives_dir / "alps.tsv", sep="\t"))
+atomic.write_table(qc_tsv, qc_df)
 # per scan: SHA-256 of the inputs, the stage parameters and the package versions (shown in the report)
-aio.atomic_write_tsv(pd.read_csv(derivatives_dir / "provenance.tsv", sep="\t"), provenance_tsv)
+atomic.write_table(provenance_tsv, pd.read_csv(derivatives_dir / "provenance.tsv", sep="\t"))
 print(f"{(res['status'] == 'ok').sum()} of {len(res)} scans measured; "
       f"{int(res['qc_pass'].fillna(False).astype(bool).sum())} pass QC")
 res[["participant_id", "status", "alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R",
@@ -105,10 +98,9 @@ for png in [p for p in qc_df["qc_png"].dropna() if p][:2]:
 if truth_given and not Path(truth_table).is_file():
     raise FileNotFoundError(f"{truth_table}: ground-truth table not found")
 truth = pd.read_csv(truth_table, sep="\t") if Path(truth_table).is_file() else None
-validation = measure.validation_table(res, truth)
+validation = validation_table(res, truth)
 if validation_csv:
-    Path(validation_csv).parent.mkdir(parents=True, exist_ok=True)
-    aio.atomic_write_text(validation_csv, validation.to_csv(index=False))
+    atomic.write_table(validation_csv, validation)
 if truth is None:
     print("no truth table given (real data): validation table has zero rows")
 validation
@@ -122,11 +114,9 @@ validation
 # derivatives and is reused on reruns.
 
 # %%
-from alps import validation
+from alps.validation import rotation_sweep, sweep_spreads
 
-sweep = validation.rotation_sweep(
-    Path(derivatives_dir).parent / "rotation_sweep", angles=rotation_angles, snr=rotation_snr,
-    n_jobs=n_jobs, roi=roi, roi_radius=roi_radius, registration=registration,
-    registration_sampling=registration_sampling)
-aio.atomic_write_text(rotation_sweep_csv, sweep.to_csv(index=False))
-validation.sweep_spreads(sweep)
+sweep = rotation_sweep(Path(derivatives_dir).parent / "rotation_sweep", angles=rotation_angles,
+                       snr=rotation_snr, params=params)
+atomic.write_table(rotation_sweep_csv, sweep)
+sweep_spreads(sweep)

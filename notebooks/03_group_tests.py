@@ -34,8 +34,8 @@ exclusions_csv = ""
 # %%
 import pandas as pd
 
-from alps import paths, stats
-from alps.io_tables import load_cohort, write_csv_atomic
+from alps import atomic, paths, stats
+from alps.io.tables import load_cohort
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
@@ -46,7 +46,7 @@ cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=sessi
 print(f"analysed: {len(cohort)} subjects "
       f"({', '.join(f'{g} {n}' for g, n in cohort['group'].value_counts().items())}); "
       f"excluded: {len(excluded)}")
-write_csv_atomic(excluded, p["exclusions_csv"])
+atomic.write_table(p["exclusions_csv"], excluded)
 excluded
 
 # %% [markdown]
@@ -61,7 +61,7 @@ excluded
 
 # %%
 table1 = stats.demographics(cohort)
-write_csv_atomic(table1, p["demographics_csv"])
+atomic.write_table(p["demographics_csv"], table1)
 table1
 
 # %% [markdown]
@@ -73,7 +73,7 @@ table1
 
 # %%
 gt = stats.group_tests(cohort, nan_policy="omit")
-write_csv_atomic(gt, p["group_tests_csv"])
+atomic.write_table(p["group_tests_csv"], gt)
 gt
 
 # %% [markdown]
@@ -83,7 +83,7 @@ gt
 
 # %%
 ph = stats.posthoc(cohort, nan_policy="omit")
-write_csv_atomic(ph, p["posthoc_csv"])
+atomic.write_table(p["posthoc_csv"], ph)
 ph[["dv", "test", "group_a", "group_b", "mean_diff", "ci_low", "ci_high", "p_adj", "hedges_g"]]
 
 # %% [markdown]
@@ -95,7 +95,7 @@ ph[["dv", "test", "group_a", "group_b", "mean_diff", "ci_low", "ci_high", "p_adj
 # %%
 anc = stats.ancova(cohort, dv=["alps", "alps_L", "alps_R"], covariates=["age", "sex"],
                    nan_policy="omit")
-write_csv_atomic(anc, p["ancova_csv"])
+atomic.write_table(p["ancova_csv"], anc)
 anc
 
 # %% [markdown]

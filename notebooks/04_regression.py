@@ -33,8 +33,8 @@ regression_model_csv = ""
 # %%
 import pandas as pd
 
-from alps import paths, stats
-from alps.io_tables import load_cohort, write_csv_atomic
+from alps import atomic, paths, stats
+from alps.io.tables import load_cohort
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
@@ -46,8 +46,8 @@ print(f"patients analysed: {cohort['group'].isin(['MO', 'VM']).sum()}; "
 
 # %%
 terms, model = stats.regression(cohort, covariates=list(covariates or []), nan_policy="omit")
-write_csv_atomic(terms, p["regression_csv"])
-write_csv_atomic(model, p["regression_model_csv"])
+atomic.write_table(p["regression_csv"], terms)
+atomic.write_table(p["regression_model_csv"], model)
 model
 
 # %% [markdown]

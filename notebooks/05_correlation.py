@@ -31,8 +31,8 @@ correlations_csv = ""
 # %%
 import pandas as pd
 
-from alps import paths, stats
-from alps.io_tables import load_cohort, write_csv_atomic
+from alps import atomic, paths, stats
+from alps.io.tables import load_cohort
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
@@ -43,7 +43,7 @@ print(f"excluded before analysis: {list(excluded['participant_id'])}")
 
 # %%
 corr = stats.correlations(cohort, groups=("VM", "MO"), nan_policy="omit")
-write_csv_atomic(corr, p["correlations_csv"])
+atomic.write_table(p["correlations_csv"], corr)
 corr[["group", "kind", "y", "method", "n", "r", "ci_low", "ci_high", "p", "p_fdr"]]
 
 # %% [markdown]

@@ -34,13 +34,11 @@ key_numbers_json = ""
 # 0, because the ratio is then unstable.
 
 # %%
-import json
-
 import pandas as pd
 
-from alps import paths, stats
-from alps.io_tables import (load_alps, load_cohort, load_participants, merge_cohort,
-                            write_csv_atomic, write_text_atomic)
+from alps import atomic, paths, stats
+from alps.io import sha256
+from alps.io.tables import load_alps, load_cohort, load_participants, merge_cohort
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
@@ -54,7 +52,7 @@ print(f"VM analysed: {(cohort['group'] == 'VM').sum()}; "
 # %%
 med = stats.mediation(cohort, x="duration_years", m="alps", y="dhi", n_boot=int(n_boot),
                       seed=int(seed), nan_policy="omit")
-write_csv_atomic(med, p["mediation_csv"])
+atomic.write_table(p["mediation_csv"], med)
 med
 
 # %% [markdown]
@@ -73,21 +71,10 @@ if truth_table:
                                                 load_participants(p["participants"]))
     truth = stats.headline_numbers(truth_cohort, n_boot=int(n_boot), seed=int(seed))
 repro = stats.reproduction_table(measured, truth)
-write_csv_atomic(repro, p["reproduction_csv"])
+atomic.write_table(p["reproduction_csv"], repro)
 # the truth table is identified by its content, not its path (same inputs give the same JSON anywhere)
-from alps.io import sha256
-
 key = {"n": int(len(cohort)), "n_excluded": int(len(excluded)), "n_boot": int(n_boot),
        "seed": int(seed), "measured": measured, "truth": truth,
        "truth_table_sha256": sha256(truth_table) if truth_table else None}
-
-
-def _json_safe(v):  # NaN/inf are not JSON: write null
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    return None if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")) else v
-
-
-write_text_atomic(json.dumps(_json_safe(key), indent=2, allow_nan=False) + "\n",
-                  p["key_numbers_json"])
+atomic.write_json(p["key_numbers_json"], key, sort_keys=False, strict=True)  # NaN/inf written as null
 repro

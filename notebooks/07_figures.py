@@ -25,14 +25,15 @@ session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
 # Every figure of the paper build, drawn from the tables the analysis notebooks wrote
 # (`tables_dir`) and the per-subject derivatives (QC images). This notebook computes no
 # statistic: every number printed on a figure is read from a table. Figures are saved as PNG
-# (300 dpi) and PDF under `figures_dir`, in one colour-blind-safe style (`alps.plotting`).
+# (300 dpi) and PDF under `figures_dir`, in one colour-blind-safe style (`alps.figures.style`).
 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from alps import figures, paths, plotting
-from alps.io_tables import load_alps, load_cohort
+from alps import figures, paths, stats
+from alps.figures import style as plotting
+from alps.io.tables import load_alps, load_cohort
 
 p = paths.resolve(profile, tables_dir=tables_dir, figures_dir=figures_dir,
                   derivatives_dir=derivatives_dir, data_dir=data_dir)
@@ -46,8 +47,9 @@ print(f"{len(cohort)} subjects with a measured ALPS index; excluded: {list(exclu
 # %% [markdown]
 # ## Figure 1 — Method
 # Left: one subject's native colour-FA at the ROI level with the four ROIs mapped from template
-# space. Right: the same subject's FA resampled into MNI space with the template white-matter
-# contour (registration check) and the ROI spheres.
+# space. Middle: the same subject's FA resampled into MNI space with the template white-matter
+# contour (registration check) and the ROIs it was measured with (read from its record).
+# Right: the geometry of the index.
 
 # %%
 example = figures.first_ok_subject(alps_tab)
@@ -83,10 +85,12 @@ plotting.save_figure(fig, fig_dir / "fig2_groups")
 
 # %%
 terms = pd.read_csv(tab / "regression.csv")
-patients = cohort[cohort["group"].isin(["MO", "VM"])].copy()
-patients["subtype"] = (patients["group"] == "VM").astype(float)
-patients["sex"] = (patients["sex"] == "M").astype(float)
-others_all = [t for t in terms["term"] if t != "Intercept"]
+regressors = terms.loc[terms["term"] != "Intercept"]
+# the very rows and coding the regression used (notebook 04: missing values omitted)
+patients = stats.regression_data(cohort, predictors=list(regressors.loc[regressors["role"] == "predictor", "term"]),
+                                 covariates=list(regressors.loc[regressors["role"] == "covariate", "term"]),
+                                 nan_policy="omit")
+others_all = list(regressors["term"])
 fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.5),
                          gridspec_kw={"width_ratios": [1.5, 1, 1]})
 figures.forest_plot(terms, ax=axes[0])

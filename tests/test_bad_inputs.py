@@ -26,7 +26,7 @@ import pytest
 
 from alps import io as aio
 from alps import pipeline as P
-from alps.gradients import GradientError, write_bvals_bvecs
+from alps.io.gradients import GradientError, write_bvals_bvecs
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -35,8 +35,8 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 @functools.lru_cache(maxsize=1)
 def good_subject():
     """A small, valid simulated scan that registers (4 mm, 13 volumes): data, affine, bvals, bvecs."""
-    from alps.phantom import make_template_fields
-    from alps.simulate import Pose, default_scheme, simulate_subject
+    from alps.simulation.phantom import make_template_fields
+    from alps.simulation import Pose, default_scheme, simulate_subject
 
     fields = make_template_fields()
     img, bvals, bvecs, _ = simulate_subject(fields, Pose((5.0, 0.0, 0.0)), {"alps_L": 1.5, "alps_R": 1.5},
@@ -52,7 +52,7 @@ def good_subject():
 def write_good(root, label, *, sidecar=None, header_text=None) -> Path:
     """Write the good scan as ``sub-<label>`` of a BIDS tree; returns the DWI path."""
 
-    from alps.simulate import write_nifti_gz
+    from alps.simulation import write_nifti_gz
 
     data, aff, bvals, bvecs = good_subject()
     d = Path(root) / f"sub-{label}" / "dwi"
@@ -410,20 +410,20 @@ def test_registration_failure_recorded(cohort):
     assert row["status"] == "failed"
     assert "RegistrationError" in row["error"] and "registration QC failed" in row["error"]
     assert "sub-noise_dwi.nii.gz" in row["error"]
-    rec = P._read_json(cohort["out"] / "sub-noise" / "dwi" / "sub-noise_desc-preprocess.json")
+    rec = P.read_json(cohort["out"] / "sub-noise" / "dwi" / "sub-noise_desc-preprocess.json")
     assert rec["status"] == "failed" and "registration QC failed" in rec["error"]
     assert not (cohort["out"] / "sub-noise" / "dwi" / "sub-noise_desc-alps.json").exists()
 
 
 def test_wrong_transform_fails_check_metrics(cohort):
     """Feed check_metrics the metrics of a deliberately wrong transform: it must raise."""
-    from alps import registration as R
+    from alps.imaging import registration as R
 
     d = cohort["out"] / "sub-good" / "dwi"
-    rec = P._read_json(d / "sub-good_desc-preprocess.json")
+    rec = P.read_json(d / "sub-good_desc-preprocess.json")
     fa = nib.load(d / "sub-good_desc-FA_dwimap.nii.gz")
     mask = np.asarray(nib.load(d / "sub-good_desc-brain_mask.nii.gz").dataobj) > 0
-    good = P._load_registration(rec, d)
+    good = P.load_registration(rec, d)
     R.check_metrics(rec["registration"]["metrics"])  # the real one passes
     wrong_ras = good.template_to_subject @ np.array(
         [[0, -1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 40.0], [0, 0, 0, 1]], float)  # 90° about z + 40 mm
@@ -438,11 +438,11 @@ def test_wrong_transform_fails_check_metrics(cohort):
 
 def test_slab_not_reaching_roi_level(cohort):
     """A slab that stops below MNI z = 27 mm (after registration) cannot contain the ROIs."""
-    from alps.roi import DEFAULT_CENTERS_MM
+    from alps.imaging.roi import DEFAULT_CENTERS_MM
 
     d = cohort["out"] / "sub-good" / "dwi"
-    rec = P._read_json(d / "sub-good_desc-preprocess.json")
-    reg = P._load_registration(rec, d)
+    rec = P.read_json(d / "sub-good_desc-preprocess.json")
+    reg = P.load_registration(rec, d)
     fa = nib.load(d / "sub-good_desc-FA_dwimap.nii.gz")
     P.check_roi_coverage(fa.shape, fa.affine, reg, DEFAULT_CENTERS_MM, 2.5, path="full.nii.gz")
     # keep only native slices whose centre maps below template z = 15 mm
@@ -475,7 +475,7 @@ sub-03\tHC\t38\tF\tn/a\tn/a\tn/a\tn/a\t4\tn/a
 ], ids=["duplicate_participant_id", "unknown_group_label", "non_numeric_clinical_value", "missing_column",
         "bad_sex_code"])
 def test_participants_table_errors(tmp_path, case, pattern):
-    from alps import io_tables
+    from alps.io import tables as io_tables
 
     text = PARTICIPANTS
     if case == "duplicate_participant_id":
@@ -498,7 +498,7 @@ def test_participants_table_errors(tmp_path, case, pattern):
 
 def test_participants_missing_subject_reported(tmp_path):
     """A scanned subject absent from participants.tsv is excluded with a reason, never silently."""
-    from alps import io_tables
+    from alps.io import tables as io_tables
 
     (tmp_path / "participants.tsv").write_text(PARTICIPANTS)
     (tmp_path / "alps.tsv").write_text("participant_id\tstatus\talps_L\talps_R\talps\n"
@@ -539,7 +539,7 @@ def _atlas(mirrored: bool, same_side: bool = False):
 
 def test_atlas_hemisphere_from_world_x_not_names():
     """Wrong hemisphere naming (mirrored header) does not swap L/R: hemispheres come from world x."""
-    from alps.atlas import alps_labels_from_atlas
+    from alps.imaging.atlas import alps_labels_from_atlas
 
     a = np.asarray(alps_labels_from_atlas(_atlas(False)).dataobj)
     b = np.asarray(alps_labels_from_atlas(_atlas(True)).dataobj)
@@ -552,14 +552,14 @@ def test_atlas_hemisphere_from_world_x_not_names():
 
 def test_atlas_one_hemisphere_missing():
     """An atlas whose two SCR labels lie in the same hemisphere is rejected, naming the ROI."""
-    from alps.atlas import alps_labels_from_atlas
+    from alps.imaging.atlas import alps_labels_from_atlas
 
     with pytest.raises(ValueError, match=r"no voxel for proj_L"):
         alps_labels_from_atlas(_atlas(False, same_side=True))
 
 
 def test_jhu_atlas_file_missing(tmp_path):
-    from alps.atlas import AtlasNotFound, find_jhu
+    from alps.imaging.atlas import AtlasNotFound, find_jhu
 
     with pytest.raises(AtlasNotFound, match=r"nope.nii.gz: JHU atlas file not found"):
         find_jhu(tmp_path / "nope.nii.gz")

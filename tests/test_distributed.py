@@ -1,4 +1,4 @@
-"""Scale-out (alps.distributed): a cohort on a dask.distributed cluster gives the local run's
+"""Scale-out (alps.pipeline.distributed, alps.pipeline.group): a cohort on a dask.distributed cluster gives the local run's
 tables; participant-level runs share one OUT_DIR (per-scan locks) and ``alps group`` gathers
 their records into tables byte-identical to a one-shot ``alps run``.
 
@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 from test_bad_inputs import _build, write_good
 
-from alps import distributed as D
+from alps.pipeline import distributed as D
+from alps.pipeline import group as G
+from alps.pipeline import locking
 from alps import io as aio
 from alps import pipeline as P
 from alps.cli import main
@@ -64,7 +66,8 @@ def test_dask_task_failure_is_recorded(runs, cluster):
     with distributed.Client(cluster) as client:
         rows = list(D.map_subjects(items, runs["root"] / "unused", client, bogus=1))
     assert sorted(r["participant_id"] for r in rows) == ["sub-a", "sub-bad"]
-    assert all(r["status"] == "failed" and r["error"].startswith("dask: TypeError") for r in rows)
+    assert all(r["status"] == "failed" and r["error"].startswith("dask: ParameterError") and "'bogus'" in r["error"]
+               for r in rows)
 
 
 def test_group_gathers_the_dask_records(runs, tmp_path):
@@ -88,7 +91,7 @@ def test_participant_level_jobs_then_group(runs, tmp_path, capsys):
         for label in LABELS:
             rc = main(["run", str(runs["bids"]), str(out), "--participant-label", label, "--no-tables"])
             assert rc == (0 if label == "a" else 1)
-    assert not [n for n in P.TABLE_NAMES if (out / n).exists()]
+    assert not [n for n in P.COHORT_TABLES if (out / n).exists()]
     assert (out / "sub-a" / "sub-a_desc-run.json").is_file() and (out / "sub-bad" / "sub-bad_desc-run.json").is_file()
     capsys.readouterr()
     assert main(["group", str(out)]) == 0
@@ -110,12 +113,12 @@ def test_group_lists_missing_and_running(runs, tmp_path, capsys):
     assert list(df["status"]) == ["running", "missing"]
     # an interrupted rerun (stage record invalidated, run record left) is not reported as finished
     (out / "sub-a" / "dwi" / "sub-a_desc-alps.json").unlink()
-    df = D.group(out)
+    df = G.group(out)
     assert df.set_index("participant_id").loc["sub-a", "status"] == "missing"
     # the input dataset can be given explicitly, or be unreachable (records only)
-    assert len(D.group(out, input_path=runs["bids"], participant_label=["a"], write=False)) == 1
+    assert len(G.group(out, input_path=runs["bids"], participant_label=["a"], write=False)) == 1
     (out / "dataset_description.json").unlink()
-    df = D.group(out, write=False)
+    df = G.group(out, write=False)
     assert list(df["participant_id"]) == ["sub-a"]
 
 
@@ -136,7 +139,7 @@ def test_scan_lock_serialises_runs_of_one_scan(runs, tmp_path):
 def test_participant_tables_wait_for_the_cohort_lock(runs, tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
-    monkeypatch.setattr(P, "TABLES_LOCK_WAIT_S", 0.3)
+    monkeypatch.setattr(locking, "TABLES_LOCK_WAIT_S", 0.3)
     with P.cohort_lock(out):
         with pytest.raises(aio.InputError, match="another 'alps run' is writing"):  # a whole-cohort run
             P.run_cohort(runs["bids"], out, progress=False)

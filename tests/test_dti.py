@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alps import dti, gradients, tensor
+from alps.imaging import dti, tensor
+from alps.io import gradients
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alps import gradcheck as G
-from alps.gradients import read_bvals_bvecs, scheme, voxel_to_fsl, write_bvals_bvecs
+from alps.imaging import gradcheck as G
+from alps.imaging import preprocess
+from alps.io import InputError
+from alps.io.gradients import read_bvals_bvecs, scheme, voxel_to_fsl, write_bvals_bvecs
 from alps.paths import REPO_ROOT
 
 VOXEL = (2.0, 2.0, 2.4)
@@ -227,12 +229,29 @@ def test_check_dwi_files_default_mask_and_errors(phantom, tmp_path):
     dwi, bval, bvec = _write(tmp_path, "d", data, affine, bvals, voxel_to_fsl(bvecs_vox, affine))
     res = G.check_dwi_files(dwi, bval, bvec)                   # median_otsu mask
     assert res["identity_is_best"]
-    with pytest.raises(FileNotFoundError, match="nope.nii.gz"):
+    with pytest.raises(InputError, match="nope.nii.gz: image file not found"):
         G.check_dwi_files(tmp_path / "nope.nii.gz", bval, bvec)
     with pytest.raises(G.GradientError, match="not found"):
         G.check_dwi_files(dwi, bval, tmp_path / "missing.bvec")
     with pytest.raises(ValueError, match="mask shape"):
         G.check_dwi_files(dwi, bval, bvec, mask=brain[:-1])
+
+
+def test_gradcheck_validates_like_alps_run(phantom, tmp_path):
+    """`alps gradcheck` loads through alps.io.load_dwi: an image that `alps run` rejects (NaN
+    voxels, an all-zero volume) is rejected with the same message naming the file (it used to be
+    read by a loader of its own that accepted it)."""
+    from alps.cli import main
+
+    data, bvals, bvecs_vox, _, _ = phantom
+    affine = _affine(False)
+    for name, broken, message in (("nan", np.where(np.arange(data.shape[-1]) == 2, np.nan, data), "NaN/Inf"),
+                                  ("zero", np.where(np.arange(data.shape[-1]) == 3, 0.0, data), "entirely zero")):
+        dwi, bval, bvec = _write(tmp_path, name, broken, affine, bvals, voxel_to_fsl(bvecs_vox, affine))
+        with pytest.raises(InputError, match=message) as exc:
+            G.check_dwi_files(dwi, bval, bvec)
+        assert str(dwi) in str(exc.value)
+        assert main(["gradcheck", str(dwi)]) == 2
 
 
 # --------------------------------------------------------------------------- real data
@@ -255,9 +274,9 @@ def _real_case(tmp_path, stem, corruptions, slices=None):
     bvals, stored = read_bvals_bvecs(files[1], files[2], n_volumes=img.shape[3])
     if slices is not None:
         data = data[:, :, slices]
-    mask = G.b0_mask(data, bvals)
+    mask = preprocess.brain_mask(data, bvals, dilate=None)
     vs = img.header.get_zooms()[:3]
-    from alps.gradients import fsl_to_voxel
+    from alps.io.gradients import fsl_to_voxel
 
     out = {}
     for label in [G.IDENTITY] + corruptions:

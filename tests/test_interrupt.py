@@ -66,7 +66,7 @@ def killed_and_resumed(tmp_path_factory):
     # what a kill can leave behind: temporaries of atomic writes, and (after external damage or a
     # non-atomic copy) a half-written record and a half-written derivative
     stale = [out / "sub-b" / "dwi" / ".sub-b_desc-FA_dwimap.nii.gz.k1ll3d_x.nii.gz",
-             out / "sub-b" / "dwi" / ".sub-b_from-dwi_to-MNI152NLin2009aSym_mode-image_0GenericAffine.mat.tmp",
+             out / "sub-b" / "dwi" / ".sub-b_from-dwi_to-MNI152NLin2009aSym_mode-image_xfm.mat.k1ll3d_y.mat",
              out / ".alps.tsv.abcd_123.tmp"]
     # ... and the scratch directory of an ANTs registration killed midway
     stale.append(out / "sub-b" / "dwi" / ".alps-scratch-ants-k1ll3d" / "x_0GenericAffine.mat")

@@ -8,8 +8,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from alps import atomic
 from alps import io as aio
-from alps.gradients import GradientError, write_bvals_bvecs
+from alps.io.gradients import GradientError, write_bvals_bvecs
 
 
 def _scheme(n_dirs=7):
@@ -165,11 +166,11 @@ def test_discover_single_file(tmp_path):
 
 def test_atomic_writes(tmp_path):
     target = tmp_path / "a" / "b.json"
-    aio.atomic_write_json(target, {"x": np.float64(1.5), "y": np.arange(2)})
+    atomic.write_json(target, {"x": np.float64(1.5), "y": np.arange(2)})
     assert json.loads(target.read_text()) == {"x": 1.5, "y": [0, 1]}
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]
     img = nib.Nifti1Image(np.zeros((2, 2, 2), np.float32), np.eye(4))
-    aio.atomic_save_nifti(img, tmp_path / "c.nii.gz")
+    atomic.save_nifti(tmp_path / "c.nii.gz", img)
     assert nib.load(tmp_path / "c.nii.gz").shape == (2, 2, 2)
     h = aio.sha256(tmp_path / "c.nii.gz")
     assert len(h) == 64

@@ -8,8 +8,8 @@ import pytest
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation
 
-from alps import measure as M
-from alps.roi import SphereROI, default_spheres
+from alps.imaging import measure as M
+from alps.imaging.roi import SphereROI, default_spheres
 
 
 class AffineRegistration:
@@ -24,7 +24,7 @@ class AffineRegistration:
 
     @property
     def rotation(self):
-        from alps.tensor import polar_rotation
+        from alps.imaging.tensor import polar_rotation
 
         return polar_rotation(self.subject_to_template[:3, :3])
 
@@ -126,9 +126,9 @@ def test_trilinear_sphere_outside_field_of_view_names_the_roi():
 def test_qc_slices_match_ants_resampling(tmp_path):
     """:func:`alps.qc.template_slices` samples two planes with scipy; ANTs resampling of the whole
     volume through the registration's transform file gives the same FA on those planes."""
-    from alps import qc
-    from alps import registration as R
-    from alps import template as tpl
+    from alps.imaging import qc
+    from alps.imaging import registration as R
+    from alps.imaging import template as tpl
 
     shape, aff = _grid(shape=(64, 76, 64), vox=2.5)
     t2s = _oblique_pose(1.0)
@@ -202,7 +202,7 @@ def test_trilinear_label_weights_volume_and_linear_fields():
 def test_label_weights_trilinear_vs_nearest_agree_on_volume_and_place(monkeypatch):
     """The nearest-neighbour ('centre') label warp and the trilinear sampling cover the same
     volume and place (centroids within a voxel) — they differ in how they treat the boundary."""
-    import alps.atlas as A
+    import alps.imaging.atlas as A
 
     labels = _label_image()
     reg = AffineRegistration(_oblique_pose(scale=1.0))

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from alps import dti, gradients, preprocess, tensor as T
+from alps.imaging import dti, preprocess, tensor as T
+from alps.io import gradients
 
 pytestmark = pytest.mark.slow
 
@@ -95,7 +96,7 @@ def moved_series():
             poses.append((np.eye(3), np.zeros(3)))
     data = _series(poses, bvals, g_world)
     aff = _affine()
-    fsl = gradients.voxel_to_fsl(gradients.world_to_voxel(g_world, aff), aff)
+    fsl = gradients.voxel_to_fsl(T.vectors_world_to_voxel(g_world, aff), aff)
     return data, bvals, fsl, g_world, poses
 
 
@@ -124,9 +125,9 @@ def test_correction_recovers_planted_motion_and_rotates_gradients(moved_series):
         assert np.linalg.norm(m[:3, 3] - t) < 0.3
     # bvec handling: correct rotation (R^T g) vs none vs the wrong sense (R g)
     aff = _affine()
-    w = gradients.voxel_to_world(gradients.fsl_to_voxel(fsl, aff), aff)
+    w = T.vectors_voxel_to_world(gradients.fsl_to_voxel(fsl, aff), aff)
     wrong = np.array([T.polar_rotation(m[:3, :3]) @ g for m, g in zip(xfms, w)])
-    wrong_fsl = gradients.voxel_to_fsl(gradients.world_to_voxel(wrong, aff), aff)
+    wrong_fsl = gradients.voxel_to_fsl(T.vectors_world_to_voxel(wrong, aff), aff)
     wrong_fsl[bvals <= 50] = fsl[bvals <= 50]
     err_ok = _errors(corrected, bvals, new_fsl)
     err_none = _errors(corrected, bvals, fsl)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from alps.nbrun import run_notebook
+from alps.build.nbrun import run_notebook
 
 GOOD = '''# %% tags=["parameters"]
 profile = "default"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alps import dti, noise
-from alps.index import alps_from_roi_tensors
-from alps.roi import ROI_NAMES
+from alps.imaging import dti, noise
+from alps.imaging.index import alps_from_roi_tensors
+from alps.imaging.roi import ROI_NAMES
 
 
 def toshiba_like_scheme():

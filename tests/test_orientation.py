@@ -9,9 +9,11 @@ import pytest
 from nibabel.orientations import axcodes2ornt, apply_orientation, inv_ornt_aff, ornt_transform, io_orientation
 from scipy.spatial.transform import Rotation
 
-from alps import dti, gradients as G, io as aio, tensor as T
-from alps.measure import measure, sphere_weights
-from alps.roi import default_spheres, voxel_world_coords
+from alps.imaging import dti, tensor as T
+from alps.io import gradients as G
+from alps import io as aio
+from alps.imaging.measure import measure, sphere_weights
+from alps.imaging.roi import default_spheres, voxel_world_coords
 
 
 def world_tensor_field(xyz):
@@ -32,7 +34,7 @@ def synthesize(affine, shape, bvals, g_world, s0=1000.0):
     dw = world_tensor_field(xyz)
     q = np.einsum("ni,...ij,nj->...n", g_world, dw, g_world)
     data = (s0 * np.exp(-bvals * q)).astype(np.float32)
-    bvecs_fsl = G.voxel_to_fsl(G.world_to_voxel(g_world, affine), affine)
+    bvecs_fsl = G.voxel_to_fsl(T.vectors_world_to_voxel(g_world, affine), affine)
     bvecs_fsl[bvals <= 50] = 0
     return data, bvecs_fsl, dw
 
@@ -168,7 +170,7 @@ def _known_pose_subject():
     """Template WM resampled on an LAS 2.5 mm grid under a known rigid pose: (image, s2t)."""
     from scipy import ndimage
 
-    from alps import template as tpl
+    from alps.imaging import template as tpl
 
     wm = tpl.load("wm", resolution=2)
     rot = Rotation.from_euler("xyz", [8.0, -5.0, 6.0], degrees=True).as_matrix()
@@ -187,7 +189,7 @@ def _known_pose_subject():
 def test_regular_sampling_is_seeded_and_strategies_are_checked(tmp_path):
     """The default 'regular' metric sampling jitters its points with the seed: the same seed gives
     the same transform bit for bit, another seed a (slightly) different one."""
-    from alps import registration as R
+    from alps.imaging import registration as R
 
     img, _ = _known_pose_subject()
     mask = img.get_fdata() > 0.05
@@ -210,7 +212,7 @@ def test_regular_sampling_is_seeded_and_strategies_are_checked(tmp_path):
 @pytest.mark.parametrize("strategy", ["regular", "dense"])
 def test_ants_lps_ras_conversion_recovers_known_transform(tmp_path, strategy):
     """Resample the template WM map with a known rigid transform, register back, compare."""
-    from alps import registration as R
+    from alps.imaging import registration as R
 
     # subject grid: LAS 2.5 mm; subject value at x = WM(s2t · x)
     img, s2t = _known_pose_subject()
@@ -234,7 +236,7 @@ def test_ants_lps_ras_conversion_recovers_known_transform(tmp_path, strategy):
 
 
 def test_lps_ras_conjugation_roundtrip(tmp_path):
-    from alps import registration as R
+    from alps.imaging import registration as R
 
     m = np.eye(4)
     m[:3, :3] = Rotation.from_euler("xyz", [3, 7, -4], degrees=True).as_matrix() * 1.05
@@ -264,7 +266,7 @@ def _fake_jhu(flip_x: bool):
 
 @pytest.mark.parametrize("flip_x", [False, True])
 def test_jhu_hemisphere_from_world_x(flip_x):
-    from alps.atlas import alps_labels_from_atlas
+    from alps.imaging.atlas import alps_labels_from_atlas
 
     img = _fake_jhu(flip_x)
     out = alps_labels_from_atlas(img, slab_z=(20, 34))
@@ -276,7 +278,7 @@ def test_jhu_hemisphere_from_world_x(flip_x):
 
 
 def test_real_jhu_debian_copy_is_mirrored():
-    from alps.atlas import AtlasNotFound, find_jhu, jhu_alps_labels
+    from alps.imaging.atlas import AtlasNotFound, find_jhu, jhu_alps_labels
 
     try:
         path = find_jhu(resolution=1)

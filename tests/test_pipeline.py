@@ -21,7 +21,7 @@ POSES = {"rot0": (0.0, 0.0, 0.0), "rotx10": (10.0, 0.0, 0.0), "rotz10": (0.0, -5
 def cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipe")
     bids = root / "bids"
-    from alps.phantom import make_template_fields
+    from alps.simulation.phantom import make_template_fields
 
     fields = make_template_fields()
     truth = {}
@@ -80,7 +80,7 @@ def test_derivatives_layout(cohort):
     for suffix in ["desc-brain_mask.nii.gz", "desc-tensor_dwimap.nii.gz", "desc-FA_dwimap.nii.gz",
                    "desc-MD_dwimap.nii.gz", "desc-colorFA_dwimap.nii.gz", "desc-alpsrois_dseg.nii.gz",
                    "desc-qc.png", "desc-preprocess.json", "desc-alps.json",
-                   "from-dwi_to-MNI152NLin2009aSym_mode-image_0GenericAffine.mat",
+                   "from-dwi_to-MNI152NLin2009aSym_mode-image_xfm.mat",
                    "from-dwi_to-MNI152NLin2009aSym_desc-RAS4x4_xfm.txt"]:
         assert (d / f"{k}_{suffix}").is_file(), suffix
     assert nib.load(d / f"{k}_desc-tensor_dwimap.nii.gz").shape[-1] == 6
@@ -128,6 +128,6 @@ def test_unknown_registration_sampling_is_rejected_before_any_work(tmp_path):
 
     item = aio.SubjectInput(participant_id="sub-x", dwi=tmp_path / "missing_dwi.nii.gz",
                             bval=tmp_path / "missing.bval", bvec=tmp_path / "missing.bvec")
-    with pytest.raises(ValueError, match="registration_sampling must be one of"):
+    with pytest.raises(ValueError, match="parameter 'registration_sampling' must be one of"):
         P.preprocess_subject(item, tmp_path / "out", registration_sampling="sparse")
     assert not (tmp_path / "out").exists()

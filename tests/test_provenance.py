@@ -71,17 +71,17 @@ def test_provenance_records(runs):
     item = _item(runs["bids"])
     assert prov["sha256"] == {"dwi": aio.sha256(item.dwi), "bval": aio.sha256(item.bval),
                               "bvec": aio.sha256(item.bvec)}
-    assert set(prov["parameters"]) == set(P.PREPROCESS_DEFAULTS)
+    assert set(prov["parameters"]) == set(P.PreprocessParams.names())
     for pkg in ("alps", "python", "numpy", "scipy", "nibabel", "dipy", "nilearn", "antspyx"):
         assert prov["versions"][pkg] and prov["versions"][pkg] != "unknown", pkg
     assert prov["inputs"]["dwi"] == str(item.dwi)
     for name, h in pre["outputs_sha256"].items():  # derivatives are hashed too
         assert aio.sha256(d / name) == h, name
-    assert any(n.endswith("GenericAffine.mat") for n in pre["outputs_sha256"])
+    assert any(n.endswith("_mode-image_xfm.mat") for n in pre["outputs_sha256"])
     res = json.loads((d / "sub-good_desc-alps.json").read_text())
     assert res["provenance"]["preprocess"] == prov
     assert res["provenance"]["preprocess_outputs_sha256"] == pre["outputs_sha256"]
-    assert set(res["provenance"]["parameters"]) == set(P.MEASURE_DEFAULTS)
+    assert set(res["provenance"]["parameters"]) == set(P.MeasureParams.names())
     assert res["provenance"]["versions"] == prov["versions"]
     desc = json.loads((runs["A"] / "dataset_description.json").read_text())
     assert desc["GeneratedBy"][0]["Version"] == prov["versions"]["alps"]
@@ -109,7 +109,7 @@ def test_provenance_table(runs):
 
 
 def test_report_shows_provenance(runs, tmp_path):
-    from alps.report import provenance_html
+    from alps.build.report import provenance_html
 
     page = provenance_html(runs["A"] / "provenance.tsv", "provenance.tsv")
     item = _item(runs["bids"])
@@ -163,13 +163,15 @@ def test_changes_trigger_recomputation(runs, tmp_path, monkeypatch, change):
             data[10, 10, 10, 1] += 1.0
             nib.save(nib.Nifti1Image(data, img.affine), item.dwi)
     elif change == "package_version":
-        real = P.package_versions
-        monkeypatch.setattr(P, "package_versions", lambda: {**real(), "dipy": "0.0.1"})
+        from alps.pipeline import provenance as PV
+
+        real = PV.package_versions
+        monkeypatch.setattr(PV, "package_versions", lambda: {**real(), "dipy": "0.0.1"})
     elif change == "derivative_truncated":
         fa = d / "sub-good_desc-FA_dwimap.nii.gz"
         fa.write_bytes(fa.read_bytes()[:100])
     elif change == "derivative_deleted":
-        next(d.glob("*GenericAffine.mat")).unlink()
+        next(d.glob("*_mode-image_xfm.mat")).unlink()
     elif change == "force":
         kwargs = {"force": True}
     item = _item(bids)

@@ -92,8 +92,8 @@ def test_a_registration_in_a_wrong_optimum_is_flagged(real_run):
     import numpy as np
     from real_data import load_fit
 
-    from alps import qc, registration as R
-    from alps.roi import default_spheres
+    from alps.imaging import qc, registration as R
+    from alps.imaging.roi import default_spheres
 
     _, out = real_run
     fa, mask, _, _ = load_fit(out, "toshiba8006ax30")
@@ -120,8 +120,8 @@ def test_toshiba_tilt_spread_is_within_the_noise(real_run):
     from real_data import SCANS
 
     from alps import io as aio
-    from alps import measure, noise
-    from alps.pipeline import _load_registration
+    from alps.imaging import measure, noise
+    from alps.pipeline import load_registration
 
     df, out = real_run
     for axes, col in (("template", "alps"), ("scanner", "alps_scanner")):
@@ -131,7 +131,7 @@ def test_toshiba_tilt_spread_is_within_the_noise(real_run):
             dwi = aio.load_dwi(stem + ".nii.gz", stem + ".bval", stem + ".bvec")
             base = out / f"sub-{name}"
             pre = json.loads((base / "dwi" / f"sub-{name}_desc-preprocess.json").read_text())
-            reg = _load_registration(pre, base)
+            reg = load_registration(pre, base)
             w = measure.roi_weights("spheres", dwi.data.shape[:3], dwi.affine, reg)
             boot = noise.bootstrap_scan(dwi, reg, w, axes=axes, n_boot=200, seed=0)
             values.append(df.loc[f"sub-{name}", col])
@@ -149,8 +149,8 @@ def test_jhu_labels_on_the_philips_scan(tmp_path):
     the expected fibre directions, each ROI on its own side of the brain in template space."""
     import numpy as np
 
-    from alps.atlas import AtlasNotFound, find_jhu
-    from alps.measure import ROI_LABELS
+    from alps.imaging.atlas import AtlasNotFound, find_jhu
+    from alps.imaging.measure import ROI_LABELS
 
     try:
         find_jhu()
@@ -172,7 +172,7 @@ def test_jhu_labels_on_the_philips_scan(tmp_path):
 
     base = tmp_path / "derivatives" / "sub-philips"
     pre = json.loads((base / "dwi" / "sub-philips_desc-preprocess.json").read_text())
-    reg = P._load_registration(pre, base)
+    reg = P.load_registration(pre, base)
     dseg = nib.load(str(base / "dwi" / "sub-philips_desc-alpsrois_dseg.nii.gz"))
     lab = np.asarray(dseg.dataobj)
     for name, value in ROI_LABELS.items():

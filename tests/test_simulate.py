@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from scipy import ndimage, stats
 
-from alps import simulate as S
+from alps import simulation as S
 from alps.config import section
-from alps.gradients import fsl_to_voxel, read_bvals_bvecs
-from alps.index import alps_from_tensor_field
-from alps.phantom import make_template_fields, oracle_alps, roi_masks
-from alps.roi import DEFAULT_CENTERS_MM, default_spheres, sphere_masks
-from alps.tensor import eig, from_six, rotate, voxel_to_world
+from alps.io.gradients import fsl_to_voxel, read_bvals_bvecs, write_bvals_bvecs
+from alps.imaging.index import alps_from_tensor_field
+from alps.simulation.phantom import make_template_fields, oracle_alps, roi_masks
+from alps.imaging.roi import DEFAULT_CENTERS_MM, default_spheres, sphere_masks
+from alps.imaging.tensor import eig, from_six, rotate, voxel_to_world
 
 ROT = (10.0, -8.0, 12.0)
 
@@ -34,7 +34,7 @@ def scheme():
 
 def _write_subject(tmp, img, bvals, bvecs):
     S.write_nifti_gz(img, tmp / "dwi.nii.gz")
-    S.write_gradients(bvals, bvecs, tmp / "dwi.bval", tmp / "dwi.bvec")
+    write_bvals_bvecs(bvals, bvecs, tmp / "dwi.bval", tmp / "dwi.bvec")
     im = nib.load(tmp / "dwi.nii.gz")
     bvals, bvecs = read_bvals_bvecs(tmp / "dwi.bval", tmp / "dwi.bvec", n_volumes=im.shape[-1])
     return im, bvals, bvecs

@@ -9,7 +9,7 @@ import pingouin as pg
 import pytest
 from scipy import stats as sps
 
-from alps import io_tables as io
+from alps.io import tables as io
 from alps import stats as st
 
 import stats_fixtures as fx
@@ -131,10 +131,17 @@ def test_load_alps_sessions(cohort_files, tmp_path):
     assert set(exc["participant_id"]) - set(base["participant_id"]) <= missing
 
 
-def test_write_csv_atomic(tmp_path):
-    p = io.write_csv_atomic(pd.DataFrame({"a": [1, 2]}), tmp_path / "x" / "y" / "t.csv")
-    assert pd.read_csv(p).a.tolist() == [1, 2]
+def test_write_table_atomic(tmp_path):
+    from alps import atomic
+
+    df = pd.DataFrame({"a": [1.5, np.nan], "b": ["x", "y"]})
+    p = atomic.write_table(tmp_path / "x" / "y" / "t.csv", df)
+    assert p.read_text() == "a,b\n1.5,x\n,y\n"  # CSV: empty cells for missing values
     assert [f.name for f in p.parent.iterdir()] == ["t.csv"]
+    q = atomic.write_table(tmp_path / "t.tsv", df)
+    assert q.read_text() == "a\tb\n1.5\tx\nn/a\ty\n"  # TSV: BIDS n/a
+    with pytest.raises(ValueError, match="must end in .tsv or .csv"):
+        atomic.write_table(tmp_path / "t.txt", df)
 
 
 # ------------------------------------------------------------------------------- group tests

@@ -1,0 +1,159 @@
+"""``results/report.html``: one page linking every executed notebook (rendered to HTML), table
+and figure, with the reproduction table, software versions and the parameters used.
+
+``python -m alps.build.report --profile default --out-dir results --data-dir data/default --output results/report.html``
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .. import __version__, atomic, config
+from ..pipeline.provenance import split_kv
+
+PACKAGES = ("alps", "numpy", "scipy", "nibabel", "dipy", "nilearn", "antspyx", "pandas",
+            "statsmodels", "pingouin", "matplotlib", "seaborn", "papermill", "jupytext")
+
+
+def software_versions() -> dict[str, str]:
+    """Installed versions of the packages the analysis depends on (plus Python)."""
+    out = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _render_notebooks(nb_dir: Path) -> list[Path]:
+    from nbconvert import HTMLExporter
+    import nbformat
+
+    exporter = HTMLExporter()
+    written = []
+    for nb_path in sorted(nb_dir.glob("[0-9][0-9]_*.ipynb")):
+        if nb_path.name.endswith(".failed.ipynb"):
+            continue
+        body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+        written.append(atomic.write_text(nb_path.with_suffix(".html"), body))
+    return written
+
+
+def _table_html(path: Path, max_rows: int = 40) -> str:
+    sep = "\t" if path.suffix == ".tsv" else ","
+    return _table_html_df(pd.read_csv(path, sep=sep), max_rows)
+
+
+def provenance_html(path: Path, link: str) -> str:
+    """The provenance section: package versions, stage parameters (each distinct set with the
+    number of scans that used it) and the SHA-256 of every scan's inputs (first 12 hex digits)."""
+    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    parts = [f"<h2>Provenance (<a href='{link}'>provenance.tsv</a>)</h2>",
+             f"<p>{len(df)} scans. Every derivative also has its own JSON record with the same "
+             "information (<code>sub-*/dwi/*_desc-preprocess.json</code>, <code>*_desc-alps.json</code>).</p>"]
+    for col, title in (("versions", "Package versions"), ("preprocess_parameters", "Pre-processing parameters"),
+                       ("measure_parameters", "Measurement parameters")):
+        if col not in df.columns:
+            continue
+        sets = df[~df[col].isin(["", "n/a"])].groupby(col, sort=True).size().reset_index(name="scans")
+        parts.append(f"<h3>{title}</h3>")
+        if sets.empty:
+            parts.append("<p class=note>none recorded (no scan finished this stage)</p>")
+            continue
+        table = pd.DataFrame([split_kv(t) for t in sets[col]]).T
+        table.columns = [f"set {i + 1} ({n} scans)" for i, n in enumerate(sets["scans"])]
+        table.index.name = "name"
+        parts.append(table.reset_index().to_html(index=False, border=0, na_rep=""))
+    hashes = df[[c for c in ("participant_id", "session_id", "status", "dwi_sha256", "bval_sha256", "bvec_sha256")
+                 if c in df.columns]].copy()
+    for c in ("dwi_sha256", "bval_sha256", "bvec_sha256"):
+        if c in hashes.columns:
+            hashes[c] = hashes[c].str[:12]
+    parts.append("<h3>Inputs (SHA-256, first 12 hex digits)</h3>"
+                 + _table_html_df(hashes))
+    return "".join(parts)
+
+
+def _table_html_df(df, max_rows: int = 40) -> str:
+    note = ""
+    if len(df) > max_rows:
+        note = f"<p class=note>first {max_rows} of {len(df)} rows; full table in the file.</p>"
+        df = df.head(max_rows)
+    return df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0) + note
+
+
+def build_report(out_dir, *, profile: str = "default", data_dir=None, output=None) -> Path:
+    """Write the report page and the notebooks' HTML renderings; returns the page's path."""
+    out_dir = Path(out_dir)
+    output = Path(output) if output else out_dir / "report.html"
+    rel = lambda p: os.path.relpath(p, output.parent)  # noqa: E731
+    notebooks = _render_notebooks(out_dir / "notebooks")
+    tables = sorted((out_dir / "tables").glob("*.csv")) + sorted((out_dir / "tables").glob("*.tsv"))
+    provenance = out_dir / "tables" / "provenance.tsv"
+    tables = [t for t in tables if t != provenance]  # shown in its own section
+    figures = sorted((out_dir / "figures").glob("*.png"))
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>alps report</title><style>",
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;font-size:12px;margin:.5em 0}"
+        "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}"
+        "th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee}"
+        ".note{color:#666;font-size:12px}pre{background:#f7f7f7;padding:1em;font-size:12px}",
+        "</style></head><body>",
+        f"<h1>alps report — profile <code>{html.escape(profile)}</code></h1>",
+        f"<p>Generated by alps {html.escape(__version__)} from the inputs in "
+        f"<code>{html.escape(str(data_dir or ''))}</code>. Every number below was computed by the "
+        "notebooks; nothing is typed in except the published values in the reproduction table's "
+        "<em>paper</em> column.</p>",
+    ]
+    repro = out_dir / "tables" / "reproduction.csv"
+    if repro.is_file():
+        parts += ["<h2>Reproduction of the study's headline results</h2>", _table_html(repro)]
+    parts.append("<h2>Notebooks</h2><ol>")
+    parts += [f"<li><a href='{rel(p)}'>{html.escape(p.stem)}</a></li>" for p in notebooks]
+    parts.append("</ol><h2>Figures</h2>")
+    for fig in figures:
+        pdf = fig.with_suffix(".pdf")
+        parts.append(f"<h3>{html.escape(fig.stem)}</h3><p><a href='{rel(fig)}'>PNG</a>"
+                     + (f" · <a href='{rel(pdf)}'>PDF</a>" if pdf.exists() else "")
+                     + f"</p><img src='{rel(fig)}' alt='{html.escape(fig.stem)}'>")
+    parts.append("<h2>Tables</h2>")
+    for tab in tables:
+        parts.append(f"<h3><a href='{rel(tab)}'>{html.escape(tab.name)}</a></h3>{_table_html(tab)}")
+    key = out_dir / "tables" / "key_numbers.json"
+    if key.is_file():
+        parts.append(f"<h2>Key numbers (<a href='{rel(key)}'>JSON</a>)</h2>"
+                     f"<pre>{html.escape(json.dumps(json.loads(key.read_text()), indent=2))}</pre>")
+    parts.append("<h2>Parameters</h2><pre>"
+                 + html.escape(yaml.safe_dump(config.load_profile(profile), sort_keys=False)) + "</pre>")
+    if provenance.is_file():
+        parts.append(provenance_html(provenance, rel(provenance)))
+    parts.append("<h2>Software versions</h2>" + pd.DataFrame(
+        sorted(software_versions().items()), columns=["package", "version"]).to_html(index=False, border=0))
+    parts.append("</body></html>")
+    return atomic.write_text(output, "\n".join(parts))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m alps.build.report", description=__doc__)
+    ap.add_argument("--profile", default="default")
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--output", default=None)
+    args = ap.parse_args(argv)
+    path = build_report(args.out_dir, profile=args.profile, data_dir=args.data_dir, output=args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

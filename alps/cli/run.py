@@ -1,0 +1,70 @@
+"""``alps run INPUT OUT_DIR``: the pipeline over a BIDS dataset or one DWI file."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import GradientError, InputError
+from ..pipeline import run_cohort
+from ..pipeline.params import ParameterError, PipelineParams, from_profile
+from ..pipeline.params import add_arguments as add_parameter_arguments
+from ..pipeline.params import from_args
+
+HELP = "Run the DTI-ALPS pipeline on a BIDS dataset or one DWI file."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="BIDS dataset root, or one DWI .nii[.gz] file")
+    parser.add_argument("out_dir", help="output (BIDS derivatives) directory")
+    parser.add_argument("--participant-label", nargs="+", default=None, metavar="LABEL",
+                        help="subject labels to process (with or without 'sub-'; default: all)")
+    parser.add_argument("--bval", default=None, help="b-values file (single-file input; default: beside it)")
+    parser.add_argument("--bvec", default=None, help="b-vectors file (single-file input; default: beside it)")
+    parser.add_argument("--force", action="store_true", help="recompute finished scans (default: reuse them)")
+    parser.add_argument("--profile", default="default",
+                        help="configuration profile whose 'pipeline' section gives the defaults "
+                        "(config/<name>.yaml; default: default)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run the scans on a dask.distributed cluster (e.g. tcp://host:8786; needs "
+                        "the 'scale' extra; workers must see INPUT and OUT_DIR at the same paths)")
+    parser.add_argument("--no-tables", action="store_true",
+                        help="do not write the cohort tables (participant-level jobs of an array; "
+                        "gather them afterwards with 'alps group OUT_DIR')")
+    add_parameter_arguments(parser)
+
+
+def resolve_parameters(args) -> PipelineParams:
+    """The profile's ``pipeline`` section overlaid by the options given (validated)."""
+    return from_profile(args.profile, from_args(args), what="options")
+
+
+def cli(args) -> int:
+    try:
+        params = resolve_parameters(args)
+    except (ParameterError, FileNotFoundError, ValueError) as exc:
+        print(f"alps run: {exc}")
+        return 2
+    try:
+        df = run_cohort(args.input, args.out_dir, params=params, participant_label=args.participant_label,
+                        bval=args.bval, bvec=args.bvec, force=args.force, scheduler=args.scheduler,
+                        tables=not args.no_tables)
+    except (InputError, GradientError) as exc:
+        print(f"alps run: invalid input: {exc}")
+        return 2
+    except (ImportError, OSError, TimeoutError) as exc:
+        if args.scheduler is None:
+            raise
+        print(f"alps run: cannot use the Dask scheduler {args.scheduler}: {type(exc).__name__}: {exc}")
+        return 2
+    n_ok = int((df["status"] == "ok").sum())
+    dest = "no tables written ('alps group' gathers them)" if args.no_tables else Path(args.out_dir) / "alps.tsv"
+    print(f"alps run: {n_ok}/{len(df)} scans processed -> {dest}")
+    show = [c for c in ("participant_id", "status", "alps_L", "alps_R", "alps", "alps_scanner", "qc_flags")
+            if c in df.columns]
+    with pd.option_context("display.width", 160, "display.max_colwidth", 60):
+        print(df[show].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    for _, r in df[df["status"] != "ok"].iterrows():
+        print(f"  FAILED {r['participant_id']}: {r['error']}")
+    return 0 if n_ok > 0 else 1

@@ -1,0 +1,208 @@
+"""Quality control: per-subject flags and a QC figure; cohort QC table.
+
+Flags (a subject can carry several; ``qc_pass`` is True when there are none):
+
+``gradient_table``   the gradient-orientation check (``--gradcheck report``) found a flipped or
+                     swapped axis fitting the data better than the table as given
+``reg_corr_low``     correlation of warped FA with the template WM map < ``min_reg_corr``
+                     (default 0.45). A scan below the pipeline's *failure* threshold
+                     (``min_reg_corr`` of the preprocess stage, 0.35) is not measured at all; this
+                     flag marks the band between, where a registration can have converged to a
+                     wrong optimum: on the real Toshiba series, correct registrations give
+                     0.51–0.55 and one that landed 8 mm off gave 0.385 (``tests/test_realdata.py``);
+                     the simulated cohort gives 0.96–0.98
+``reg_dice_low``     Dice of warped brain mask vs template brain mask < ``min_reg_dice``
+``fa_low_<roi>``     ROI mean FA < ``min_roi_fa`` (ROI probably not in white matter)
+``purity_low_<roi>`` fraction of ROI voxels whose template-axis principal eigenvector lies along
+                     the expected axis (z for projection, y for association fibres) < ``min_purity``
+``alps_range``       template-axis ALPS (L, R or mean) outside ``alps_range``
+
+Thresholds are defaults, not findings; change them through :func:`flags`' keyword arguments.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .roi import ROI_NAMES
+
+DEFAULTS = dict(min_reg_corr=0.45, min_reg_dice=0.80, min_roi_fa=0.20, min_purity=0.5,
+                alps_range=(0.8, 2.5))
+
+
+def flags(row: dict, *, min_reg_corr=DEFAULTS["min_reg_corr"], min_reg_dice=DEFAULTS["min_reg_dice"],
+          min_roi_fa=DEFAULTS["min_roi_fa"], min_purity=DEFAULTS["min_purity"],
+          alps_range=DEFAULTS["alps_range"]) -> list[str]:
+    """QC flags of one result row (see module docstring)."""
+    out = []
+    corr = row.get("reg_corr")
+    if corr is not None and np.isfinite(corr) and corr < min_reg_corr:
+        out.append("reg_corr_low")
+    dice = row.get("reg_dice")
+    if dice is not None and np.isfinite(dice) and dice < min_reg_dice:
+        out.append("reg_dice_low")
+    for name in ROI_NAMES:
+        fa = row.get(f"fa_{name}")
+        if fa is not None and np.isfinite(fa) and fa < min_roi_fa:
+            out.append(f"fa_low_{name}")
+        pur = row.get(f"purity_{name}")
+        if pur is not None and np.isfinite(pur) and pur < min_purity:
+            out.append(f"purity_low_{name}")
+    if row.get("gradcheck_flag") and not row.get("gradcheck_corrected"):
+        out.append("gradient_table")
+    lo, hi = alps_range
+    for k in ("alps_L", "alps_R", "alps"):
+        v = row.get(k)
+        if v is None or not np.isfinite(v) or not lo <= v <= hi:
+            out.append("alps_range")
+            break
+    return out
+
+
+def template_slices(fa, tensor, affine, registration, template_img, *, z_mm=27.0, y_mm=-16.0) -> dict:
+    """The native FA and template-axis colour FA sampled on two slices of the template grid.
+
+    Only the displayed planes are resampled (trilinear): the axial plane nearest ``z_mm`` and the
+    coronal plane nearest ``y_mm`` of ``template_img``'s grid, each template point mapped to the
+    subject through ``registration``. Colour FA is ``|v1|·FA`` with ``v1`` the principal
+    eigenvector of the interpolated tensor rotated into template axes.
+
+    Returns
+    -------
+    dict with ``fa_axial`` (X, Y), ``fa_coronal`` (X, Z), ``rgb_axial`` (X, Y, 3), the slice
+    indices ``k`` and ``j`` and the template ``shape`` and ``affine``.
+    """
+    from scipy.ndimage import map_coordinates
+
+    from . import tensor as T
+
+    taff = np.asarray(template_img.affine, float)
+    shape = tuple(template_img.shape[:3])
+    inv = np.linalg.inv(taff)
+    k = int(np.clip(round((inv @ [0, 0, z_mm, 1])[2]), 0, shape[2] - 1))
+    j = int(np.clip(round((inv @ [0, y_mm, 0, 1])[1]), 0, shape[1] - 1))
+    aff = np.asarray(affine, float)
+    ainv = np.linalg.inv(aff)
+    q = registration.rotation @ T.polar_rotation(aff[:3, :3])
+    six = T.to_six(tensor)
+
+    def sample(ijk_template, with_rgb):
+        world_t = ijk_template @ taff[:3, :3].T + taff[:3, 3]
+        world_s = registration.points_to_subject(world_t)
+        ijk = (world_s @ ainv[:3, :3].T + ainv[:3, 3]).T
+        fa_s = map_coordinates(np.asarray(fa, np.float32), ijk, order=1, cval=0.0)
+        if not with_rgb:
+            return fa_s, None
+        comp = np.stack([map_coordinates(six[..., c], ijk, order=1, cval=0.0) for c in range(6)], -1)
+        _, evecs = T.eig(T.from_six(comp))
+        rgb = np.abs(evecs[..., :, 0] @ q.T) * np.clip(fa_s, 0, 1)[:, None]
+        return fa_s, np.clip(rgb, 0, 1)
+
+    ii, jj = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    ax = np.stack([ii, jj, np.full_like(ii, k)], -1).reshape(-1, 3).astype(float)
+    fa_ax, rgb_ax = sample(ax, True)
+    ii, kk = np.meshgrid(np.arange(shape[0]), np.arange(shape[2]), indexing="ij")
+    co = np.stack([ii, np.full_like(ii, j), kk], -1).reshape(-1, 3).astype(float)
+    fa_co, _ = sample(co, False)
+    return {"fa_axial": fa_ax.reshape(shape[0], shape[1]), "fa_coronal": fa_co.reshape(shape[0], shape[2]),
+            "rgb_axial": rgb_ax.reshape(shape[0], shape[1], 3), "k": k, "j": j, "shape": shape, "affine": taff}
+
+
+def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
+           native_fa=None, native_dseg=None, native_affine=None, roi_z_mm=27.0, template_labels=None):
+    """Write the QC PNG (2 × 2 panels, readable at page width).
+
+    ``slices`` is the output of :func:`template_slices`; ``wm_t`` the template WM map.
+    Panels: (1) colour FA in template axes, resampled to the template, axial slice at the ROI
+    level with the ROIs; (2) warped FA with the template WM (p = 0.5) contour, same slice;
+    (3) the same overlay, coronal slice through the ROIs (y = −16 mm); (4) native FA with the
+    native ROI labels, on the native slice nearest the ROI centres. The ROIs are circles of
+    ``radius_mm`` around ``centers_mm`` (spheres) or, with ``template_labels`` (a 1..4 label
+    array on the template grid: proj_L, proj_R, assoc_L, assoc_R — the JHU ROIs), outlines of
+    the labels on the displayed slices.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+
+    from .. import atomic
+
+    template_affine, shape = slices["affine"], slices["shape"]
+    k, j = slices["k"], slices["j"]
+    ext_ax = _extent(template_affine, shape, (0, 1))
+    ext_co = _extent(template_affine, shape, (0, 2))
+    n_pan = 4 if native_fa is not None else 3
+    fig, axes = plt.subplots(2, 2, figsize=(9.0, 8.6), dpi=110)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.05, top=0.86, wspace=0.22, hspace=0.42)
+    axes = axes.ravel()
+    if n_pan == 3:
+        axes[3].axis("off")
+    fs = 10
+    labels = None if template_labels is None else np.asarray(template_labels)
+
+    def draw_rois(ax, plane, colours):
+        if labels is not None:  # outlines of the label regions on this template slice
+            sl = labels[:, :, k] if plane == "axial" else labels[:, j, :]
+            ext = ext_ax if plane == "axial" else ext_co
+            for value, col in zip((1, 2, 3, 4), colours):
+                m = (sl == value).astype(float)
+                if m.any():
+                    ax.contour(m.T, levels=[0.5], colors=col, linewidths=1.2, origin="lower", extent=ext)
+            return
+        for (x, y, z), col in zip(centers_mm, colours):
+            ax.add_patch(Circle((x, y) if plane == "axial" else (x, z), max(radius_mm, 1.0), fill=False,
+                                ec=col, lw=1.2))
+
+    shape_word = "outlines" if labels is not None else "circles"
+    ax = axes[0]
+    ax.imshow(np.clip(np.transpose(slices["rgb_axial"], (1, 0, 2)) * 1.6, 0, 1), origin="lower", extent=ext_ax)
+    draw_rois(ax, "axial", ("w", "w", "y", "y"))
+    ax.set_title(f"colour FA, template axes, z = {roi_z_mm:g} mm\nred x (L-R), green y (A-P), blue z (I-S)\n"
+                 f"{shape_word}: SCR (white), SLF (yellow)", fontsize=fs)
+    ax.set_xlabel("x (mm, L→R)", fontsize=fs - 1)
+    ax = axes[1]
+    ax.imshow(slices["fa_axial"].T, origin="lower", cmap="gray", vmin=0, vmax=0.8, extent=ext_ax)
+    ax.contour(wm_t[:, :, k].T, levels=[0.5], colors="r", linewidths=0.7, origin="lower", extent=ext_ax)
+    draw_rois(ax, "axial", ("c",) * 4)
+    ax.set_title("FA warped to MNI, same slice\ntemplate WM p = 0.5 (red), ROIs (cyan)", fontsize=fs)
+    ax = axes[2]
+    ax.imshow(slices["fa_coronal"].T, origin="lower", cmap="gray", vmin=0, vmax=0.8, extent=ext_co)
+    ax.contour(wm_t[:, j, :].T, levels=[0.5], colors="r", linewidths=0.7, origin="lower", extent=ext_co)
+    draw_rois(ax, "coronal", ("c",) * 4)
+    ax.set_title("FA warped to MNI, coronal y = -16 mm\ntemplate WM p = 0.5 (red), ROIs (cyan)", fontsize=fs)
+    ax.set_xlabel("x (mm, L→R)", fontsize=fs - 1)
+    if native_fa is not None:
+        ax = axes[3]
+        lab = np.asarray(native_dseg)
+        if lab.any():
+            idx = np.argwhere(lab > 0)
+            ks = int(np.round(np.median(idx[:, 2])))
+        else:
+            ks = native_fa.shape[2] // 2
+        ax.imshow(native_fa[:, :, ks].T, origin="lower", cmap="gray", vmin=0, vmax=0.8)
+        from matplotlib.colors import ListedColormap
+
+        over = np.ma.masked_equal(lab[:, :, ks].T, 0)  # labels 1..4 = proj_L, proj_R, assoc_L, assoc_R
+        roi_cmap = ListedColormap(["#3b7dd8", "#3b7dd8", "#2ca02c", "#2ca02c"])
+        ax.imshow(over, origin="lower", cmap=roi_cmap, vmin=0.5, vmax=4.5, alpha=0.9, interpolation="nearest")
+        ax.set_title(f"native FA, voxel slice k = {ks}, voxel axes\nROI voxels (weight > 0): "
+                     "SCR (blue), SLF (green)", fontsize=fs)
+    for ax in axes:
+        ax.tick_params(labelsize=fs - 2)
+    fig.suptitle(title, fontsize=fs + 2, y=0.985)
+    import io as _io
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic.write_bytes(path, buf.getvalue())
+    return path
+
+
+def _extent(affine, shape, axes):
+    """imshow extent (world mm) for a template-grid slice (template is axis-aligned RAS)."""
+    lo = affine @ np.r_[np.zeros(3), 1]
+    hi = affine @ np.r_[np.asarray(shape[:3]) - 1, 1]
+    a, b = axes
+    return (lo[a], hi[a], lo[b], hi[b])

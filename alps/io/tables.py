@@ -1,0 +1,289 @@
+"""Loading, validating and merging the cohort tables used by the statistics notebooks.
+
+Two tables are combined:
+
+``participants.tsv``
+    BIDS participants file (tab-separated, ``n/a`` for missing). Columns
+    :data:`PARTICIPANT_COLUMNS`: ``participant_id``, ``group`` (one of :data:`GROUPS`), ``age``
+    (years), ``sex`` (``F``/``M``), ``duration_years`` and ``attacks_per_month`` (headache
+    duration and attack frequency; ``n/a`` for HC), ``vas`` (0-10), ``hit6`` (36-78), ``psqi``
+    (0-21) and ``dhi`` (Dizziness Handicap Inventory, 0-100, VM only).
+ALPS table
+    Either the measured ``alps.tsv`` (``participant_id``, ``alps_L``, ``alps_R``, ``alps``,
+    ``status`` ... ) or the simulation's ground truth (same ALPS columns, no ``status``; every
+    row then counts as ``ok``).
+
+:func:`merge_cohort` never drops a subject silently: every subject that is not in the merged
+table appears in the returned exclusions table with a reason.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: Diagnostic groups of the study (migraine without aura, vestibular migraine, healthy controls).
+GROUPS = ("MO", "VM", "HC")
+#: Clinical / demographic numeric columns of ``participants.tsv``.
+NUMERIC_PARTICIPANT_COLUMNS = ("age", "duration_years", "attacks_per_month", "vas", "hit6",
+                               "psqi", "dhi")
+#: Columns required in ``participants.tsv``.
+PARTICIPANT_COLUMNS = ("participant_id", "group", "sex") + NUMERIC_PARTICIPANT_COLUMNS
+#: Columns required in an ALPS table.
+ALPS_COLUMNS = ("participant_id", "alps_L", "alps_R", "alps")
+#: Columns of the exclusions table returned by :func:`merge_cohort`.
+EXCLUSION_COLUMNS = ("participant_id", "group", "source", "reason")
+
+_NA_VALUES = ["n/a", "N/A", "NA", "nan", "NaN", ""]
+
+
+def _read_tsv(path, what: str) -> pd.DataFrame:
+    path = Path(path)
+    if not str(path) or not path.is_file():
+        raise FileNotFoundError(f"{what}: file not found: {path}")
+    try:
+        df = pd.read_csv(path, sep="\t", na_values=_NA_VALUES, keep_default_na=False,
+                         dtype={"participant_id": str})
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{what}: {path} is empty") from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    df.attrs["source"] = str(path)
+    return df
+
+
+def _require(df: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        src = df.attrs.get("source", what)
+        where = what if str(src) in what else f"{what} ({src})"
+        raise ValueError(f"{where}: missing required column(s) {missing}; "
+                         f"found {list(df.columns)}")
+
+
+def _check_ids(df: pd.DataFrame, what: str) -> None:
+    ids = df["participant_id"]
+    if ids.isna().any():
+        rows = list(np.flatnonzero(ids.isna().to_numpy()) + 2)  # +2: header line, 1-based
+        raise ValueError(f"{what}: empty participant_id on line(s) {rows}")
+    dup = sorted(ids[ids.duplicated(keep=False)].unique())
+    if dup:
+        raise ValueError(f"{what}: duplicate participant_id(s) {dup}")
+
+
+def _coerce_numeric(df: pd.DataFrame, columns, what: str) -> pd.DataFrame:
+    """Convert ``columns`` to float; raise naming column and participant ids on bad values."""
+    df = df.copy()
+    problems = []
+    for col in columns:
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        bad = num.isna() & raw.notna()
+        if bad.any():
+            ids = df.loc[bad, "participant_id"].tolist()
+            vals = raw[bad].astype(str).tolist()
+            problems.append(f"column '{col}': non-numeric value(s) {vals} for {ids}")
+        df[col] = num.astype(float)
+    if problems:
+        raise ValueError(f"{what}: " + "; ".join(problems))
+    return df
+
+
+def load_participants(path, *, groups=GROUPS) -> pd.DataFrame:
+    """Read and validate a BIDS ``participants.tsv``.
+
+    Parameters
+    ----------
+    path : path-like
+        The TSV file (``n/a`` marks missing values).
+    groups : sequence of str, keyword-only
+        Allowed labels of the ``group`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per participant; ``participant_id``, ``group`` and ``sex`` as strings (stripped),
+        the :data:`NUMERIC_PARTICIPANT_COLUMNS` as float (NaN where ``n/a``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist (the message names it).
+    ValueError
+        Missing columns, duplicate or empty ids, unknown group labels, sex not ``F``/``M``,
+        non-numeric clinical values (the message names column and participant ids).
+    """
+    what = "participants table"
+    df = _read_tsv(path, what)
+    what = f"participants table ({path})"  # messages below name the file
+    _require(df, PARTICIPANT_COLUMNS, what)
+    for col in ("participant_id", "group", "sex"):
+        df[col] = df[col].astype("string").str.strip().astype(object)
+        df.loc[df[col].isna(), col] = np.nan
+    _check_ids(df, what)
+    bad_group = ~df["group"].isin(groups)
+    if bad_group.any():
+        labels = sorted(df.loc[bad_group, "group"].astype(str).unique())
+        ids = df.loc[bad_group, "participant_id"].tolist()
+        raise ValueError(f"{what}: unknown group label(s) {labels} for {ids}; "
+                         f"expected one of {list(groups)}")
+    bad_sex = df["sex"].notna() & ~df["sex"].isin(["F", "M"])
+    if bad_sex.any():
+        vals = sorted(df.loc[bad_sex, "sex"].astype(str).unique())
+        ids = df.loc[bad_sex, "participant_id"].tolist()
+        raise ValueError(f"{what}: column 'sex' must be 'F' or 'M', got {vals} for {ids}")
+    df = _coerce_numeric(df, NUMERIC_PARTICIPANT_COLUMNS, what)
+    df.attrs["source"] = str(path)
+    return df
+
+
+def select_session(df: pd.DataFrame, session: str | None, what: str) -> pd.DataFrame:
+    """Keep one session per participant of a table with a ``session_id`` column.
+
+    ``session=None`` keeps the table as it is when every participant has one row (a
+    single-session dataset, or one session given per participant), and raises when a participant
+    has several: the analysis must say which session it uses. ``session='ses-01'`` keeps the
+    rows of that session (participants without it are then missing, and
+    :func:`merge_cohort` reports them).
+    """
+    has = "session_id" in df.columns and df["session_id"].notna().any() and \
+        (df["session_id"].astype("string").str.strip().fillna("") != "").any()
+    if session in (None, ""):
+        if has:
+            ids = df["participant_id"]
+            dup = sorted(ids[ids.duplicated(keep=False)].unique())
+            if dup:
+                sessions = sorted(df["session_id"].dropna().astype(str).unique())
+                raise ValueError(f"{what}: {len(dup)} participant(s) have several sessions (e.g. {dup[:3]}); "
+                                 f"choose one with session=... (sessions in the table: {sessions})")
+        return df
+    if not has:
+        raise ValueError(f"{what}: session={session!r} asked for, but the table has no session_id values")
+    sid = df["session_id"].astype("string").str.strip()
+    keep = (sid == str(session)).fillna(False).to_numpy(bool)
+    if not keep.any():
+        sessions = sorted(sid.dropna().unique())
+        raise ValueError(f"{what}: no row of session {session!r} (sessions in the table: {sessions})")
+    out = df.loc[keep].reset_index(drop=True)
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def load_alps(path, *, session: str | None = None) -> pd.DataFrame:
+    """Read and validate an ALPS table (measured ``alps.tsv`` or the simulation ground truth).
+
+    Parameters
+    ----------
+    path : path-like
+        Tab-separated file with at least :data:`ALPS_COLUMNS`. A ``status`` column (``ok`` /
+        ``failed``) is optional; when absent (ground truth) every row is ``ok``.
+    session : str, keyword-only, optional
+        For a multi-session table (``session_id`` column, as ``alps run`` writes for BIDS
+        ``ses-*`` data): the session to analyse, e.g. ``'ses-01'`` (:func:`select_session`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table with ALPS columns (and ``alps_scanner*`` when present) as float and a
+        ``status`` column.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        Missing columns, duplicate ids, a participant with several sessions and no ``session``
+        chosen, a ``session`` not in the table, non-numeric ALPS values in rows whose status is
+        ``ok``.
+    """
+    what = "ALPS table"
+    df = _read_tsv(path, what)
+    what = f"ALPS table ({path})"
+    _require(df, ALPS_COLUMNS, what)
+    df["participant_id"] = df["participant_id"].astype("string").str.strip().astype(object)
+    df = select_session(df, session, what)
+    _check_ids(df, what)
+    if "status" not in df.columns:
+        df["status"] = "ok"
+    df["status"] = df["status"].astype("string").fillna("n/a").str.strip().astype(object)
+    value_cols = [c for c in df.columns if c.startswith("alps")]
+    ok = df["status"] == "ok"
+    checked = _coerce_numeric(df.loc[ok, ["participant_id", *value_cols]], value_cols, what)
+    for col in value_cols:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+        df.loc[ok, col] = checked[col]
+    df.attrs["source"] = str(path)
+    return df
+
+
+def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
+                 value_col: str = "alps", _stacklevel: int = 2
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Merge an ALPS table with the participants table, reporting every excluded subject.
+
+    Parameters
+    ----------
+    alps_df : pandas.DataFrame
+        Output of :func:`load_alps`.
+    participants_df : pandas.DataFrame
+        Output of :func:`load_participants`.
+    value_col : str, keyword-only
+        ALPS column that must be finite for a subject to be analysed (default ``alps``).
+
+    Returns
+    -------
+    df : pandas.DataFrame
+        Participants with ``status == 'ok'`` and a finite ``value_col`` that are in both tables
+        (participants columns first, then the ALPS columns), sorted as in ``participants_df``.
+    exclusions : pandas.DataFrame
+        Columns :data:`EXCLUSION_COLUMNS`: one row per subject not in ``df`` with the reason
+        (``status=failed``, missing ALPS value, only in one of the two tables). A
+        :class:`UserWarning` summarises the exclusions when there are any.
+    """
+    _require(alps_df, ALPS_COLUMNS + ("status",), "ALPS table")
+    _require(participants_df, ("participant_id", "group"), "participants table")
+    for name, d in (("ALPS table", alps_df), ("participants table", participants_df)):
+        _check_ids(d, name)
+    if value_col not in alps_df.columns:
+        raise ValueError(f"ALPS table: no column '{value_col}'")
+    group_of = dict(zip(participants_df["participant_id"], participants_df["group"]))
+    alps_ids = set(alps_df["participant_id"])
+    part_ids = set(participants_df["participant_id"])
+    rows = []
+    for pid in participants_df["participant_id"]:
+        if pid not in alps_ids:
+            rows.append((pid, group_of[pid], "participants", "no row in the ALPS table"))
+    for _, r in alps_df.iterrows():
+        pid = r["participant_id"]
+        grp = group_of.get(pid, np.nan)
+        if pid not in part_ids:
+            rows.append((pid, grp, "alps", "not in participants table"))
+        elif r["status"] != "ok":
+            rows.append((pid, grp, "alps", f"ALPS status '{r['status']}' (not ok)"))
+        elif not np.isfinite(r[value_col]):
+            rows.append((pid, grp, "alps", f"ALPS value '{value_col}' missing"))
+    exclusions = pd.DataFrame(rows, columns=list(EXCLUSION_COLUMNS))
+    excluded = set(exclusions["participant_id"])
+    alps_keep = alps_df[~alps_df["participant_id"].isin(excluded)]
+    # columns in both tables: ALPS measures/status come from the ALPS table, the rest from
+    # participants.tsv
+    overlap = (set(alps_keep.columns) & set(participants_df.columns)) - {"participant_id"}
+    from_alps = {c for c in overlap if c.startswith("alps") or c == "status"}
+    part = participants_df.drop(columns=sorted(from_alps))
+    alps_keep = alps_keep.drop(columns=sorted(overlap - from_alps))
+    df = part.merge(alps_keep, on="participant_id", how="inner", validate="one_to_one")
+    df = df.reset_index(drop=True)
+    if len(exclusions):
+        summary = "; ".join(f"{p} ({why})" for p, _, _, why in rows)
+        warnings.warn(f"merge_cohort: {len(exclusions)} subject(s) excluded: {summary}",
+                      UserWarning, stacklevel=_stacklevel)
+    return df, exclusions
+
+
+def load_cohort(alps_path, participants_path, *, session: str | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``merge_cohort(load_alps(alps_path, session=session), load_participants(participants_path))``;
+    ``session`` picks one session of a multi-session ALPS table (:func:`select_session`)."""
+    return merge_cohort(load_alps(alps_path, session=session), load_participants(participants_path),
+                        _stacklevel=3)

@@ -1,0 +1,112 @@
+"""The cohort runner: every scan of a BIDS dataset (or one DWI file) through both stages, in
+parallel (joblib, one ITK thread per worker so results do not depend on ``n_jobs``) or on a Dask
+cluster, then the cohort tables (:mod:`alps.pipeline.tables`)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..io import discover
+from .locking import cohort_lock
+from .params import PipelineParams
+from .provenance import write_dataset_description
+from .records import clean_stale_temporaries
+from .subject import STAGES, process_subject
+from .tables import cohort_tables, write_tables
+
+
+def run_cohort(input_path, out_dir, *, params: PipelineParams | None = None, participant_label=None,
+               bval=None, bvec=None, stages=STAGES, force: bool = False, progress: bool = True,
+               qc_png: bool = True, scheduler=None, tables: bool = True, **parameters) -> pd.DataFrame:
+    """Run the pipeline over a BIDS dataset (or one DWI file) and write the cohort tables.
+
+    Parameters
+    ----------
+    input_path : path-like
+        BIDS dataset root or one DWI ``.nii[.gz]`` (``bval``/``bvec`` default: beside it).
+    out_dir : path-like
+        Output (BIDS derivatives) folder.
+    params : :class:`~alps.pipeline.params.PipelineParams`, optional
+        The pipeline's parameters (default: the defaults), overridden by ``**parameters`` —
+        flat parameter names such as ``n_jobs=2, roi_radius=5.0, registration="syn"``. Every
+        value is validated, and unknown names refused, before any scan is looked at.
+    participant_label : str or list of str, optional
+        Process only these subjects (a participant-level run, see Locking).
+    stages : tuple
+        ``("preprocess", "measure")`` (default) or ``("preprocess",)``.
+    force : bool
+        Recompute finished scans.
+    scheduler : str or ``distributed.Client``, optional
+        A ``dask.distributed`` scheduler: the scans run on its workers (which must see INPUT and
+        OUT_DIR at the same paths) instead of ``n_jobs`` local processes; same tables
+        (:mod:`alps.pipeline.distributed`).
+    tables : bool
+        Write the cohort tables (``False`` for the jobs of an array; ``alps group`` gathers them).
+
+    Per-scan problems (invalid image or gradients, duplicate runs, failed registration...) never
+    stop the run: the scan gets ``status='failed'`` and an ``error`` naming its file. Raises
+    :class:`alps.io.InputError` when the input cannot be read at all, and
+    :class:`~alps.pipeline.params.ParameterError` for an invalid parameter.
+
+    Locking: a whole-cohort run (no ``participant_label``) holds OUT_DIR's lock for its duration
+    and raises :class:`alps.io.InputError` when another run holds it. A participant-level run
+    locks only its scans, so any number of them can share OUT_DIR, and takes OUT_DIR's lock only
+    briefly to write its tables.
+
+    Returns
+    -------
+    DataFrame, one row per scan; with the measure stage it is ``alps.tsv`` plus the
+    run-dependent columns (``preprocess_reused``, ``measure_reused``, ``time_*_s``) that are
+    written to ``timings.tsv`` instead; otherwise the preprocessing status table
+    (``preprocess.tsv`` plus the same run columns).
+    """
+    params = (params or PipelineParams()).replace(**parameters)  # validated before any scan is read
+    stages = tuple(stages)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
+    items = discover(input_path, participant_label=participant_label, bval=bval, bvec=bvec, strict=False)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kw = dict(params=params, stages=stages, force=force, progress=progress, qc_png=qc_png,
+              scheduler=scheduler, tables=tables)
+    if participant_label is None:  # cohort level: the whole run under OUT_DIR's lock
+        with cohort_lock(out_dir):
+            clean_stale_temporaries(out_dir)
+            return _run(items, input_path, out_dir, lock_tables=False, **kw)
+    return _run(items, input_path, out_dir, lock_tables=True, **kw)
+
+
+def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png, scheduler, tables,
+         lock_tables):
+    from tqdm.auto import tqdm
+
+    write_dataset_description(out_dir, input_path)
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
+    rows = []
+    bar = tqdm(total=len(items), desc=f"alps {'+'.join(stages)}", disable=not progress, unit="subj")
+    kw = dict(params=params, stages=stages, force=force, qc_png=qc_png)
+    if scheduler is not None:
+        from .distributed import map_subjects
+
+        for row in map_subjects(items, out_dir, scheduler, **kw):
+            rows.append(row)
+            bar.update(1)
+    elif params.n_jobs == 1 or len(items) == 1:
+        for it in items:
+            rows.append(process_subject(it, out_dir, **kw))
+            bar.update(1)
+    else:
+        from joblib import Parallel, delayed
+
+        par = Parallel(n_jobs=min(params.n_jobs, len(items)), return_as="generator_unordered")
+        for row in par(delayed(process_subject)(it, out_dir, **kw) for it in items):
+            rows.append(row)
+            bar.update(1)
+    bar.close()
+    df, out_tables = cohort_tables(rows, stages)
+    if tables:
+        write_tables(out_tables, out_dir, lock=lock_tables)
+    return df

@@ -1,0 +1,181 @@
+"""Stage 1 of a scan: load + validate → brain mask → optional MP-PCA / Gibbs / motion
+correction → gradient check (optional) → tensor fit → registration of FA to MNI152 2009a.
+
+Writes the mask, tensor, FA, MD, colour FA, the transforms and ``<key>_desc-preprocess.json``
+(:mod:`alps.pipeline.layout`); the record is written last and lists the SHA-256 of the outputs.
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import nibabel as nib
+import numpy as np
+
+from .. import atomic
+from ..imaging import dti
+from ..imaging import preprocess as prep
+from ..imaging import registration as reg_mod
+from ..imaging.template import SPACE
+from .. import io as aio
+from ..io import InputError, input_hashes
+from .layout import PREPROCESS_FILES, read_json, scan_layout
+from .params import PreprocessParams
+from . import provenance as _prov
+from .provenance import reuse_key
+from .records import files_sha256, outputs_intact, unlink
+
+#: the four default ALPS spheres span 76 mm + 2 radii left-right; an image whose largest field
+#: of view is below 80 % of that (brains are ~±20 % in size) cannot contain them.
+MIN_FOV_MM = 0.8 * (76.0 + 2 * 2.5)
+
+
+def check_fov(dwi) -> None:
+    """Raise :class:`alps.io.InputError` if the image's field of view is too small to contain
+    the ALPS ROIs (cheap, before any fitting or registration)."""
+    ext = np.asarray(dwi.data.shape[:3], float) * np.asarray(dwi.zooms)
+    if ext.max() < MIN_FOV_MM:
+        raise InputError(
+            f"{dwi.path}: field of view {' x '.join(f'{e:.0f}' for e in ext)} mm cannot contain the ALPS "
+            f"ROIs (the default spheres span 81 mm left-right; need >= {MIN_FOV_MM:.0f} mm along some axis)")
+
+
+def save_map(data, affine, path, dtype=np.float32) -> None:
+    """A derivative map as NIfTI with a fresh header (mm units), atomically: nothing of the
+    input's header or extensions is copied (privacy)."""
+    img = nib.Nifti1Image(np.asarray(data).astype(dtype), affine)
+    img.header.set_xyzt_units("mm")
+    atomic.save_nifti(path, img)
+
+
+def matrix_text(matrix, header: str) -> str:
+    """``np.savetxt`` format (``# header`` line, ``%.10f`` values) as a string."""
+    buf = io.StringIO()
+    np.savetxt(buf, np.asarray(matrix, float), fmt="%.10f", header=header)
+    return buf.getvalue()
+
+
+def _gradcheck(mode, data, dwi, bvecs, mask):
+    """The gradient check of ``mode`` ('report'/'correct'); returns (info, b-vectors to fit)."""
+    from ..imaging import gradcheck
+    from ..io.gradients import fsl_to_voxel
+
+    table = gradcheck.check_gradients(data, dwi.bvals, fsl_to_voxel(bvecs, dwi.affine), mask,
+                                      voxel_sizes=np.linalg.norm(dwi.affine[:3, :3], axis=0))
+    info = {"best": table.attrs["best"], "margin": float(table.attrs["margin"]),
+            "flag": bool(table.attrs["flag"]), "corrected": False}
+    if mode == "correct" and info["flag"]:
+        bvecs = gradcheck.correct_bvecs(bvecs, info["best"], affine=dwi.affine)
+        info["corrected"] = True
+    return info, bvecs
+
+
+def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None, force: bool = False,
+                       hashes=None, **overrides) -> dict:
+    """Load, validate, mask, (denoise/Gibbs/motion), fit tensors, register; write derivatives.
+
+    ``params`` (default: the defaults) with ``overrides`` (parameter names of
+    :class:`~alps.pipeline.params.PreprocessParams`, validated). Returns the preprocess record
+    (also written to ``<key>_desc-preprocess.json``). Reuses an existing record when inputs,
+    parameters and package versions are identical (``force`` recomputes). Raises on any failure
+    (invalid input, registration below QC thresholds...).
+    """
+    p = (params or PreprocessParams()).replace(**overrides)
+    lay = scan_layout(out_dir, item)
+    hashes = hashes or input_hashes(item)
+    provenance = {"inputs": {"dwi": str(item.dwi), "bval": str(item.bval), "bvec": str(item.bvec)},
+                  "sha256": hashes, "parameters": p.as_dict(), "versions": _prov.package_versions()}
+    old = read_json(lay.preprocess_json)
+    if (not force and old and old.get("status") == "ok"
+            and reuse_key(old.get("provenance") or {}) == reuse_key(provenance)
+            and outputs_intact(lay.dir, old)):
+        old["reused"] = True
+        return old
+    # invalidate first: from here on no record claims these derivatives are finished
+    unlink(lay.preprocess_json)
+    unlink(lay.result_json)
+
+    times = {}
+    t0 = time.perf_counter()
+    dwi = aio.load_dwi(item.dwi, item.bval, item.bvec)
+    check_fov(dwi)
+    times["load"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    data, bvecs = dwi.data, dwi.bvecs
+    mask = prep.brain_mask(data, dwi.bvals)
+    if p.denoise:
+        data = prep.denoise_mppca(data, mask)
+    if p.gibbs:
+        data = prep.remove_gibbs(data, axis=prep.slice_axis(dwi.affine))
+    motion = None
+    if p.motion_correction:
+        lay.dir.mkdir(parents=True, exist_ok=True)
+        data, bvecs, xfms = prep.motion_correct(data, dwi.affine, dwi.bvals, bvecs, model=p.motion_model,
+                                                reference=p.motion_reference, return_transforms=True,
+                                                scratch_dir=lay.dir)
+        motion = prep.motion_summary(xfms, dwi.affine, dwi.data.shape, dwi.bvals)
+    times["preprocess"] = time.perf_counter() - t
+
+    gradcheck_info = None
+    if p.gradcheck != "off":
+        t = time.perf_counter()
+        gradcheck_info, bvecs = _gradcheck(p.gradcheck, data, dwi, bvecs, mask)
+        times["gradcheck"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    maps = dti.fit_tensor(data, dwi.bvals, bvecs, dwi.affine, mask, method=p.fit_method)
+    times["tensor_fit"] = time.perf_counter() - t
+    del data
+
+    aff = dwi.affine
+    t = time.perf_counter()
+    lay.dir.mkdir(parents=True, exist_ok=True)
+    save_map(mask, aff, lay.mask, np.uint8)
+    atomic.save_nifti(lay.tensor, dti.tensor_image(maps.tensor, aff))
+    save_map(maps.fa, aff, lay.fa)
+    save_map(maps.md, aff, lay.md)
+    save_map(maps.color_fa("world"), aff, lay.colorfa)
+    times["write"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    registration = reg_mod.register(
+        nib.Nifti1Image(maps.fa, aff), mask, kind=p.registration, out_dir=lay.dir,
+        names=lay.transform_names(), seed=p.seed, threads=1, check=False,
+        sampling_strategy=p.registration_sampling)
+    times["registration"] = time.perf_counter() - t
+    t = time.perf_counter()
+    atomic.write_text(lay.xfm_ras, matrix_text(
+        registration.subject_to_template, f"subject (scanner RAS mm) -> {SPACE} (RAS mm), 4x4 affine part"))
+
+    record = {
+        "participant_id": item.participant_id,
+        "session_id": item.session_id,
+        "status": "ok",
+        "error": "",
+        "provenance": provenance,
+        "shape": list(maps.fa.shape),
+        "voxel_size_mm": [float(v) for v in np.linalg.norm(aff[:3, :3], axis=0)],
+        "n_volumes": int(len(dwi.bvals)),
+        "mask_volume_ml": float(mask.sum() * abs(np.linalg.det(aff[:3, :3])) / 1000.0),
+        "registration": reg_mod.registration_info(registration, relative_to=lay.dir),
+        "gradcheck": gradcheck_info,
+        "motion": motion,
+        "files": {k: getattr(lay, k).name for k in PREPROCESS_FILES},
+    }
+    reg_files = [os.path.relpath(f, lay.dir) for f in
+                 list(registration.forward_transforms) + list(registration.inverse_transforms)]
+    record["outputs_sha256"] = files_sha256(lay.dir, list(record["files"].values()) + reg_files)
+    times["write"] += time.perf_counter() - t
+    record["times_s"] = {k: round(v, 3) for k, v in times.items()}
+    try:
+        reg_mod.check_metrics(registration.metrics, min_correlation=p.min_reg_corr, min_dice=p.min_reg_dice)
+    except reg_mod.RegistrationError as exc:
+        record["status"] = "failed"
+        record["error"] = str(exc)
+        atomic.write_json(lay.preprocess_json, record)
+        raise
+    atomic.write_json(lay.preprocess_json, record)
+    record["reused"] = False
+    return record

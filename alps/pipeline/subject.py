@@ -1,0 +1,92 @@
+"""One scan through both stages, under its lock; failures become rows, never exceptions."""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import traceback
+
+from .. import io as aio
+from ..io import InputError, check_input_files
+from .locking import scan_lock
+from .measure import measure_subject
+from .params import PipelineParams
+from .preprocess import preprocess_subject
+from .provenance import kv
+from .records import clean_stale_temporaries, write_run_record
+from .layout import scan_layout
+
+#: columns of a scan's row that go to ``provenance.tsv`` only (prefix removed there): SHA-256 of the
+#: inputs, the stage parameters and the package versions (``key=value; ...``).
+PROV_PREFIX = "prov_"
+
+STAGES = ("preprocess", "measure")
+
+
+def process_subject(item, out_dir, *, params: PipelineParams | None = None, stages=STAGES,
+                    force: bool = False, qc_png: bool = True, **overrides) -> dict:
+    """Run the requested stages for one scan; never raises: failures become ``status='failed'``.
+
+    ``params`` (default: the defaults) with flat ``overrides`` (parameter names). Holds the
+    scan's lock (:func:`alps.pipeline.locking.scan_lock`, waiting if another run holds it) for the
+    duration, so concurrent runs writing to one OUT_DIR (participant-level jobs, Dask workers)
+    never touch the same scan at once, and records the returned row in the scan's run record for
+    ``alps group``.
+    """
+    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
+    params = (params or PipelineParams()).replace(**overrides)
+    try:
+        with scan_lock(out_dir, item):
+            row = _process_subject(item, out_dir, stages=stages, force=force, qc_png=qc_png, params=params)
+            with contextlib.suppress(OSError, TypeError, ValueError):
+                write_run_record(out_dir, item, row, stages)
+    except OSError as exc:  # the lock could not be taken (unwritable OUT_DIR...)
+        row = {"participant_id": item.participant_id, "session_id": item.session_id, "status": "failed",
+               "error": f"lock: {type(exc).__name__}: {exc}"}
+    return row
+
+
+def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelineParams) -> dict:
+    row = {"participant_id": item.participant_id, "session_id": item.session_id}
+    stage = "validation"
+    try:
+        if item.error:
+            raise InputError(item.error)
+        check_input_files(item)
+        clean_stale_temporaries(scan_layout(out_dir, item).dir)
+        stage = "hashing"
+        t = time.perf_counter()
+        hashes = aio.input_hashes(item)
+        row["time_hash_s"] = round(time.perf_counter() - t, 3)
+        row.update({f"{PROV_PREFIX}{k}_sha256": v for k, v in hashes.items()})
+        if "preprocess" in stages:
+            stage = "preprocess"
+            rec = preprocess_subject(item, out_dir, params=params.preprocess, force=force, hashes=hashes)
+            prov = rec.get("provenance") or {}
+            row[f"{PROV_PREFIX}preprocess_parameters"] = kv(prov.get("parameters"))
+            row[f"{PROV_PREFIX}versions"] = kv(prov.get("versions"))
+            row["preprocess_reused"] = rec.get("reused", False)
+            row.update(rec["registration"]["metrics"])
+            row.update(rec.get("motion") or {})
+            row.update({f"time_{k}_s": v for k, v in rec.get("times_s", {}).items()})
+        if "measure" in stages:
+            stage = "measure"
+            res = measure_subject(item, out_dir, params=params.measure, force=force, qc_png=qc_png)
+            row[f"{PROV_PREFIX}measure_parameters"] = kv((res.get("provenance") or {}).get("parameters"))
+            res = {k: v for k, v in res.items() if k != "provenance"}
+            row.update(res)
+            row["measure_reused"] = res.get("reused", False)
+            row.pop("reused", None)
+        row["status"] = "ok"
+        row["error"] = ""
+    except FileNotFoundError as exc:
+        row.update(status="failed", error=f"{stage}: input file not found: {exc.filename or exc}")
+    except Exception as exc:  # recorded, the cohort continues
+        text = str(exc)
+        if not any(name in text for name in (item.dwi.name, item.bval.name, item.bvec.name)):
+            text = f"{item.dwi}: {text}"  # every recorded error names the scan's file
+        msg = f"{stage}: {type(exc).__name__}: {text}"
+        if not isinstance(exc, (ValueError, RuntimeError)):
+            msg += " | " + traceback.format_exc(limit=3).replace("\n", " ")[-400:]
+        row.update(status="failed", error=msg)
+    return row

@@ -1,0 +1,163 @@
+"""Simulated default cohort: a BIDS DWI dataset with planted, known ALPS.
+
+``alps simulate OUT_DIR`` writes 40 MO + 40 VM + 20 HC participants (defaults from
+``config/<profile>.yaml``, section ``simulate``). Pieces:
+
+* :mod:`alps.phantom` — template-space (MNI152 2009a, 2 mm) anatomy, fibre-orientation field,
+  perivascular x-diffusivity and the ALPS oracle;
+* :mod:`alps.clinical` — demographics, headache variables and planted ALPS (the structural
+  model and its equations are in that module's docstring and in ``data/README.md``);
+* this module — per-subject head pose, native-space resampling with tensor reorientation,
+  DWI synthesis with Rician noise, FSL bvecs, atomic/deterministic BIDS writing, CLI.
+
+Geometry
+--------
+A subject's head is the template brain under the pose ``x_n = s R x_t + t`` (``R = Rz Ry Rx``,
+angles ``rot_x/y/z_deg`` about the MNI axes through the MNI origin, isotropic scale ``s``,
+translation ``t`` mm). The native image is an axis-aligned 2 mm LAS grid (``orientation='RAS'``
+for a positive-determinant affine; ``'mixed'`` draws one per subject) cropped to the posed
+brain + ``margin_mm``; with ``oblique=True`` the affine's axes are instead rotated by ``R`` (the
+head then lies straight in the grid). For every native voxel centre ``x_n``, the template
+point ``x_t = pose⁻¹(x_n)`` is sampled trilinearly (six tensor components and S0) and the
+tensor reoriented ``D_world = R D_t Rᵀ``. DWI follow ``S = S0 exp(−b gᵀ D_world g)`` with
+world-frame gradient directions ``g``, which are written as FSL bvecs relative to the image
+axes (:func:`alps.gradients.world_to_voxel` then :func:`alps.gradients.voxel_to_fsl`). Rician
+noise: ``σ = mean S0 in template WM (f_wm > 0.9) / snr``.
+
+Clinical (structural) model
+---------------------------
+(:mod:`alps.clinical`; parameter values and their analytic derivation in ``data/README.md``)::
+
+    d  ~ Gamma(μ_d[g], σ_d[g])                     duration (y), MO/VM
+    f  = μ_f[g] + γ (d − μ_d[g]) + e_f             attacks/month, MO/VM
+    A  = α + β_s·VM + β_d·d + β_f·f + e_A          planted ALPS, patients
+    A  = m_HC + e_HC                               planted ALPS, HC
+    A_L, A_R = A ± δ/2                             δ ~ N(0, 0.02²)
+    DHI = δ0 + c'·d + b·A + e_D                    VM only; indirect a·b = 80 % of total
+
+The perivascular diffusivities ``p_L``/``p_R`` are calibrated per subject so that the oracle
+ALPS (noise-free template-space field, default 2.5 mm spheres) equals ``A_L``/``A_R``
+(:func:`alps.phantom.calibrate_perivascular`).
+
+Determinism: per-participant seeds are ``SeedSequence(seed, spawn_key=(1, i))`` (pose, tissue
+diffusivities) and ``(2, i)`` (noise); the clinical table uses ``(0,)``; the gradient scheme
+uses ``seed``. NIfTI files are gzip'ed with ``mtime=0`` and no file name in the gzip header,
+so the same seed gives byte-identical files regardless of ``n_jobs``. Every file is written
+to a hidden temporary name and moved into place with :func:`os.replace`;
+``dataset_description.json`` is written last.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__, atomic
+from .bids import GROUND_TRUTH_JSON, PARTICIPANTS_JSON, write_json, write_subject, write_tsv
+from .clinical import ClinicalModel, simulate_clinical
+from .phantom import TISSUE
+from .pose import draw_pose
+from .signal import default_scheme
+
+DEFAULT_SEED = 20260505
+BIDS_VERSION = "1.9.0"
+#: ground_truth.tsv columns (in order), then extra columns.
+GT_COLUMNS = ["participant_id", "alps_L", "alps_R", "alps", "planted_alps_L", "planted_alps_R",
+              "rot_x_deg", "rot_y_deg", "rot_z_deg", "trans_x_mm", "trans_y_mm", "trans_z_mm",
+              "scale"]
+GT_EXTRA = ["planted_alps", "perivascular_L", "perivascular_R", "lambda_par", "lambda_perp",
+            "orientation", "noise_sigma"]
+#: per-subject WM diffusivity ranges (mm²/s), uniform draws.
+LAMBDA_PAR_RANGE = (1.60e-3, 1.70e-3)
+LAMBDA_PERP_RANGE = (0.35e-3, 0.45e-3)
+
+
+
+#: options of :func:`simulate_cohort` a configuration's ``simulate:`` section may set.
+SIMULATE_OPTIONS = ("seed", "n_mo", "n_vm", "n_hc", "max_rotation", "snr", "n_jobs", "max_translation",
+                    "max_scale", "orientation", "oblique", "n_b0", "n_dirs", "bval", "dtype")
+
+
+def clinical_table(seed=DEFAULT_SEED, *, n_mo=40, n_vm=40, n_hc=20,
+                   model: ClinicalModel | None = None) -> pd.DataFrame:
+    """The cohort's clinical table with planted ALPS, exactly as :func:`simulate_cohort` draws it
+    (``SeedSequence(seed, spawn_key=(0,))``), without generating any image."""
+    rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0,)))
+    return simulate_clinical(rng, n_mo=n_mo, n_vm=n_vm, n_hc=n_hc, model=model)
+
+
+def simulate_cohort(out_dir, *, seed=DEFAULT_SEED, n_mo=40, n_vm=40, n_hc=20, max_rotation=10.0,
+                    snr=25.0, n_jobs=1, max_translation=5.0, max_scale=0.05, orientation="LAS",
+                    oblique=False, n_b0=5, n_dirs=32, bval=1000.0, dtype="int16",
+                    progress=True, model: ClinicalModel | None = None) -> pd.DataFrame:
+    """Generate the simulated BIDS cohort in ``out_dir``; returns the ground-truth table.
+
+    Writes ``dataset_description.json``, ``README``, ``participants.tsv``/``.json``,
+    ``sub-*/dwi/sub-*_dwi.{nii.gz,bval,bvec,json}`` and
+    ``derivatives/simulation/{dataset_description.json, ground_truth.tsv, ground_truth.json,
+    simulation_parameters.json}``.
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    if orientation not in ("LAS", "RAS", "mixed"):
+        raise ValueError(f"orientation must be LAS, RAS or mixed, got {orientation!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seed = int(seed)
+    model = model or ClinicalModel()
+    clinical = clinical_table(seed, n_mo=n_mo, n_vm=n_vm, n_hc=n_hc, model=model)
+    scheme = default_scheme(seed=seed, n_b0=n_b0, n_dirs=n_dirs, bval=bval)
+    tasks = []
+    for i, row in enumerate(clinical.itertuples(index=False)):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, i)))
+        pose = draw_pose(rng, max_rotation, max_translation, max_scale)
+        planted = {"alps_L": float(row.planted_alps_L), "alps_R": float(row.planted_alps_R),
+                   "lam_par": float(rng.uniform(*LAMBDA_PAR_RANGE)),
+                   "lam_perp": float(rng.uniform(*LAMBDA_PERP_RANGE))}
+        orient = orientation if orientation != "mixed" else ("LAS", "RAS")[int(rng.integers(2))]
+        noise_seed = np.random.SeedSequence(seed, spawn_key=(2, i))
+        tasks.append(delayed(write_subject)(out_dir, row.participant_id, pose, planted, snr,
+                                            noise_seed, scheme, orient, oblique, dtype, seed))
+    rows = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
+    rows = list(tqdm(rows, total=len(tasks), desc="simulate", unit="subject",
+                     disable=not progress))
+    gt = pd.DataFrame(rows)
+    gt.insert(gt.columns.get_loc("perivascular_L"), "planted_alps",
+              clinical["planted_alps"].to_numpy())
+    gt = gt[GT_COLUMNS + GT_EXTRA]
+
+    participants = clinical.drop(columns=["planted_alps", "planted_alps_L", "planted_alps_R"])
+    write_tsv(out_dir / "participants.tsv", participants)
+    write_json(out_dir / "participants.json", PARTICIPANTS_JSON)
+    deriv = out_dir / "derivatives" / "simulation"
+    write_tsv(deriv / "ground_truth.tsv", gt)
+    write_json(deriv / "ground_truth.json", GROUND_TRUTH_JSON)
+    params = {
+        "seed": seed, "n_mo": n_mo, "n_vm": n_vm, "n_hc": n_hc, "max_rotation_deg": max_rotation,
+        "max_translation_mm": max_translation, "max_scale": max_scale, "snr": snr,
+        "orientation": orientation, "oblique": oblique, "n_b0": n_b0, "n_dirs": n_dirs,
+        "bval": bval, "dtype": dtype, "tissue": TISSUE,
+        "lambda_par_range": LAMBDA_PAR_RANGE, "lambda_perp_range": LAMBDA_PERP_RANGE,
+        "clinical_model": model.as_dict(), "alps_version": __version__,
+    }
+    write_json(deriv / "simulation_parameters.json", params)
+    write_json(deriv / "dataset_description.json", {
+        "Name": "alps simulation ground truth", "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "alps", "Version": __version__,
+                         "Description": "alps simulate: planted ALPS and head poses"}],
+    })
+    atomic.write_text(out_dir / "README", (
+        "Simulated DWI cohort generated by `alps simulate` (alps "
+        f"{__version__}, seed {seed}). All data are synthetic: a digital brain on the MNI152 "
+        "2009a template with a planted perivascular (ALPS) diffusivity. Ground truth is in "
+        "derivatives/simulation/. See data/README.md of the alps repository.\n"))
+    write_json(out_dir / "dataset_description.json", {
+        "Name": "alps simulated migraine DTI-ALPS cohort", "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "raw",
+        "GeneratedBy": [{"Name": "alps", "Version": __version__,
+                         "Description": f"alps simulate --seed {seed}"}],
+    })
+    return gt

@@ -1,0 +1,52 @@
+"""Statistics of the DTI-ALPS study, one module per test family: Table 1 (:mod:`.demographics`),
+group tests and post hoc (:mod:`.groups`), ANCOVA (:mod:`.ancova`), regression
+(:mod:`.regression`), correlations (:mod:`.correlation`), mediation (:mod:`.mediation`), shared
+building blocks (:mod:`.effects`, :mod:`._prepare`) and the reproduced study's published values
+and headline numbers (:mod:`.study`).
+
+This is the only package of :mod:`alps` that imports :mod:`pingouin` or :mod:`statsmodels`;
+their output columns are renamed here, so every function returns tidy DataFrames with stable
+snake_case columns (documented per function).
+
+Conventions
+-----------
+* Data are the first positional argument (a merged cohort table from
+  :func:`alps.io.tables.merge_cohort`); every option is keyword-only; random seeds are
+  parameters.
+* Inputs are validated (missing columns, unknown group labels, too few subjects, missing
+  values) and problems raise :class:`StatsInputError` (a :class:`ValueError`) with a message
+  naming the column / labels / participant ids.
+* Missing values: ``nan_policy='raise'`` (default) raises naming the subjects;
+  ``nan_policy='omit'`` drops them, emits a :class:`UserWarning` and records them in
+  ``result.attrs['exclusions']`` (a list of ``{participant_id, group, analysis, reason}``
+  records; :func:`exclusions` turns it into a DataFrame). Values that are missing *by design*
+  (e.g. ``dhi`` outside VM, clinical variables in HC) are not exclusions: the analysis is
+  simply restricted to the groups where the variable exists.
+* Coding: ``subtype`` = 1 for VM, 0 for MO; ``sex`` = 0 for F, 1 for M.
+
+References
+----------
+Hou et al., Chin J Magn Reson Imaging 2026 (the reproduced study);
+Welch (1951) Biometrika 38:330; Games & Howell (1976) J Educ Stat 1:113; Dunn (1964)
+Technometrics 6:241; Holm (1979) Scand J Stat 6:65; Benjamini & Hochberg (1995) JRSS-B 57:289;
+Hedges & Olkin (1985) Statistical Methods for Meta-Analysis; Olejnik & Algina (2003) Psychol
+Methods 8:434 (eta2/omega2); Long & Ervin (2000) Am Stat 54:217 (HC3); Breusch & Pagan (1979)
+Econometrica 47:1287; Efron & Tibshirani (1993) An Introduction to the Bootstrap (BC interval);
+Preacher & Hayes (2008) Behav Res Methods 40:879 (bootstrap mediation).
+"""
+
+from ._prepare import CLINICAL_VARS, StatsInputError, exclusions
+from .ancova import ancova
+from .correlation import correlations
+from .demographics import demographics
+from .effects import bc_interval, bh_fdr, fisher_exact_rx2, hedges_g
+from .groups import group_tests, posthoc
+from .mediation import mediation
+from .regression import Regression, regression, regression_data
+from .study import PAPER_VALUES, headline_numbers, reproduction_table
+
+__all__ = [
+    "StatsInputError", "PAPER_VALUES", "CLINICAL_VARS", "exclusions", "demographics", "group_tests",
+    "posthoc", "ancova", "regression", "regression_data", "Regression", "correlations", "mediation", "headline_numbers",
+    "reproduction_table", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
+]

@@ -1,0 +1,149 @@
+"""Input validation shared by the statistics: columns, groups, coding, missing values and
+the exclusion records every analysis attaches to its result."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from ..io.tables import GROUPS
+
+CLINICAL_VARS = ("duration_years", "attacks_per_month", "vas", "hit6", "psqi", "dhi")
+
+
+class StatsInputError(ValueError):
+    """Invalid input to an :mod:`alps.stats` function (message says what and who)."""
+
+
+def _as_tuple(x) -> tuple:
+    if x is None:
+        return ()
+    if isinstance(x, str):
+        return (x,)
+    return tuple(x)
+
+
+def _require_columns(df, cols, where: str) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise StatsInputError(f"{where}: expected a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise StatsInputError(f"{where}: missing column(s) {missing}; available: "
+                              f"{list(df.columns)}")
+
+
+def _check_groups(df, group_col: str, groups, where: str) -> None:
+    _require_columns(df, [group_col], where)
+    labels = set(df[group_col].dropna().astype(str))
+    unknown = sorted(labels - set(GROUPS))
+    if unknown:
+        raise StatsInputError(f"{where}: unknown group label(s) {unknown} in '{group_col}'; "
+                              f"expected a subset of {list(GROUPS)}")
+    req_unknown = sorted(set(groups) - set(GROUPS))
+    if req_unknown:
+        raise StatsInputError(f"{where}: requested unknown group(s) {req_unknown}; "
+                              f"expected a subset of {list(GROUPS)}")
+    if df[group_col].isna().any():
+        raise StatsInputError(f"{where}: missing group label for {_ids(df[df[group_col].isna()])}")
+    absent = [g for g in groups if g not in labels]
+    if absent:
+        raise StatsInputError(f"{where}: group(s) {absent} have no subjects")
+
+
+def _ids(df, id_col="participant_id") -> list:
+    if id_col in df.columns:
+        return df[id_col].astype(str).tolist()
+    return [f"row {i}" for i in df.index]
+
+
+def _numeric(df, cols, where: str) -> pd.DataFrame:
+    out = df.copy()
+    for c in cols:
+        try:
+            out[c] = pd.to_numeric(out[c], errors="raise").astype(float)
+        except (ValueError, TypeError) as exc:
+            bad = pd.to_numeric(out[c], errors="coerce").isna() & out[c].notna()
+            raise StatsInputError(f"{where}: column '{c}' is not numeric for "
+                                  f"{_ids(out[bad])}") from exc
+    return out
+
+
+def _code_sex(series: pd.Series, where: str) -> pd.Series:
+    """F -> 0, M -> 1 (already-numeric 0/1 accepted)."""
+    if pd.api.types.is_numeric_dtype(series):
+        bad = series.notna() & ~series.isin([0, 1])
+        if bad.any():
+            raise StatsInputError(f"{where}: numeric 'sex' must be 0 (F) or 1 (M)")
+        return series.astype(float)
+    s = series.astype("string").str.strip().str.upper()
+    coded = s.map({"F": 0.0, "M": 1.0})
+    bad = s.notna() & coded.isna()
+    if bad.any():
+        raise StatsInputError(f"{where}: 'sex' must be F or M, got {sorted(set(s[bad]))}")
+    return coded.astype(float)
+
+
+def _prepare(df, cols, *, where, group_col="group", groups=None, id_col="participant_id",
+             nan_policy="raise", derive=()):
+    """Subset to ``groups``, derive coded columns, check numeric, handle NaNs.
+
+    Returns (clean_df, exclusion_records).
+    """
+    if nan_policy not in ("raise", "omit"):
+        raise StatsInputError(f"{where}: nan_policy must be 'raise' or 'omit', got {nan_policy!r}")
+    groups = tuple(groups) if groups is not None else None
+    base = [c for c in cols if c not in derive]
+    _require_columns(df, base + ([group_col] if groups is not None else []), where)
+    if groups is not None:
+        _check_groups(df, group_col, groups, where)
+        df = df[df[group_col].isin(groups)]
+    df = df.copy()
+    if "subtype" in derive:
+        df["subtype"] = (df[group_col] == "VM").astype(float)
+    if "sex" in cols:
+        df["sex"] = _code_sex(df["sex"], where)
+    df = _numeric(df, [c for c in cols], where)
+    miss = df[list(cols)].isna().any(axis=1)
+    records = []
+    if miss.any():
+        bad = df[miss]
+        detail = {pid: [c for c in cols if pd.isna(row[c])]
+                  for pid, (_, row) in zip(_ids(bad, id_col), bad.iterrows())}
+        if nan_policy == "raise":
+            raise StatsInputError(
+                f"{where}: missing values (NaN) in " + "; ".join(
+                    f"{p}: {v}" for p, v in detail.items())
+                + " — fix the data or pass nan_policy='omit' to exclude and report them")
+        for pid, (_, row) in zip(_ids(bad, id_col), bad.iterrows()):
+            records.append({"participant_id": pid,
+                            "group": row.get(group_col, np.nan),
+                            "analysis": where,
+                            "reason": "missing " + ", ".join(detail[pid])})
+        warnings.warn(f"{where}: excluded {len(records)} subject(s) with missing values: "
+                      + "; ".join(f"{r['participant_id']} ({r['reason']})" for r in records),
+                      UserWarning, stacklevel=3)
+        df = df[~miss]
+    return df, records
+
+
+def _attach(result: pd.DataFrame, records) -> pd.DataFrame:
+    result.attrs["exclusions"] = list(records)
+    return result
+
+
+def exclusions(result: pd.DataFrame) -> pd.DataFrame:
+    """Subjects excluded by an :mod:`alps.stats` function (from ``result.attrs``).
+
+    Returns a DataFrame with columns ``participant_id, group, analysis, reason``.
+    """
+    recs = result.attrs.get("exclusions", []) if hasattr(result, "attrs") else []
+    return pd.DataFrame(recs, columns=["participant_id", "group", "analysis", "reason"])
+
+
+def _shapiro_p(x) -> float:
+    x = np.asarray(x, float)
+    if len(x) < 3 or np.ptp(x) == 0:
+        return float("nan")
+    return float(sps.shapiro(x).pvalue)

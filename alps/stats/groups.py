@@ -1,0 +1,215 @@
+"""ALPS across groups: the omnibus test chosen by the data, and the matching post hoc tests."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+from scipy import stats as sps
+
+from ..io.tables import GROUPS
+from ._prepare import StatsInputError, _as_tuple, _attach, _prepare, _shapiro_p
+from .effects import _anova_ss, _holm, hedges_g
+
+
+def _choose_test(samples, alpha):
+    sh = [_shapiro_p(s) for s in samples]
+    shapiro_min = float(np.nanmin(sh)) if np.isfinite(sh).any() else float("nan")
+    normal = all(np.isfinite(p) and p >= alpha for p in sh)
+    lev = float(sps.levene(*samples, center="median").pvalue)
+    if not normal:
+        return "kruskal", shapiro_min, lev
+    return ("anova" if lev >= alpha else "welch_anova"), shapiro_min, lev
+
+
+def _group_samples(d, dv, groups, group_col, where, min_per_group=3):
+    samples = [d.loc[d[group_col] == g, dv].to_numpy(float) for g in groups]
+    small = {g: len(s) for g, s in zip(groups, samples) if len(s) < min_per_group}
+    if small:
+        raise StatsInputError(f"{where}: too few subjects for '{dv}' (need ≥ {min_per_group} "
+                              f"per group): {small}")
+    return samples
+
+
+def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: str = "group",
+                alpha: float = 0.05, test: str | None = None, nan_policy: str = "raise",
+                id_col: str = "participant_id") -> pd.DataFrame:
+    r"""Omnibus comparison of each dependent variable across groups.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Merged cohort table.
+    dv : str or sequence of str, keyword-only
+        Dependent variables (one output row each).
+    groups : sequence of str
+        Groups compared (≥ 2, each with ≥ 3 subjects).
+    alpha : float
+        Level of the assumption checks.
+    test : {None, 'anova', 'welch_anova', 'kruskal'}
+        Force a test; ``None`` chooses it: Kruskal-Wallis if any group's Shapiro-Wilk p <
+        ``alpha``; else ANOVA if Levene (Brown-Forsythe, median-centred) p ≥ ``alpha``, else
+        Welch's ANOVA.
+    nan_policy : {'raise', 'omit'}
+        See module docstring.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dv; columns ``dv, test, statistic, df1, df2, p, eta2, omega2, eta2_h,
+        shapiro_min_p, levene_p, n`` and ``n_<g>, mean_<g>, sd_<g>`` per group.
+
+    Notes
+    -----
+    With :math:`SS_b = \sum_j n_j(\bar y_j - \bar y)^2`, :math:`SS_w = \sum_j\sum_i(y_{ij} -
+    \bar y_j)^2`, :math:`SS_t = SS_b + SS_w`, :math:`MS_w = SS_w/(N-k)`:
+    ANOVA :math:`F = (SS_b/(k-1))/MS_w`; :math:`\eta^2 = SS_b/SS_t`;
+    :math:`\omega^2 = (SS_b - (k-1)MS_w)/(SS_t + MS_w)` (reported for every test as descriptive
+    effect sizes). Welch's ANOVA: Welch (1951), via ``pingouin.welch_anova``. Kruskal-Wallis H
+    (tie-corrected, ``scipy.stats.kruskal``) with :math:`\eta^2_H = (H - k + 1)/(N - k)`
+    (Tomczak & Tomczak 2014) in ``eta2_h``.
+    """
+    where = "group_tests"
+    dvs, groups = _as_tuple(dv), tuple(groups)
+    if len(groups) < 2:
+        raise StatsInputError(f"{where}: need at least 2 groups, got {groups}")
+    if test not in (None, "anova", "welch_anova", "kruskal"):
+        raise StatsInputError(f"{where}: unknown test {test!r}")
+    d, recs = _prepare(df, list(dvs), where=where, group_col=group_col, groups=groups,
+                       id_col=id_col, nan_policy=nan_policy)
+    rows = []
+    for v in dvs:
+        samples = _group_samples(d, v, groups, group_col, where)
+        chosen, shapiro_min, lev = _choose_test(samples, alpha)
+        chosen = test or chosen
+        ssb, ssw, k1, dfw = _anova_ss(samples)
+        sst, msw = ssb + ssw, ssw / dfw
+        eta2 = ssb / sst if sst > 0 else np.nan
+        omega2 = (ssb - k1 * msw) / (sst + msw) if sst > 0 else np.nan
+        eta2_h = np.nan
+        if chosen == "anova":
+            stat, df1, df2 = (ssb / k1) / msw, k1, dfw
+            p = sps.f.sf(stat, df1, df2)
+        elif chosen == "welch_anova":
+            sub = pd.DataFrame({"g": np.repeat(groups, [len(s) for s in samples]),
+                                "y": np.concatenate(samples)})
+            w = pg.welch_anova(data=sub, dv="y", between="g")
+            w = w.rename(columns={"ddof1": "df1", "ddof2": "df2", "F": "statistic",
+                                  "p_unc": "p", "p-unc": "p"})
+            stat, df1, df2, p = (float(w.loc[0, c]) for c in ("statistic", "df1", "df2", "p"))
+        else:
+            res = sps.kruskal(*samples)
+            stat, df1, df2, p = res.statistic, k1, np.nan, res.pvalue
+            n_tot = sum(len(s) for s in samples)
+            eta2_h = (stat - len(samples) + 1) / (n_tot - len(samples))
+        row = {"dv": v, "test": chosen, "statistic": float(stat), "df1": float(df1),
+               "df2": float(df2), "p": float(p), "eta2": eta2, "omega2": omega2,
+               "eta2_h": eta2_h, "shapiro_min_p": shapiro_min, "levene_p": lev,
+               "n": int(sum(len(s) for s in samples))}
+        for g, s in zip(groups, samples):
+            row.update({f"n_{g}": len(s), f"mean_{g}": s.mean(), f"sd_{g}": s.std(ddof=1)})
+        rows.append(row)
+    return _attach(pd.DataFrame(rows), recs)
+
+
+_POSTHOC_FOR = {"anova": "tukey", "welch_anova": "games_howell", "kruskal": "dunn"}
+
+
+def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: str = "group",
+            alpha: float = 0.05, test: str | None = None, nan_policy: str = "raise",
+            id_col: str = "participant_id") -> pd.DataFrame:
+    r"""Pairwise post hoc comparisons matching the omnibus test of :func:`group_tests`.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Merged cohort table.
+    dv, groups, group_col, alpha, nan_policy : keyword-only
+        As in :func:`group_tests`; the test is chosen by the same rule (ANOVA → Tukey HSD,
+        Welch → Games-Howell, Kruskal-Wallis → Dunn with Holm adjustment).
+    test : {None, 'tukey', 'games_howell', 'dunn'}
+        Force the post hoc test.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dv × pair (pairs in ``itertools.combinations(groups, 2)`` order); columns
+        ``dv, test, group_a, group_b, mean_a, mean_b, mean_diff, se, statistic, df, p, p_adj,
+        hedges_g, ci_low, ci_high``. ``mean_diff = mean_a - mean_b``; ``hedges_g`` is
+        :func:`hedges_g` (a vs b); ``p`` is unadjusted, ``p_adj`` family-wise adjusted.
+
+    Notes
+    -----
+    * Tukey HSD: :math:`se = \sqrt{MS_w(1/n_a + 1/n_b)}`, :math:`t = \Delta/se`, ``df`` =
+      N − k, ``p`` from :math:`t_{N-k}`, ``p_adj`` = P(Q > √2|t|) with Q studentized range
+      (k, N−k); CI :math:`\Delta \pm q_{1-\alpha,k,N-k}\,se/\sqrt2`.
+    * Games-Howell: :math:`se = \sqrt{s_a^2/n_a + s_b^2/n_b}`, Welch-Satterthwaite df per pair,
+      ``p`` Welch t, ``p_adj`` and CI as Tukey with the pair's df.
+    * Dunn (1964): mean ranks over the pooled sample, :math:`se = \sqrt{(N(N+1)/12 - T)(1/n_a +
+      1/n_b)}` with tie term :math:`T = \sum(t^3 - t)/(12(N-1))`, :math:`z = (\bar R_a - \bar
+      R_b)/se` (``statistic``; ``se`` is in rank units), ``p`` two-sided normal, ``p_adj`` Holm
+      (within dv); ``df``, ``ci_low``, ``ci_high`` are NaN.
+    """
+    where = "posthoc"
+    dvs, groups = _as_tuple(dv), tuple(groups)
+    if test not in (None, "tukey", "games_howell", "dunn"):
+        raise StatsInputError(f"{where}: unknown test {test!r}")
+    if len(groups) < 2:
+        raise StatsInputError(f"{where}: need at least 2 groups")
+    d, recs = _prepare(df, list(dvs), where=where, group_col=group_col, groups=groups,
+                       id_col=id_col, nan_policy=nan_policy)
+    k = len(groups)
+    rows = []
+    for v in dvs:
+        samples = dict(zip(groups, _group_samples(d, v, groups, group_col, where)))
+        chosen = test or _POSTHOC_FOR[_choose_test(list(samples.values()), alpha)[0]]
+        ssb, ssw, _, dfw = _anova_ss(list(samples.values()))
+        msw = ssw / dfw
+        if chosen == "dunn":
+            allv = np.concatenate(list(samples.values()))
+            ranks = sps.rankdata(allv)
+            n_tot = len(allv)
+            _, tcounts = np.unique(allv, return_counts=True)
+            tie = (tcounts ** 3 - tcounts).sum() / (12 * (n_tot - 1))
+            start, mean_rank = 0, {}
+            for g in groups:
+                mean_rank[g] = ranks[start:start + len(samples[g])].mean()
+                start += len(samples[g])
+        block = []
+        for ga, gb in itertools.combinations(groups, 2):
+            a, b = samples[ga], samples[gb]
+            na, nb = len(a), len(b)
+            diff = a.mean() - b.mean()
+            row = {"dv": v, "test": chosen, "group_a": ga, "group_b": gb,
+                   "mean_a": a.mean(), "mean_b": b.mean(), "mean_diff": diff,
+                   "hedges_g": hedges_g(a, b)}
+            if chosen in ("tukey", "games_howell"):
+                if chosen == "tukey":
+                    se = math.sqrt(msw * (1 / na + 1 / nb))
+                    dfp = dfw
+                else:
+                    va, vb = a.var(ddof=1) / na, b.var(ddof=1) / nb
+                    se = math.sqrt(va + vb)
+                    dfp = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+                t = diff / se
+                qcrit = sps.studentized_range.ppf(1 - alpha, k, dfp)
+                row.update(se=se, statistic=t, df=dfp, p=2 * sps.t.sf(abs(t), dfp),
+                           p_adj=float(min(1.0, sps.studentized_range.sf(abs(t) * math.sqrt(2),
+                                                                         k, dfp))),
+                           ci_low=diff - qcrit * se / math.sqrt(2),
+                           ci_high=diff + qcrit * se / math.sqrt(2))
+            else:
+                se = math.sqrt((n_tot * (n_tot + 1) / 12 - tie) * (1 / na + 1 / nb))
+                z = (mean_rank[ga] - mean_rank[gb]) / se
+                row.update(se=se, statistic=z, df=np.nan, p=2 * sps.norm.sf(abs(z)),
+                           ci_low=np.nan, ci_high=np.nan)
+            block.append(row)
+        if chosen == "dunn":
+            for r, padj in zip(block, _holm([r["p"] for r in block])):
+                r["p_adj"] = padj
+        rows.extend(block)
+    cols = ["dv", "test", "group_a", "group_b", "mean_a", "mean_b", "mean_diff", "se",
+            "statistic", "df", "p", "p_adj", "hedges_g", "ci_low", "ci_high"]
+    return _attach(pd.DataFrame(rows, columns=cols), recs)

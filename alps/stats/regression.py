@@ -1,0 +1,132 @@
+"""Multiple regression of ALPS in patients (HC3 when the residuals are heteroscedastic)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from statsmodels.stats.diagnostic import het_breuschpagan
+from statsmodels.stats.outliers_influence import OLSInfluence, variance_inflation_factor
+
+from ._prepare import StatsInputError, _as_tuple, _attach, _prepare, _shapiro_p
+
+
+class Regression(NamedTuple):
+    """Result of :func:`regression`: ``terms`` and ``model`` DataFrames."""
+
+    terms: pd.DataFrame
+    model: pd.DataFrame
+
+
+def regression_data(df, *, outcome: str = "alps",
+                    predictors=("subtype", "duration_years", "attacks_per_month"),
+                    covariates=("age", "sex"), groups=("MO", "VM"), group_col: str = "group",
+                    nan_policy: str = "raise", id_col: str = "participant_id") -> pd.DataFrame:
+    """The cases and coded columns :func:`regression` fits with the same arguments: the
+    ``groups`` only, ``subtype`` derived from ``group`` (VM = 1, MO = 0), ``sex`` coded F = 0,
+    M = 1, every column numeric; with ``nan_policy='omit'`` the subjects with a missing value are
+    dropped (listed in ``result.attrs['exclusions']``). Figures of the regression draw these
+    rows, so they show exactly the subjects the coefficients come from."""
+    preds, covs = _as_tuple(predictors), _as_tuple(covariates)
+    regs = list(dict.fromkeys(preds + covs))
+    derive = ("subtype",) if "subtype" in regs and "subtype" not in df.columns else ()
+    d, recs = _prepare(df, [outcome] + regs, where="regression", group_col=group_col, groups=tuple(groups),
+                       id_col=id_col, nan_policy=nan_policy, derive=derive)
+    return _attach(d, recs)
+
+
+def regression(df, *, outcome: str = "alps",
+               predictors=("subtype", "duration_years", "attacks_per_month"),
+               covariates=("age", "sex"), groups=("MO", "VM"), group_col: str = "group",
+               robust: str = "auto", alpha: float = 0.05, nan_policy: str = "raise",
+               id_col: str = "participant_id") -> Regression:
+    r"""Multiple OLS regression of ``outcome`` in patients.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Merged cohort table.
+    outcome : str, keyword-only
+        Dependent variable.
+    predictors, covariates : sequence of str
+        Regressors (all entered together; covariates are just labelled as such). ``subtype`` is
+        derived from ``group`` (VM = 1, MO = 0); ``sex`` is coded F = 0, M = 1.
+    groups : sequence of str
+        Groups included (default the patients, MO and VM).
+    robust : {'auto', 'never', 'always'}
+        HC3 heteroskedasticity-consistent standard errors (Long & Ervin 2000): ``auto`` uses
+        them when the Breusch-Pagan p < ``alpha``.
+
+    Returns
+    -------
+    Regression
+        ``(terms, model)`` named tuple.
+        ``terms``: one row per term (``Intercept`` first) with ``term, role`` (``intercept`` /
+        ``predictor`` / ``covariate``), ``b, se, beta, t, p, ci_low, ci_high, vif``.
+        ``model``: one row with ``outcome, n, r2, r2_adj, f, f_p, df_model, df_resid,
+        shapiro_p, breusch_pagan_p, max_cooks_d, n_cooks_gt_4n, robust_se`` (``"HC3"`` or
+        ``"none"``).
+
+    Notes
+    -----
+    :math:`\hat b = (X^\top X)^{-1}X^\top y`; classical :math:`se = \sqrt{\operatorname{diag}
+    ((X^\top X)^{-1})\hat\sigma^2}`, :math:`\hat\sigma^2 = RSS/(n-p)`; ``t = b/se`` with
+    ``df_resid`` df, CI :math:`b \pm t_{1-\alpha/2}\,se`. Standardised
+    :math:`\beta = b\,\mathrm{sd}(x)/\mathrm{sd}(y)`. VIF of term j = :math:`1/(1-R_j^2)`.
+    With HC3 the se, t, p, CIs and the model F (a Wald test) use the robust covariance.
+    Diagnostics: Shapiro-Wilk p of the residuals; Breusch-Pagan LM test p (regressors = X);
+    Cook's distance, count of subjects with :math:`D_i > 4/n`.
+    """
+    where = "regression"
+    preds, covs, groups = _as_tuple(predictors), _as_tuple(covariates), tuple(groups)
+    if robust not in ("auto", "never", "always"):
+        raise StatsInputError(f"{where}: robust must be 'auto', 'never' or 'always'")
+    regs = list(dict.fromkeys(preds + covs))
+    if outcome in regs:
+        raise StatsInputError(f"{where}: outcome '{outcome}' is also a regressor")
+    d = regression_data(df, outcome=outcome, predictors=preds, covariates=covs, groups=groups,
+                        group_col=group_col, nan_policy=nan_policy, id_col=id_col)
+    recs = d.attrs["exclusions"]
+    n, p = len(d), len(regs) + 1
+    if n < p + 3:
+        raise StatsInputError(f"{where}: too few subjects: n = {n} for {p} parameters "
+                              f"(need ≥ {p + 3})")
+    const_cols = [c for c in regs if d[c].nunique() < 2]
+    if const_cols:
+        raise StatsInputError(f"{where}: regressor(s) {const_cols} are constant in groups "
+                              f"{list(groups)}")
+    y = d[outcome].to_numpy(float)
+    X = sm.add_constant(d[regs].to_numpy(float), has_constant="add")
+    if np.linalg.matrix_rank(X) < X.shape[1]:
+        raise StatsInputError(f"{where}: regressors {regs} are perfectly collinear")
+    fit = sm.OLS(y, X).fit()
+    bp_p = float(het_breuschpagan(fit.resid, X)[1])
+    use_hc3 = robust == "always" or (robust == "auto" and bp_p < alpha)
+    rfit = fit.get_robustcov_results(cov_type="HC3") if use_hc3 else fit
+    ci = np.asarray(rfit.conf_int(alpha=alpha))
+    sd_y = y.std(ddof=1)
+    names = ["Intercept"] + regs
+    terms = pd.DataFrame({
+        "term": names,
+        "role": ["intercept"] + ["predictor" if c in preds else "covariate" for c in regs],
+        "b": np.asarray(rfit.params),
+        "se": np.asarray(rfit.bse),
+        "beta": [np.nan] + [float(fit.params[i + 1] * d[c].std(ddof=1) / sd_y)
+                            for i, c in enumerate(regs)],
+        "t": np.asarray(rfit.tvalues),
+        "p": np.asarray(rfit.pvalues),
+        "ci_low": ci[:, 0],
+        "ci_high": ci[:, 1],
+        "vif": [np.nan] + [float(variance_inflation_factor(X, i + 1)) for i in range(len(regs))],
+    })
+    cooks = OLSInfluence(fit).cooks_distance[0]
+    model = pd.DataFrame([{
+        "outcome": outcome, "n": n, "r2": float(fit.rsquared), "r2_adj": float(fit.rsquared_adj),
+        "f": float(np.squeeze(rfit.fvalue)), "f_p": float(np.squeeze(rfit.f_pvalue)),
+        "df_model": float(fit.df_model), "df_resid": float(fit.df_resid),
+        "shapiro_p": _shapiro_p(fit.resid), "breusch_pagan_p": bp_p,
+        "max_cooks_d": float(np.max(cooks)), "n_cooks_gt_4n": int(np.sum(cooks > 4 / n)),
+        "robust_se": "HC3" if use_hc3 else "none",
+    }])
+    return Regression(_attach(terms, recs), _attach(model, recs))

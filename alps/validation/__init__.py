@@ -1,0 +1,9 @@
+"""Checks against something independent: planted truth (:mod:`.truth`), the head-rotation
+sweep (:mod:`.sweep`), fibre-field agreement between repeated real scans (:mod:`.fibres`)."""
+from .fibres import fibre_field_agreement
+from .resample import downsample2
+from .sweep import rotation_sweep, simulate_pose_subject, sweep_poses, sweep_spreads
+from .truth import VALIDATION_COLUMNS, VALIDATION_PAIRS, validation_table
+
+__all__ = ["rotation_sweep", "simulate_pose_subject", "sweep_poses", "sweep_spreads", "fibre_field_agreement",
+           "downsample2", "validation_table", "VALIDATION_COLUMNS", "VALIDATION_PAIRS"]
