@@ -15,7 +15,7 @@ process's resident set size every 5 ms and attributes each sample to the stage r
 Simulated subjects: ``--n-sim`` poses of the default phantom (SNR 25, 37 volumes, 2 mm); the
 summary rows (``subject = simulated_2mm (median)``) are medians over them.
 
-*sweep*: one simulated subject (``alps.simulate``, SNR 100, identity scale) with the head rotated
+*sweep*: one simulated subject (``alps.simulation``, SNR 100, identity scale) with the head rotated
 by each angle about x, y and z (0, ±5, ±10, ±15° by default); writes one row per pose with the
 template-axis and scanner-axis ALPS, and prints the spreads (max − min).
 """

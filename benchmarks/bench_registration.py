@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_registration.py OUT_CSV [--n-sim 8] [--configs default v0.1 ...]
 
-For each configuration of :func:`alps.registration.register` (:data:`CONFIGS`):
+For each configuration of :func:`alps.imaging.registration.register` (:data:`CONFIGS`):
 
 * **simulated subjects with a known pose** (``--n-sim`` poses drawn as in the default cohort:
   ±10° about each axis, ±5 mm, scale 1 ± 0.05; SNR 25, 2 mm, 37 volumes): wall time of
@@ -38,7 +38,7 @@ import pandas as pd  # noqa: E402
 from alps.imaging import registration as R  # noqa: E402
 from alps.imaging.ants import ants_module  # noqa: E402
 
-#: configurations: keyword arguments of alps.registration.register.
+#: configurations: keyword arguments of alps.imaging.registration.register.
 CONFIGS = {
     "default": {},
     "dense sampling (previous default)": dict(sampling_strategy="dense"),

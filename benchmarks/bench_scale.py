@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_scale.py OUT_CSV [--n-subjects 4] [--n-jobs 1 2] [--small]
 
-Simulates a cohort once (``alps.simulate``: random head poses, planted ALPS, 2 mm, 32 directions;
+Simulates a cohort once (``alps.simulation``: random head poses, planted ALPS, 2 mm, 32 directions;
 ``--small`` halves the resolution and uses 12 directions, for a quick check), then runs the whole
 pipeline into a fresh output directory for each ``n_jobs`` and writes one CSV row per run:
 ``n_jobs, n_subjects, wall_s, s_per_subject``. Every run must give the same ``alps.tsv`` (checked:

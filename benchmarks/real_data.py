@@ -162,7 +162,7 @@ def orientation_main(args) -> int:
 
 # ----------------------------------------------------------------------------- reuse mode
 LINEAR = {
-    "similarity": None,  # alps.registration.LINEAR_STAGES['affine'] (the default)
+    "similarity": None,  # alps.imaging.registration.LINEAR_STAGES['affine'] (the default)
     "affine": (("Rigid", ((200, 6, 3), (100, 4, 2))), ("Affine", ((300, 6, 3), (150, 4, 2), (50, 2, 1)))),
     "rigid": (("Rigid", ((200, 6, 3), (100, 4, 2), (50, 2, 1))),),
 }
@@ -233,12 +233,12 @@ def bootstrap_main(args) -> int:
     """Noise floor of the tilt spread, and whether the five Toshiba values differ by more than it.
 
     For each Toshiba series the ROI weights stay fixed while the DWI noise is resampled
-    (:func:`alps.noise.bootstrap_roi_alps`: leverage-adjusted wild bootstrap of the WLS fit,
+    (:func:`alps.imaging.noise.bootstrap_roi_alps`: leverage-adjusted wild bootstrap of the WLS fit,
     ``--bootstrap`` replicates, seed 0; the unadjusted bootstrap is reported beside it). Two
     sets of ROI weights: each series' own registration (from ``--reuse``) and the *oracle*, the
     ortho series' registration carried to every series by the head's true motion. The measured
     values are those of the saved tensor fit. Then, per index and set,
-    :func:`alps.noise.spread_consistency` against the 0.08 target: Cochran's Q of the five
+    :func:`alps.imaging.noise.spread_consistency` against the 0.08 target: Cochran's Q of the five
     values with their bootstrap SDs, and the spread expected from noise alone.
 
     Writes ``OUT_CSV`` (one row per series, set, radius and weighting) and

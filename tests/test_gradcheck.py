@@ -1,4 +1,4 @@
-"""Tests of the gradient-orientation check (alps.gradcheck)."""
+"""Tests of the gradient-orientation check (alps.imaging.gradcheck)."""
 from __future__ import annotations
 
 from pathlib import Path

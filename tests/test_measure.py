@@ -13,7 +13,7 @@ from alps.imaging.roi import SphereROI, default_spheres
 
 
 class AffineRegistration:
-    """The two point maps of :class:`alps.registration.Registration` for a known affine."""
+    """The two point maps of :class:`alps.imaging.registration.Registration` for a known affine."""
 
     def __init__(self, template_to_subject):
         self.template_to_subject = np.asarray(template_to_subject, float)
@@ -124,7 +124,7 @@ def test_trilinear_sphere_outside_field_of_view_names_the_roi():
 
 @pytest.mark.slow
 def test_qc_slices_match_ants_resampling(tmp_path):
-    """:func:`alps.qc.template_slices` samples two planes with scipy; ANTs resampling of the whole
+    """:func:`alps.imaging.qc.template_slices` samples two planes with scipy; ANTs resampling of the whole
     volume through the registration's transform file gives the same FA on those planes."""
     from alps.imaging import qc
     from alps.imaging import registration as R

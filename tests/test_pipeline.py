@@ -35,7 +35,7 @@ def cohort(tmp_path_factory):
     shutil.copy(src / "sub-rot0_dwi.bvec", bad / "sub-broken_dwi.bvec")
     (bad / "sub-broken_dwi.bval").write_text((src / "sub-rot0_dwi.bval").read_text().strip() + " 1000\n")
     # brackets and a comma in OUT_DIR: ANTs' command-line parser reads them as syntax, so
-    # alps.registration must keep them out of every path it hands to ANTs
+    # alps.imaging.registration must keep them out of every path it hands to ANTs
     out = root / "derivatives [run 1],v2"
     df = P.run_cohort(bids, out, n_jobs=2, progress=False)
     return {"bids": bids, "out": out, "df": df, "truth": truth}

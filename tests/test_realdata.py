@@ -112,7 +112,7 @@ def test_a_registration_in_a_wrong_optimum_is_flagged(real_run):
 
 def test_toshiba_tilt_spread_is_within_the_noise(real_run):
     """The five tilts of one head, default pipeline: the template-axis spread is one that the
-    scans' own noise (leverage-adjusted wild bootstrap, alps.noise) produces often, while the
+    scans' own noise (leverage-adjusted wild bootstrap, alps.imaging.noise) produces often, while the
     scanner-axis spread is far outside it. This, not a fixed number, is what a pipeline that is
     robust to slab tilt can be held to on 12-direction 3 mm data."""
     import json

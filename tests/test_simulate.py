@@ -1,4 +1,4 @@
-"""Tests of the simulated cohort (alps.simulate, alps.phantom, alps.clinical)."""
+"""Tests of the simulated cohort (alps.simulation, alps.simulation.phantom, alps.simulation.clinical)."""
 from __future__ import annotations
 
 import hashlib
@@ -72,7 +72,7 @@ def test_identity_pose_oracle_equals_planted(fields, scheme, tmp_path):
     oracle = oracle_alps(t6, fields.affine)
     assert abs(oracle["alps_L"] - 1.62) < 1e-12
     assert abs(oracle["alps_R"] - 1.48) < 1e-12
-    # same through the public (3, 3) path of alps.index
+    # same through the public (3, 3) path of alps.imaging.index
     masks = sphere_masks(fields.shape, fields.affine, default_spheres(radius_mm=2.5))
     full = alps_from_tensor_field(from_six(t6), masks)
     assert abs(full["alps_L"] - oracle["alps_L"]) < 1e-12

@@ -1,4 +1,4 @@
-"""Tests of alps.stats and alps.io_tables against independent computations."""
+"""Tests of alps.stats and alps.io.tables against independent computations."""
 from __future__ import annotations
 
 import math

@@ -154,7 +154,7 @@ def template_roi_panel(der_dir, subject: str, *, session: str | None = None, z_m
         for name, (cx, cy, _) in DEFAULT_CENTERS_MM.items():
             ax.add_patch(Circle((cx, cy), max(radius_mm, 2.0), fill=False, ec=ROI_COLORS[_LABEL_OF[name]],
                                 lw=1.0))
-        what = f"circles: ROI spheres, r = {radius_mm:g} mm"
+        what = f"circles: spheres, r = {radius_mm:g} mm"
     else:
         dseg = np.asarray(nib.load(_existing(lay.dseg)).dataobj)
         lab_t = ndi.map_coordinates(dseg.astype(float), native_vox[:3], order=0, cval=0.0).reshape(ii.shape)
@@ -165,7 +165,7 @@ def template_roi_panel(der_dir, subject: str, *, session: str | None = None, z_m
         what = f"outlines: {params.get('roi')} ROI voxels"
     ax.set_xlim(-75, 75)
     ax.set_ylim(-95, 60)
-    ax.set_title(f"FA in MNI space, z = {z_mm:g} mm\n(red: template WM p = 0.5; {what})", fontsize=6.5)
+    ax.set_title(f"FA in MNI space, z = {z_mm:g} mm\nred: template WM p = 0.5\n{what}", fontsize=6.5)
     ax.set_xlabel("x (mm)")
     ax.set_ylabel("y (mm)")
     return ax

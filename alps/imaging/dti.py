@@ -1,13 +1,13 @@
 """Diffusion-tensor fit (dipy ``TensorModel``, weighted least squares by default).
 
-The b-vectors are converted from the FSL convention with :func:`alps.gradients.fsl_to_voxel`,
+The b-vectors are converted from the FSL convention with :func:`alps.io.gradients.fsl_to_voxel`,
 so the fitted tensor is expressed in the image's **voxel axes** (i, j, k) — exactly what FSL
 ``dtifit`` outputs. :func:`alps.imaging.tensor.voxel_to_world` turns it into world (RAS+) axes and the
-registration's rotation into template axes (:mod:`alps.measure`).
+registration's rotation into template axes (:mod:`alps.imaging.measure`).
 
 Outputs of :func:`fit_tensor` (a :class:`TensorMaps`): the full tensor ``(X, Y, Z, 3, 3)`` in
 mm²/s, FA, MD, eigenvalues/eigenvectors and a colour-FA map. The tensor is saved on disk as a
-6-volume NIfTI in :data:`alps.tensor.SIX_ORDER` (``Dxx, Dxy, Dxz, Dyy, Dyz, Dzz``).
+6-volume NIfTI in :data:`alps.imaging.tensor.SIX_ORDER` (``Dxx, Dxy, Dxz, Dyy, Dyz, Dzz``).
 """
 from __future__ import annotations
 

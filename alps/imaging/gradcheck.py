@@ -62,7 +62,7 @@ but not flagged, and needs a visual check.
 Frames
 ------
 :func:`check_gradients` works on b-vectors in **voxel axes** (after
-:func:`alps.gradients.fsl_to_voxel`), so its labels refer to voxel axes.
+:func:`alps.io.gradients.fsl_to_voxel`), so its labels refer to voxel axes.
 :func:`check_dwi_files` reports labels that apply to the **stored FSL columns** of the
 ``.bvec`` file, which :func:`correct_bvecs` applies directly. The two differ only for
 positive-determinant affines combined with a swap involving x (FSL negates x there).
@@ -239,7 +239,7 @@ def check_gradients(data, bvals, bvecs_voxel, mask, *, voxel_sizes, fa_threshold
         DWI series.
     bvals : array (N,)
     bvecs_voxel : array (N, 3)
-        b-vectors in **voxel axes** (:func:`alps.gradients.fsl_to_voxel` of the stored table).
+        b-vectors in **voxel axes** (:func:`alps.io.gradients.fsl_to_voxel` of the stored table).
     mask : ndarray (X, Y, Z) bool
         Brain mask.
     voxel_sizes : sequence of 3 floats

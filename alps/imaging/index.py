@@ -49,7 +49,7 @@ def roi_mean_tensors(tensor, masks):
 
 
 def alps_from_roi_tensors(mean_tensors) -> dict[str, float]:
-    """Left, right and mean ALPS from the ROI-mean tensors (keys of :data:`alps.roi.ROI_NAMES`).
+    """Left, right and mean ALPS from the ROI-mean tensors (keys of :data:`alps.imaging.roi.ROI_NAMES`).
 
     Returns
     -------

@@ -15,13 +15,13 @@ native grid through the registration, and each native voxel gets a **weight**:
   inside the sphere — without resampling the whole field. On 3 mm data a 2.5 mm sphere covers
   only 2–3 voxels; the interpolation kernel spreads the estimate over their neighbours, which
   lowers its noise (wild-bootstrap SD of the mean index on the real 3 mm Toshiba scans 0.041 with
-  ``'partial'`` → 0.030, :mod:`alps.noise`, ``benchmarks/real_data.py --reuse DIR --bootstrap
+  ``'partial'`` → 0.030, :mod:`alps.imaging.noise`, ``benchmarks/real_data.py --reuse DIR --bootstrap
   500``) and makes it vary smoothly with the grid's position and tilt;
 * ``roi_weighting='partial'``: the fraction of the voxel's volume whose points map
   (subject → template) inside the template sphere, estimated with ``n³`` sub-voxel samples
   (``supersample``, default 4) — the exact pre-image of the sphere, no interpolation kernel;
 * ``roi_weighting='centre'``: the classic binary mask (voxel centre inside);
-* JHU labels (``roi='jhu'``, :mod:`alps.atlas`) — with ``'trilinear'`` (default) every label
+* JHU labels (``roi='jhu'``, :mod:`alps.imaging.atlas`) — with ``'trilinear'`` (default) every label
   voxel of the 1..4 label image built in template space is sampled on the same ``lattice_mm``
   sub-lattice and mapped like the sphere samples (:func:`trilinear_label_weights`), so the ROI
   mean is the mean of the interpolated native field over the label's template volume; with
@@ -172,8 +172,8 @@ def sphere_weights(shape, affine, registration, spheres, *, weighting: str = "tr
     Parameters
     ----------
     shape, affine : the native grid
-    registration : :class:`alps.registration.Registration` (maps points both ways)
-    spheres : list of :class:`alps.roi.SphereROI` in template mm
+    registration : :class:`alps.imaging.registration.Registration` (maps points both ways)
+    spheres : list of :class:`alps.imaging.roi.SphereROI` in template mm
     weighting : 'trilinear' (default), 'partial' (volume fraction) or 'centre' (binary, voxel
         centre inside)
     supersample : sub-voxel samples per axis for 'partial'

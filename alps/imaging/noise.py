@@ -4,7 +4,7 @@ measurements of one head differ by more than their noise.
 Wild bootstrap (Whitcher et al. 2008; Davidson & Flachaire 2008)
 ---------------------------------------------------------------
 With ``y = ln S`` (N volumes) and the log-linear DTI model ``y = X β + ε`` fitted by two-pass WLS
-(:func:`alps.dti.wls_fit`, weights ``w = Ŝ²``), the fitted values ``ŷ = X β̂`` and residuals
+(:func:`alps.imaging.dti.wls_fit`, weights ``w = Ŝ²``), the fitted values ``ŷ = X β̂`` and residuals
 ``r = y − ŷ`` give replicates
 
 .. math:: y^*_n = \\hat y_n + v_n\\, \\frac{r_n}{\\sqrt{1 - h_n}}, \\qquad v_n = \\pm 1
@@ -111,16 +111,16 @@ def bootstrap_roi_alps(signal, bvals, bvecs, weights, rotation, *, n_boot: int =
     ----------
     signal : (X, Y, Z, N) DWI data
     bvals : (N,)
-    bvecs : (N, 3) in the image's **voxel** axes (:func:`alps.gradients.fsl_to_voxel`)
-    weights : dict ROI name → (X, Y, Z) weights (:func:`alps.measure.roi_weights`)
+    bvecs : (N, 3) in the image's **voxel** axes (:func:`alps.io.gradients.fsl_to_voxel`)
+    weights : dict ROI name → (X, Y, Z) weights (:func:`alps.imaging.measure.roi_weights`)
     rotation : (3, 3) voxel axes → template axes (``registration.rotation @ polar(affine)``, as in
-        :func:`alps.measure.measure`)
+        :func:`alps.imaging.measure.measure`)
     n_boot, seed, leverage : see :func:`wild_bootstrap_signals`
 
     Returns
     -------
     DataFrame, one row per replicate: ``replicate``, ``alps_L``, ``alps_R``, ``alps`` (template
-    axes, ROI-mean tensors weighted as in :func:`alps.measure.measure`).
+    axes, ROI-mean tensors weighted as in :func:`alps.imaging.measure.measure`).
     """
     signal = np.asarray(signal)
     missing = [n for n in ROI_NAMES if n not in weights]
@@ -153,9 +153,9 @@ def bootstrap_scan(dwi, registration, weights, *, axes: str = "template", n_boot
                    leverage: bool = True) -> pd.DataFrame:
     """:func:`bootstrap_roi_alps` for a loaded scan: ``dwi`` an :class:`alps.io.DWI` (FSL
     b-vectors, converted to voxel axes here), ``registration`` its subject → template
-    :class:`alps.registration.Registration` (for the template-axis rotation), ``weights`` its
+    :class:`alps.imaging.registration.Registration` (for the template-axis rotation), ``weights`` its
     native-grid ROI weights; ``axes='scanner'`` bootstraps the scanner (voxel) axis index
-    instead (``alps_scanner*`` of :func:`alps.measure.measure`, columns still ``alps_L`` ...)."""
+    instead (``alps_scanner*`` of :func:`alps.imaging.measure.measure`, columns still ``alps_L`` ...)."""
     from ..io.gradients import fsl_to_voxel
 
     if axes == "template":

@@ -135,7 +135,7 @@ def motion_correct(data, affine, bvals, bvecs_fsl, *, model: str = "rigid", refe
     seed : ANTs random seed of the sampling (fixed: same input, same result)
     return_transforms : also return the (N, 4, 4) RAS transforms (identity for the first b = 0)
     scratch_dir : where ANTs' scratch directory (``.alps-scratch-motion-*``) is made and removed
-        again (default: the system temp dir; see :func:`alps.registration.scratch_parent`)
+        again (default: the system temp dir; see :func:`alps.imaging.ants.scratch_parent`)
 
     Returns
     -------

@@ -50,7 +50,7 @@ How much of the ALPS spread across the Toshiba tilts is registration: giving all
 registration carried over by their true motion (``benchmarks/real_data.py --reuse DIR --oracle``)
 leaves 0.080–0.091 of the 0.104 (mean ALPS, 2.5 mm spheres) and 0.051–0.059 of the 0.066 at
 5 mm. The noise of these scans alone spreads five measurements by 0.071 and 0.033 on average
-(:mod:`alps.noise`, leverage-adjusted wild bootstrap; ``--bootstrap``): at 2.5 mm most of the
+(:mod:`alps.imaging.noise`, leverage-adjusted wild bootstrap; ``--bootstrap``): at 2.5 mm most of the
 spread is noise, at 5 mm the series also differ systematically (grid, distortion), not between
 registrations.
 ``kind='syn'`` adds ANTs SyN (CC) after the same linear stages; ``kind='rigid'`` is rigid only.

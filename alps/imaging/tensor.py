@@ -6,7 +6,7 @@ In memory a tensor field is an array of shape ``(..., 3, 3)``. On disk it is a 4
 six volumes in the order ``Dxx, Dxy, Dxz, Dyy, Dyz, Dzz`` (the order of FSL ``dtifit
 --save_tensor``), units mm²/s.
 
-*Frames.* A tensor fitted from FSL-convention bvecs (after :func:`alps.gradients.fsl_to_voxel`)
+*Frames.* A tensor fitted from FSL-convention bvecs (after :func:`alps.io.gradients.fsl_to_voxel`)
 is expressed in the image's **voxel axes** (i, j, k). :func:`voxel_to_world` turns it into the
 **world (scanner RAS+) frame** and :func:`rotate` applies any further rotation, e.g. the
 rotation part of the subject→template registration, to express it in **template (anatomical)

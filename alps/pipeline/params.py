@@ -262,11 +262,20 @@ class PipelineParams:
 def from_profile(profile: str = "default", overrides: Mapping[str, Any] | None = None,
                  *, what: str = "overrides") -> PipelineParams:
     """The ``pipeline:`` section of ``config/<profile>.yaml`` overlaid by ``overrides`` (e.g. a
-    notebook's ``pipeline`` parameter or the options of ``alps run``); every key validated."""
+    notebook's ``pipeline`` parameter or the options of ``alps run``); every key validated.
+
+    Without the repository's ``config/`` folder (an installed, not editable, package) the
+    ``default`` profile is the parameter defaults; any other profile must exist."""
     from .. import config, paths
 
-    params = PipelineParams.from_mapping(config.section(profile, "pipeline"),
-                                         source=f"{paths.config_file(profile)} [pipeline]")
+    try:
+        path = paths.config_file(profile)
+    except FileNotFoundError:
+        if profile != "default" or paths.CONFIG_DIR.is_dir():
+            raise
+        params = PipelineParams()
+    else:
+        params = PipelineParams.from_mapping(config.section(profile, "pipeline"), source=f"{path} [pipeline]")
     return PipelineParams.from_mapping(overrides, source=f"pipeline {what}", base=params)
 
 

@@ -3,30 +3,18 @@
 ``alps simulate OUT_DIR`` writes 40 MO + 40 VM + 20 HC participants (defaults from
 ``config/<profile>.yaml``, section ``simulate``). Pieces:
 
-* :mod:`alps.phantom` — template-space (MNI152 2009a, 2 mm) anatomy, fibre-orientation field,
-  perivascular x-diffusivity and the ALPS oracle;
-* :mod:`alps.clinical` — demographics, headache variables and planted ALPS (the structural
-  model and its equations are in that module's docstring and in ``data/README.md``);
-* this module — per-subject head pose, native-space resampling with tensor reorientation,
-  DWI synthesis with Rician noise, FSL bvecs, atomic/deterministic BIDS writing, CLI.
-
-Geometry
---------
-A subject's head is the template brain under the pose ``x_n = s R x_t + t`` (``R = Rz Ry Rx``,
-angles ``rot_x/y/z_deg`` about the MNI axes through the MNI origin, isotropic scale ``s``,
-translation ``t`` mm). The native image is an axis-aligned 2 mm LAS grid (``orientation='RAS'``
-for a positive-determinant affine; ``'mixed'`` draws one per subject) cropped to the posed
-brain + ``margin_mm``; with ``oblique=True`` the affine's axes are instead rotated by ``R`` (the
-head then lies straight in the grid). For every native voxel centre ``x_n``, the template
-point ``x_t = pose⁻¹(x_n)`` is sampled trilinearly (six tensor components and S0) and the
-tensor reoriented ``D_world = R D_t Rᵀ``. DWI follow ``S = S0 exp(−b gᵀ D_world g)`` with
-world-frame gradient directions ``g``, which are written as FSL bvecs relative to the image
-axes (:func:`alps.gradients.world_to_voxel` then :func:`alps.gradients.voxel_to_fsl`). Rician
-noise: ``σ = mean S0 in template WM (f_wm > 0.9) / snr``.
+* :mod:`alps.simulation.phantom` — template-space (MNI152 2009a, 2 mm) anatomy, fibre-orientation
+  field, perivascular x-diffusivity and the ALPS oracle;
+* :mod:`alps.simulation.clinical` — demographics, headache variables and planted ALPS (the
+  structural model and its equations are in that module's docstring and in ``data/README.md``);
+* :mod:`alps.simulation.pose` (head pose, native grid), :mod:`alps.simulation.signal` (tensor
+  resampling with reorientation, DWI with Rician noise, FSL bvecs) and
+  :mod:`alps.simulation.bids` (deterministic BIDS writing);
+* this module — the whole cohort: per-subject seeds, pose and tissue draws, the tables.
 
 Clinical (structural) model
 ---------------------------
-(:mod:`alps.clinical`; parameter values and their analytic derivation in ``data/README.md``)::
+(:mod:`alps.simulation.clinical`; parameter values and their analytic derivation in ``data/README.md``)::
 
     d  ~ Gamma(μ_d[g], σ_d[g])                     duration (y), MO/VM
     f  = μ_f[g] + γ (d − μ_d[g]) + e_f             attacks/month, MO/VM
@@ -37,7 +25,7 @@ Clinical (structural) model
 
 The perivascular diffusivities ``p_L``/``p_R`` are calibrated per subject so that the oracle
 ALPS (noise-free template-space field, default 2.5 mm spheres) equals ``A_L``/``A_R``
-(:func:`alps.phantom.calibrate_perivascular`).
+(:func:`alps.simulation.phantom.calibrate_perivascular`).
 
 Determinism: per-participant seeds are ``SeedSequence(seed, spawn_key=(1, i))`` (pose, tissue
 diffusivities) and ``(2, i)`` (noise); the clinical table uses ``(0,)``; the gradient scheme

@@ -3,7 +3,7 @@
 Anatomy
 -------
 The white-matter (``f_wm``) and grey-matter (``f_gm``) fractions are the MNI152 2009a probability
-maps shipped with nilearn (:func:`alps.template.load`); cerebrospinal fluid is what is left of the
+maps shipped with nilearn (:func:`alps.imaging.template.load`); cerebrospinal fluid is what is left of the
 brain mask, ``f_csf = clip(mask − f_gm − f_wm, 0, 1)`` (ventricles included). Outside the mask
 all fractions are 0 (no signal). At the four default ALPS ROIs the template WM fraction is already
 high (mean 0.93 in the SCR spheres, 0.998 in the SLF spheres of radius 2.5 mm), so it is used
@@ -52,7 +52,7 @@ from ..imaging.tensor import from_six
 
 #: Tissue diffusivities (mm²/s) and b = 0 signal (a.u.), simulation parameters.
 TISSUE = {
-    "wm_lambda_par": 1.65e-3,   # per-subject draw U(1.60, 1.70)e-3, see alps.simulate
+    "wm_lambda_par": 1.65e-3,   # per-subject draw U(1.60, 1.70)e-3, see alps.simulation
     "wm_lambda_perp": 0.40e-3,  # per-subject draw U(0.35, 0.45)e-3
     "gm_d": 0.80e-3,
     "csf_d": 3.00e-3,
@@ -205,8 +205,8 @@ def calibrate_perivascular(fields: TemplateFields, lam_par, lam_perp, alps_L, al
 def oracle_alps(tensor_field, affine, radius_mm=2.5) -> dict:
     """ALPS of a tensor field (``grid + (3, 3)`` or ``grid + (6,)``) within the default spheres.
 
-    Uses :func:`alps.roi.default_spheres`, :func:`alps.roi.sphere_masks` and
-    :func:`alps.index.alps_from_tensor_field`; returns their dict (``alps_L``, ``alps_R``,
+    Uses :func:`alps.imaging.roi.default_spheres`, :func:`alps.imaging.roi.sphere_masks` and
+    :func:`alps.imaging.index.alps_from_tensor_field`; returns their dict (``alps_L``, ``alps_R``,
     ``alps`` and the ROI diagonal components).
     """
     t = np.asarray(tensor_field)

@@ -52,7 +52,7 @@ def subject_template_tensor(fields: TemplateFields, planted: dict) -> np.ndarray
 
 
 def default_scheme(seed=0, n_b0=5, n_dirs=32, bval=1000.0):
-    """The acquisition scheme (world-frame directions), :func:`alps.gradients.scheme`."""
+    """The acquisition scheme (world-frame directions), :func:`alps.io.gradients.scheme`."""
     return make_scheme(n_b0=n_b0, n_dirs=n_dirs, bval=bval, seed=int(seed))
 
 
@@ -64,7 +64,7 @@ def simulate_subject(fields: TemplateFields, pose: Pose, planted: dict, *, snr=2
     Parameters
     ----------
     fields : TemplateFields
-        From :func:`alps.phantom.make_template_fields`.
+        From :func:`alps.simulation.phantom.make_template_fields`.
     pose : Pose
     planted : dict
         ``alps_L``, ``alps_R`` and optionally ``lam_par``, ``lam_perp`` (mm²/s); ``p_L``/``p_R``

@@ -15,7 +15,7 @@ def fibre_field_agreement(tensor_a, affine_a, tensor_b, affine_b, b_to_a, *, mas
     ``b``'s world frame by the head motion. A table read in the wrong frame (slab or scanner axes
     swapped, an oblique rotation applied twice or not at all) shows up as a systematic extra
     rotation of the whole fibre field — which sign-flip/permutation checks
-    (:mod:`alps.gradcheck`) cannot see.
+    (:mod:`alps.imaging.gradcheck`) cannot see.
 
     For every voxel ``v`` of ``b`` (inside ``mask_b``) with FA ≥ ``fa_threshold`` in both scans,
     ``a``'s world-axis tensor is sampled (trilinear, per component) at ``x_a = M x_b`` with

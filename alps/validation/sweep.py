@@ -1,6 +1,6 @@
 """The head-rotation sweep: one simulated subject under many head poses, known truth.
 
-One simulated subject (:mod:`alps.simulate`, identity scale, high SNR) is written with the head
+One simulated subject (:mod:`alps.simulation`, identity scale, high SNR) is written with the head
 rotated by each angle about x, y and z (0, ±a for every ``a`` in ``angles``) and run through the
 pipeline. An orientation-robust index is flat across poses (spread = max − min ≈ noise); the
 classic scanner-axis index is not, because a tilt mixes Dyy/Dzz into Dxx.
