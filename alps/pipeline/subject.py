@@ -14,7 +14,7 @@ from .params import PipelineParams
 from .preprocess import preprocess_subject
 from .provenance import kv
 from .records import clean_stale_temporaries, write_run_record
-from .layout import scan_layout
+from .layout import id_columns, scan_layout
 
 #: columns of a scan's row that go to ``provenance.tsv`` only (prefix removed there): SHA-256 of the
 #: inputs, the stage parameters and the package versions (``key=value; ...``).
@@ -41,13 +41,12 @@ def process_subject(item, out_dir, *, params: PipelineParams | None = None, stag
             with contextlib.suppress(OSError, TypeError, ValueError):
                 write_run_record(out_dir, item, row, stages)
     except OSError as exc:  # the lock could not be taken (unwritable OUT_DIR...)
-        row = {"participant_id": item.participant_id, "session_id": item.session_id, "status": "failed",
-               "error": f"lock: {type(exc).__name__}: {exc}"}
+        row = {**id_columns(item), "status": "failed", "error": f"lock: {type(exc).__name__}: {exc}"}
     return row
 
 
 def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelineParams) -> dict:
-    row = {"participant_id": item.participant_id, "session_id": item.session_id}
+    row = id_columns(item)
     stage = "validation"
     try:
         if item.error:
