@@ -8,6 +8,7 @@ import traceback
 
 from .. import io as aio
 from ..io import InputError, check_input_files
+from ..io.metadata import scan_metadata
 from .locking import scan_lock
 from .measure import measure_subject
 from .params import PipelineParams
@@ -52,6 +53,7 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelinePa
         if item.error:
             raise InputError(item.error)
         check_input_files(item)
+        row.update(scan_metadata(item))
         clean_stale_temporaries(scan_layout(out_dir, item).dir)
         stage = "hashing"
         t = time.perf_counter()
@@ -66,6 +68,7 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelinePa
             row[f"{PROV_PREFIX}versions"] = kv(prov.get("versions"))
             row["preprocess_reused"] = rec.get("reused", False)
             row.update(rec["registration"]["metrics"])
+            row.update(rec.get("acquisition") or {})
             row.update(rec.get("motion") or {})
             row.update({f"time_{k}_s": v for k, v in rec.get("times_s", {}).items()})
         if "measure" in stages:
