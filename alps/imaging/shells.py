@@ -120,7 +120,7 @@ def fit_model_tensor(data, bvals, bvecs_fsl, affine, mask, *, model: str, b0_thr
         from dipy.reconst.dki import DiffusionKurtosisModel
 
         fit = DiffusionKurtosisModel(gtab).fit(vox)
-        extra = {"mean_kurtosis": np.asarray(fit.mk(0, 3), float)}
+        extra = {"mean_kurtosis": np.asarray(fit.mk(min_kurtosis=0, max_kurtosis=3), float)}
     else:
         raise ValueError(f"fit_model_tensor fits 'fwdti' or 'dki', not {model!r}")
     q = np.asarray(fit.quadratic_form, float)
