@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "simulate": "alps.cli.simulate",
     "group": "alps.cli.group",
     "validate": "alps.cli.validate",
+    "convert": "alps.cli.convert",
 }
 
 
