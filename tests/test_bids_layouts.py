@@ -218,3 +218,23 @@ def test_scanner_metadata_of_the_real_sidecars():
 
     row = scan_metadata(replace(it, sidecar=None, sidecars=()))
     assert row["manufacturer"] is None and row["voxel_size_mm"] is not None
+
+
+def test_single_file_with_given_mask(tmp_path):
+    f = _img(tmp_path / "dwi_preproc.nii.gz")
+    _grad(tmp_path / "dwi_preproc")
+    m = _img(tmp_path / "brain_mask.nii.gz", n=1)
+    it = discover(f, mask=m)[0]
+    assert it.mask == m and not it.preprocessed and it.key == "sub-dwipreproc"
+    q = _img(tmp_path / "sub-01_space-ACPC_desc-preproc_dwi.nii.gz")
+    qm = _img(tmp_path / "sub-01_space-ACPC_desc-brain_mask.nii.gz", n=1)
+    it = discover(q)[0]
+    assert it.preprocessed and it.mask == qm and it.key == "sub-01_space-ACPC"
+    with pytest.raises(InputError, match="only for a single DWI file"):
+        discover(_lab_root(tmp_path), mask=m)
+
+
+def _lab_root(tmp_path):
+    r = tmp_path / "ds"
+    _img(r / "sub-01" / "dwi" / "sub-01_dwi.nii.gz")
+    return r
