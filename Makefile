@@ -184,6 +184,7 @@ bench: | $(STAMP) ## Benchmarks (not tests, ~15 min): per-stage time/memory, sca
 	$(PY) benchmarks/bench_pipeline.py timing $(BENCH)/pipeline.csv
 	$(PY) benchmarks/bench_scale.py $(BENCH)/scale.csv --n-jobs 1 2 --n-subjects 8
 	$(PY) benchmarks/bench_registration.py $(BENCH)/registration.csv --work build/bench-registration
+	$(PY) benchmarks/bench_multishell.py $(BENCH)/multishell.csv --work build/bench-multishell
 	@if [ -d ../shared/data/real_dwi ]; then \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_data.csv --work build/bench-real --roi-radius 2.5 5 --n-jobs 1 && \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_oracle.csv --reuse build/bench-real/derivatives_r2.5_affine --oracle && \

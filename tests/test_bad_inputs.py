@@ -263,10 +263,6 @@ def _build(case, root, label):
     if case == "fov_too_small":  # valid scan, 40 x 48 x 40 mm
         f = _write(root, label)
         return f["dwi"], "field of view 40 x 48 x 40 mm cannot contain the ALPS ROIs"
-    if case == "duplicate_runs":
-        f = _write(root, label, stem=f"sub-{label}_run-1_dwi")
-        f2 = _write(root, label, stem=f"sub-{label}_run-2_dwi")
-        return f2["dwi"], f"more than one DWI for sub-{label} \\(also {f['dwi'].name}\\)"
     if case == "duplicate_nii_and_niigz":
         _write(root, label)
         f2 = _write(root, label, ext=".nii")
@@ -287,10 +283,10 @@ CASES = [
     "image_3d", "image_5d", "image_single_volume", "image_too_few_volumes", "image_nan_voxels",
     "image_inf_voxels", "image_zero_volume", "image_all_zero",
     "affine_sheared", "affine_singular", "affine_non_finite", "fov_too_small",
-    "duplicate_runs", "duplicate_nii_and_niigz", "file_in_wrong_subject_folder",
+    "duplicate_nii_and_niigz", "file_in_wrong_subject_folder",
 ]
 #: discovery-level cases (caught by alps.io.discover; strict mode raises)
-DISCOVERY = {"duplicate_runs", "duplicate_nii_and_niigz", "file_in_wrong_subject_folder"}
+DISCOVERY = {"duplicate_nii_and_niigz", "file_in_wrong_subject_folder"}
 #: root can read a chmod-000 file: the permission case cannot be produced
 SKIP = {"image_unreadable_permissions"} if IS_ROOT else set()
 

@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, str] = {
     "gradcheck": "alps.cli.gradcheck",
     "simulate": "alps.cli.simulate",
     "group": "alps.cli.group",
+    "validate": "alps.cli.validate",
+    "convert": "alps.cli.convert",
 }
 
 

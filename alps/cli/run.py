@@ -22,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="subject labels to process (with or without 'sub-'; default: all)")
     parser.add_argument("--bval", default=None, help="b-values file (single-file input; default: beside it)")
     parser.add_argument("--bvec", default=None, help="b-vectors file (single-file input; default: beside it)")
+    parser.add_argument("--mask", default=None, metavar="FILE",
+                        help="brain mask of a single-file input (e.g. FSL/MRtrix-preprocessed DWI); used "
+                        "instead of ours (QSIPrep derivatives bring their desc-brain_mask)")
+    parser.add_argument("--bids-filter-file", default=None, metavar="FILE",
+                        help="JSON filter as fMRIPrep/QSIPrep take it, e.g. {\"dwi\": {\"run\": 1, "
+                        "\"acquisition\": \"mb\"}}; default: every DWI series, each run its own row")
     parser.add_argument("--force", action="store_true", help="recompute finished scans (default: reuse them)")
     parser.add_argument("--profile", default="default",
                         help="configuration profile whose 'pipeline' section gives the defaults "
@@ -48,7 +54,8 @@ def cli(args) -> int:
         return 2
     try:
         df = run_cohort(args.input, args.out_dir, params=params, participant_label=args.participant_label,
-                        bval=args.bval, bvec=args.bvec, force=args.force, scheduler=args.scheduler,
+                        bval=args.bval, bvec=args.bvec, mask=args.mask, bids_filter=args.bids_filter_file,
+                        force=args.force, scheduler=args.scheduler,
                         tables=not args.no_tables)
     except (InputError, GradientError) as exc:
         print(f"alps run: invalid input: {exc}")

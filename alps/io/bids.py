@@ -1,8 +1,24 @@
-"""Discovery of the diffusion scans of a BIDS dataset, or of one DWI file.
+"""Discovery of the diffusion scans of a BIDS dataset, a preprocessed derivatives tree, or one DWI.
 
-Dataset problems found here — two DWI runs for one subject/session, a file whose ``sub-`` label
-differs from its folder — are recorded on the :class:`SubjectInput` as ``error`` so that the
-cohort runner fails only that subject (``discover(..., strict=True)`` raises instead).
+Layout and policy
+-----------------
+* Every ``sub-*/[ses-*/]dwi/*_dwi.nii[.gz]`` is one scan, keyed by its entities ``sub``, ``ses``,
+  ``acq``, ``rec``, ``dir``, ``run`` (and ``space`` in derivatives); output names keep them
+  (:attr:`SubjectInput.key`, e.g. ``sub-01_ses-1_dir-AP_run-2``). **Several runs of a
+  subject/session are each processed** and each get their own row; choose some of them with a
+  BIDS filter file (:func:`alps.io.bidsnames.load_filter_file`, ``alps run --bids-filter-file``).
+* Gradient files and sidecars follow the BIDS inheritance principle
+  (:func:`alps.io.bidsnames.inherited`): a ``dwi.bval`` at the dataset root, a
+  ``sub-01_dwi.bvec`` in the subject folder for all its sessions, ``acq-``-level sidecars...
+* Preprocessed derivatives (QSIPrep: ``*_space-T1w_desc-preproc_dwi.nii.gz`` with its
+  ``.bval``/``.bvec`` and ``*_space-T1w_desc-brain_mask.nii.gz``): when a tree holds
+  ``desc-preproc`` DWIs only those are taken, the scan is marked ``preprocessed`` (our optional
+  denoising/Gibbs/motion steps are skipped) and the given brain mask is used.
+
+Dataset problems found here — a file whose ``sub-``/``ses-`` labels differ from its folder, two
+images with one key, ambiguous inheritance — are recorded on the :class:`SubjectInput` as
+``error`` so that the cohort runner fails only that scan (``discover(..., strict=True)`` raises
+instead); :func:`alps.io.validate.validate_dataset` reports them per file up front.
 """
 from __future__ import annotations
 
@@ -10,29 +26,41 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from .bidsnames import inherited, matches_filter, parse_name, scan_entities
 from .dwi import gradient_files_for
 from .errors import GradientError, InputError
 from .files import check_readable, sha256, strip_nii
 
-__all__ = ["SubjectInput", "discover", "check_input_files", "input_hashes"]
+__all__ = ["SubjectInput", "discover", "check_input_files", "input_hashes", "scan_key"]
+
+
+def scan_key(participant_id: str, session_id: str | None = None, entities=()) -> str:
+    """``sub-X[_ses-Y][_acq-A][_rec-R][_dir-D][_run-N][_space-S]``: a scan's output prefix."""
+    parts = [participant_id] + ([session_id] if session_id else [])
+    parts += [f"{k}-{v}" for k, v in entities]
+    return "_".join(parts)
 
 
 @dataclass(frozen=True)
 class SubjectInput:
-    """One diffusion scan to process: the DWI and its gradient files."""
+    """One diffusion scan to process: the DWI, its gradient files and what BIDS says about it."""
 
     participant_id: str          # "sub-XX"
     dwi: Path
     bval: Path
     bvec: Path
     session_id: str | None = None  # "ses-YY" or None
-    sidecar: Path | None = None    # BIDS .json, if present (never read by the pipeline)
-    error: str | None = None       # a problem found at discovery (duplicate run, misplaced file)
+    sidecar: Path | None = None    # the nearest BIDS .json, if any
+    error: str | None = None       # a problem found at discovery (misplaced file, duplicate key...)
+    entities: tuple = ()           # series entities beyond sub/ses: (("dir", "AP"), ("run", "1"))
+    sidecars: tuple = ()           # every applicable .json, root first (BIDS inheritance)
+    mask: Path | None = None       # a given brain mask (preprocessed input)
+    preprocessed: bool = False     # input already preprocessed (QSIPrep desc-preproc)
 
     @property
     def key(self) -> str:
-        """Unique output prefix: ``sub-XX`` or ``sub-XX_ses-YY``."""
-        return self.participant_id if not self.session_id else f"{self.participant_id}_{self.session_id}"
+        """Unique output prefix: ``sub-XX[_ses-YY][_acq-..][_dir-..][_run-..]``."""
+        return scan_key(self.participant_id, self.session_id, self.entities)
 
 
 def check_input_files(item: SubjectInput) -> None:
@@ -42,6 +70,8 @@ def check_input_files(item: SubjectInput) -> None:
     check_readable(Path(item.dwi), "image file")
     check_readable(Path(item.bval), "gradient file (.bval)", GradientError)
     check_readable(Path(item.bvec), "gradient file (.bvec)", GradientError)
+    if item.mask is not None:
+        check_readable(Path(item.mask), "brain mask")
 
 
 _BIDS_LABEL = re.compile(r"[^A-Za-z0-9]")
@@ -70,24 +100,77 @@ _NON_DWI_SUFFIXES = {"T1w", "T2w", "FLAIR", "PD", "PDw", "T2starw", "bold", "sbr
                      "angio", "cbv", "physio", "events"}
 
 
-def discover(input_path, *, participant_label=None, bval=None, bvec=None, strict: bool = True
-             ) -> list[SubjectInput]:
+def _mask_for(f: Path) -> Path | None:
+    """QSIPrep's brain mask beside a ``desc-preproc`` DWI (``..._desc-brain_mask.nii[.gz]``)."""
+    stem = strip_nii(f)
+    if "_desc-preproc_dwi" not in stem + "_":
+        return None
+    base = stem.replace("_desc-preproc_dwi", "_desc-brain_mask")
+    for ext in (".nii.gz", ".nii"):
+        p = f.with_name(base + ext)
+        if p.is_file():
+            return p
+    return None
+
+
+def _single_file(input_path: Path, labels, bval, bvec, mask) -> list[SubjectInput]:
+    if not (input_path.name.endswith(".nii.gz") or input_path.name.endswith(".nii")):
+        raise InputError(f"{input_path}: expected a .nii or .nii.gz DWI file")
+    stem = strip_nii(input_path)
+    suffix = stem.rsplit("_", 1)[-1] if "_" in stem else ""
+    if suffix in _NON_DWI_SUFFIXES:
+        raise InputError(f"{input_path}: BIDS suffix '_{suffix}' is not a diffusion image (expected *_dwi)")
+    sub = _entity(stem, "sub") or _BIDS_LABEL.sub("", stem) or "01"
+    ses = _entity(stem, "ses")
+    if labels is not None and sub not in labels:
+        raise InputError(f"{input_path}: participant label(s) {labels} do not match this file (sub-{sub})")
+    ents, _, _ = parse_name(input_path.name)
+    dbval, dbvec = gradient_files_for(input_path)
+    bval_p = Path(bval) if bval else dbval
+    bvec_p = Path(bvec) if bvec else dbvec
+    side = input_path.with_name(stem + ".json")
+    given_mask = Path(mask) if mask else _mask_for(input_path)
+    return [SubjectInput(f"sub-{sub}", input_path, bval_p, bvec_p, f"ses-{ses}" if ses else None,
+                         side if side.is_file() else None, entities=scan_entities(ents),
+                         sidecars=(side,) if side.is_file() else (), mask=given_mask,
+                         preprocessed="_desc-preproc_dwi" in stem + "_")]
+
+
+def _dwi_files(root: Path) -> list[Path]:
+    files = []
+    for pattern in ("sub-*/dwi/*_dwi.nii.gz", "sub-*/dwi/*_dwi.nii", "sub-*/ses-*/dwi/*_dwi.nii.gz",
+                    "sub-*/ses-*/dwi/*_dwi.nii"):
+        files += root.glob(pattern)
+    files = sorted(files)
+    preproc = [f for f in files if "_desc-preproc_dwi" in f.name]
+    return preproc or files
+
+
+def discover(input_path, *, participant_label=None, bval=None, bvec=None, mask=None, bids_filter=None,
+             strict: bool = True, warnings: list | None = None) -> list[SubjectInput]:
     """List the diffusion scans to process.
 
     Parameters
     ----------
     input_path : path-like
-        A BIDS dataset root (``sub-*/[ses-*/]dwi/*_dwi.nii[.gz]``) or one DWI file.
+        A BIDS dataset root (``sub-*/[ses-*/]dwi/*_dwi.nii[.gz]``), a QSIPrep-style derivatives
+        root (``*_desc-preproc_dwi.nii.gz``) or one DWI file.
     participant_label : str or list of str, optional
         BIDS subject labels to keep (with or without ``sub-``); others are ignored. A requested
         label with no DWI is an error.
-    bval, bvec : path-like, optional
-        Gradient files for a single-file input (default: beside the image, same stem).
+    bval, bvec, mask : path-like, optional
+        Gradient files and a brain mask for a single-file input (default: beside the image, same
+        stem; the mask of a ``desc-preproc`` image is its ``desc-brain_mask``).
+    bids_filter : dict, optional
+        A ``dwi`` query (:func:`alps.io.bidsnames.load_filter_file`): only matching files are kept.
     strict : bool
-        Per-scan problems found here — more than one DWI for a subject/session, a file whose
-        ``sub-``/``ses-`` label differs from its folder — raise :class:`InputError` when True
-        (default); when False they are recorded in :attr:`SubjectInput.error` (one item per
-        affected subject/session) so that a cohort runner fails only that scan.
+        Per-scan problems (a file whose ``sub-``/``ses-`` labels differ from its folder, two images
+        with one key, ambiguous gradient-file inheritance) raise :class:`InputError` when True
+        (default); when False they are recorded in :attr:`SubjectInput.error` so that a cohort
+        runner fails only that scan.
+    warnings : list, optional
+        Receives the messages of tolerated irregularities (several inheritable files at one level
+        where one is the most specific).
 
     Returns
     -------
@@ -97,35 +180,18 @@ def discover(input_path, *, participant_label=None, bval=None, bvec=None, strict
     Raises
     ------
     InputError
-        Missing input, no DWI found, unknown labels, a non-diffusion single file; with
-        ``strict`` also the per-scan problems above.
+        Missing input, no DWI found, unknown labels, a non-diffusion single file, nothing left
+        after the filter; with ``strict`` also the per-scan problems above.
     """
     input_path = Path(input_path)
     if not input_path.exists():
         raise InputError(f"{input_path}: input not found")
     labels = _normalise_labels(participant_label)
     if input_path.is_file():
-        if not (input_path.name.endswith(".nii.gz") or input_path.name.endswith(".nii")):
-            raise InputError(f"{input_path}: expected a .nii or .nii.gz DWI file")
-        stem = strip_nii(input_path)
-        suffix = stem.rsplit("_", 1)[-1] if "_" in stem else ""
-        if suffix in _NON_DWI_SUFFIXES:
-            raise InputError(f"{input_path}: BIDS suffix '_{suffix}' is not a diffusion image (expected *_dwi)")
-        sub = _entity(stem, "sub") or _BIDS_LABEL.sub("", stem) or "01"
-        ses = _entity(stem, "ses")
-        if labels is not None and sub not in labels:
-            raise InputError(f"{input_path}: participant label(s) {labels} do not match this file (sub-{sub})")
-        dbval, dbvec = gradient_files_for(input_path)
-        bval_p = Path(bval) if bval else dbval
-        bvec_p = Path(bvec) if bvec else dbvec
-        side = input_path.with_name(stem + ".json")
-        return [SubjectInput(f"sub-{sub}", input_path, bval_p, bvec_p,
-                             f"ses-{ses}" if ses else None, side if side.is_file() else None)]
-    if bval or bvec:
-        raise InputError("--bval/--bvec are only for a single DWI file input, not a BIDS dataset")
-    files = sorted(list(input_path.glob("sub-*/dwi/*_dwi.nii.gz")) + list(input_path.glob("sub-*/dwi/*_dwi.nii"))
-                   + list(input_path.glob("sub-*/ses-*/dwi/*_dwi.nii.gz"))
-                   + list(input_path.glob("sub-*/ses-*/dwi/*_dwi.nii")))
+        return _single_file(input_path, labels, bval, bvec, mask)
+    if bval or bvec or mask:
+        raise InputError("--bval/--bvec/--mask are only for a single DWI file input, not a BIDS dataset")
+    files = _dwi_files(input_path)
     if not files:
         raise InputError(f"{input_path}: no BIDS diffusion images (sub-*/[ses-*/]dwi/*_dwi.nii[.gz]) found")
     out: dict[str, SubjectInput] = {}
@@ -136,50 +202,65 @@ def discover(input_path, *, participant_label=None, bval=None, bvec=None, strict
             raise InputError(msg)
         problems.setdefault(key, []).append(msg)
 
+    n_matched = 0
     for f in files:
-        stem = strip_nii(f)
-        sub = _entity(stem, "sub")
-        if sub is None:
+        ents, suffix, _ = parse_name(f.name)
+        sub = ents.get("sub")
+        if sub is None or suffix != "dwi":
             continue
         rel = f.relative_to(input_path).parts
         folder_sub = rel[0][4:]
         folder_ses = rel[1][4:] if len(rel) == 4 else None
-        ses = _entity(stem, "ses")
+        ses = ents.get("ses")
         if labels is not None and sub not in labels and folder_sub not in labels:
             continue
-        bval_p, bvec_p = gradient_files_for(f)
-        # BIDS inheritance: top-level dwi.bval/bvec
-        if not bval_p.is_file() and (input_path / "dwi.bval").is_file():
-            bval_p = input_path / "dwi.bval"
-        if not bvec_p.is_file() and (input_path / "dwi.bvec").is_file():
-            bvec_p = input_path / "dwi.bvec"
-        side = f.with_name(stem + ".json")
+        if bids_filter and not matches_filter(ents, bids_filter):
+            continue
+        n_matched += 1
+        found = {}
+        msgs = []
+        for ext in (".bval", ".bvec", ".json"):
+            chain, probs = inherited(f, input_path, ext)
+            found[ext] = chain
+            for p in probs:
+                (msgs if "ambiguous" in p else (warnings if warnings is not None else [])).append(p)
+        dflt_bval, dflt_bvec = gradient_files_for(f)
+        bval_p = found[".bval"][-1] if found[".bval"] else dflt_bval
+        bvec_p = found[".bvec"][-1] if found[".bvec"] else dflt_bvec
+        sidecars = tuple(found[".json"])
+        series = scan_entities(ents)
+        pid, sid = f"sub-{sub}", f"ses-{ses}" if ses else None
         if sub != folder_sub or ses != folder_ses:
-            # misplaced file: file it under its folder's key and fail that scan
-            item = SubjectInput(f"sub-{folder_sub}", f, bval_p, bvec_p,
-                                f"ses-{folder_ses}" if folder_ses else None, side if side.is_file() else None)
-            problem(item.key, f"{f}: file labels (sub-{sub}{', ses-' + ses if ses else ''}) do not match "
-                              f"its folder ({'/'.join(rel[:-2])}); misplaced or mis-named file")
-        else:
-            item = SubjectInput(f"sub-{sub}", f, bval_p, bvec_p, f"ses-{ses}" if ses else None,
-                                side if side.is_file() else None)
+            # misplaced file: file it under its folder's ids and fail that scan
+            pid, sid = f"sub-{folder_sub}", f"ses-{folder_ses}" if folder_ses else None
+            msgs.append(f"{f}: file labels (sub-{sub}{', ses-' + ses if ses else ''}) do not match "
+                        f"its folder ({'/'.join(rel[:-2])}); misplaced or mis-named file")
+        item = SubjectInput(pid, f, bval_p, bvec_p, sid, sidecars[-1] if sidecars else None,
+                            entities=series, sidecars=sidecars, mask=_mask_for(f),
+                            preprocessed="_desc-preproc_dwi" in f.name)
         if item.key in out:
             problem(item.key, f"{f}: more than one DWI for {item.key} (also {out[item.key].dwi.name}); "
-                              "select one run per subject/session")
+                              "remove one of them")
             continue
         out[item.key] = item
+        for m in msgs:
+            problem(item.key, m)
     for key, msgs in problems.items():
         out[key] = replace(out[key], error="; ".join(msgs))
     if labels is not None:
-        found = {s.participant_id[4:] for s in out.values()}
-        missing = [lab for lab in labels if lab not in found]
+        found_ids = {s.participant_id[4:] for s in out.values()}
+        missing = [lab for lab in labels if lab not in found_ids]
         if missing:
             raise InputError(f"{input_path}: no DWI found for participant label(s) {missing}")
     if not out:
-        raise InputError(f"{input_path}: no diffusion images matched")
+        what = " matching the BIDS filter" if bids_filter and not n_matched else ""
+        raise InputError(f"{input_path}: no diffusion images{what} matched")
     return [out[k] for k in sorted(out)]
 
 
 def input_hashes(item: SubjectInput) -> dict[str, str]:
-    """SHA-256 of the DWI, bval and bvec files of one scan (provenance)."""
-    return {"dwi": sha256(item.dwi), "bval": sha256(item.bval), "bvec": sha256(item.bvec)}
+    """SHA-256 of the DWI, bval and bvec files of one scan (and of a given mask) — provenance."""
+    out = {"dwi": sha256(item.dwi), "bval": sha256(item.bval), "bvec": sha256(item.bvec)}
+    if item.mask is not None:
+        out["mask"] = sha256(item.mask)
+    return out

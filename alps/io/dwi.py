@@ -141,7 +141,7 @@ def _read_data(img, path: Path) -> np.ndarray:
     return data
 
 
-def load_dwi(dwi_path, bval_path=None, bvec_path=None) -> DWI:
+def load_dwi(dwi_path, bval_path=None, bvec_path=None, *, b0_threshold: float = B0_THRESHOLD) -> DWI:
     """Load and validate a DWI series with its FSL gradient table.
 
     Parameters
@@ -150,6 +150,8 @@ def load_dwi(dwi_path, bval_path=None, bvec_path=None) -> DWI:
         4D NIfTI (``.nii`` or ``.nii.gz``).
     bval_path, bvec_path : path-like, optional
         Default: same stem as the image with ``.bval``/``.bvec``.
+    b0_threshold : float
+        b-values at or below this are b = 0 (gradient checks).
 
     Raises
     ------
@@ -176,7 +178,7 @@ def load_dwi(dwi_path, bval_path=None, bvec_path=None) -> DWI:
                          "not complex or RGB)")
     affine = check_affine(img.affine, dwi_path)
     # gradients first: cheap, and the count check needs no voxel data
-    bvals, bvecs = read_bvals_bvecs(bval_path, bvec_path, n_volumes=shape[3])
+    bvals, bvecs = read_bvals_bvecs(bval_path, bvec_path, n_volumes=shape[3], b0_threshold=b0_threshold)
     data = _read_data(img, dwi_path)
     if not np.all(np.isfinite(data)):
         n_bad = int((~np.isfinite(data)).sum())

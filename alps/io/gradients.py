@@ -47,7 +47,8 @@ def voxel_to_fsl(bvecs, affine):
     return fsl_to_voxel(bvecs, affine)
 
 
-def read_bvals_bvecs(bval_path, bvec_path, *, n_volumes: int | None = None):
+def read_bvals_bvecs(bval_path, bvec_path, *, n_volumes: int | None = None,
+                     b0_threshold: float = B0_THRESHOLD):
     """Read and validate FSL ``.bval`` / ``.bvec`` files.
 
     Accepts bvecs stored as 3 rows x N (FSL) or N rows x 3.
@@ -57,6 +58,8 @@ def read_bvals_bvecs(bval_path, bvec_path, *, n_volumes: int | None = None):
     bval_path, bvec_path : path-like
     n_volumes : int, optional
         Number of volumes of the matching DWI; the counts must agree.
+    b0_threshold : float
+        b-values at or below this are b = 0 (default :data:`B0_THRESHOLD`).
 
     Returns
     -------
@@ -103,11 +106,11 @@ def read_bvals_bvecs(bval_path, bvec_path, *, n_volumes: int | None = None):
         raise GradientError(f"{bval_path} / {bvec_path}: NaN or Inf in the gradient table")
     if np.any(bvals < 0):
         raise GradientError(f"{bval_path}: negative b-values {bvals[bvals < 0]}")
-    b0 = bvals <= B0_THRESHOLD
+    b0 = bvals <= b0_threshold
     if not b0.any():
-        raise GradientError(f"{bval_path}: no b=0 volume (all b > {B0_THRESHOLD:g} s/mm²)")
+        raise GradientError(f"{bval_path}: no b=0 volume (all b > {b0_threshold:g} s/mm²)")
     if b0.all():
-        raise GradientError(f"{bval_path}: no diffusion-weighted volume (all b ≤ {B0_THRESHOLD:g})")
+        raise GradientError(f"{bval_path}: no diffusion-weighted volume (all b ≤ {b0_threshold:g})")
     norms = np.linalg.norm(bvecs[~b0], axis=1)
     bad = np.flatnonzero(np.abs(norms - 1) > UNIT_TOL)
     if bad.size:

@@ -18,7 +18,7 @@ from .tables import cohort_tables, write_tables
 
 
 def run_cohort(input_path, out_dir, *, params: PipelineParams | None = None, participant_label=None,
-               bval=None, bvec=None, stages=STAGES, force: bool = False, progress: bool = True,
+               bval=None, bvec=None, mask=None, bids_filter=None, stages=STAGES, force: bool = False, progress: bool = True,
                qc_png: bool = True, scheduler=None, tables: bool = True, **parameters) -> pd.DataFrame:
     """Run the pipeline over a BIDS dataset (or one DWI file) and write the cohort tables.
 
@@ -34,6 +34,13 @@ def run_cohort(input_path, out_dir, *, params: PipelineParams | None = None, par
         value is validated, and unknown names refused, before any scan is looked at.
     participant_label : str or list of str, optional
         Process only these subjects (a participant-level run, see Locking).
+    mask : path-like, optional
+        A brain mask for a single-file input (e.g. of an FSL/MRtrix-preprocessed DWI); used instead
+        of ours. QSIPrep derivatives bring theirs (:mod:`alps.io.bids`).
+    bids_filter : path-like or dict, optional
+        A BIDS filter file as fMRIPrep/QSIPrep take it (``{"dwi": {"run": 1}}``) or its ``dwi``
+        query (:func:`alps.io.bidsnames.load_filter_file`). Without one, every DWI series is
+        processed (several runs of a session each get their own row).
     stages : tuple
         ``("preprocess", "measure")`` (default) or ``("preprocess",)``.
     force : bool
@@ -67,7 +74,12 @@ def run_cohort(input_path, out_dir, *, params: PipelineParams | None = None, par
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
-    items = discover(input_path, participant_label=participant_label, bval=bval, bvec=bvec, strict=False)
+    if bids_filter is not None and not isinstance(bids_filter, dict):
+        from ..io.bidsnames import load_filter_file
+
+        bids_filter = load_filter_file(bids_filter)
+    items = discover(input_path, participant_label=participant_label, bval=bval, bvec=bvec, mask=mask,
+                     bids_filter=bids_filter, strict=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     kw = dict(params=params, stages=stages, force=force, progress=progress, qc_png=qc_png,

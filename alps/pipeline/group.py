@@ -20,7 +20,7 @@ from urllib.request import url2pathname
 import pandas as pd
 
 from ..io import InputError, SubjectInput, discover
-from .layout import read_json, run_records, scan_layout
+from .layout import id_columns, read_json, row_entities, run_records, scan_layout
 from .locking import scan_locked
 from .provenance import canon
 from .records import read_run_record
@@ -51,13 +51,14 @@ def items_from_records(out_dir) -> list[SubjectInput]:
         if not isinstance(pid, str):
             continue
         dummy = Path(f"{pid}_dwi.nii.gz")
-        items.append(SubjectInput(pid, dummy, dummy, dummy, ses if isinstance(ses, str) else None))
+        items.append(SubjectInput(pid, dummy, dummy, dummy, ses if isinstance(ses, str) else None,
+                                  entities=row_entities(row)))
     return items
 
 
 def _gather_row(out_dir, item) -> tuple[dict, tuple]:
     """The scan's table row from its run record, or a ``missing``/``running`` row."""
-    base = {"participant_id": item.participant_id, "session_id": item.session_id}
+    base = id_columns(item)
     rec_path = scan_layout(out_dir, item).run_record
     if scan_locked(out_dir, item):
         return {**base, "status": "running",

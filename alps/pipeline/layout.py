@@ -1,6 +1,8 @@
 """The derivatives layout: the one place where the name of every output is decided.
 
-``OUT_DIR`` is a BIDS derivatives dataset. Per scan (``<key>`` = ``sub-X`` or ``sub-X_ses-Y``)::
+``OUT_DIR`` is a BIDS derivatives dataset. Per scan (``<key>`` = ``sub-X`` or ``sub-X_ses-Y``, then
+the scan's series entities ``acq``, ``rec``, ``dir``, ``run``, ``space`` when its input has them, e.g.
+``sub-X_ses-Y_dir-AP_run-2``; the lock of such a scan is ``.<key>.alps-run.lock``)::
 
     OUT_DIR/sub-X[/ses-Y]/.alps-run.lock                   the scan's lock
     OUT_DIR/sub-X[/ses-Y]/<key>_desc-run.json              its row of the cohort tables (alps group)
@@ -27,9 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..imaging.template import SPACE
+from ..io.bids import scan_key
+from ..io.bidsnames import SCAN_ENTITIES
 
 __all__ = ["ScanLayout", "scan_layout", "find_scan", "run_records", "COHORT_TABLES", "LOCK_NAME", "SPACE",
-           "read_json", "load_registration"]
+           "read_json", "load_registration", "id_columns", "row_entities", "row_layout", "ENTITY_COLUMNS"]
+
+#: columns of the cohort tables holding a scan's series entities (present when some scan has them).
+ENTITY_COLUMNS = SCAN_ENTITIES
 
 #: the cohort tables under OUT_DIR, in the order they are written (``timings.tsv`` holds the
 #: run-dependent columns; the others are deterministic).
@@ -49,11 +56,12 @@ class ScanLayout:
     root: Path
     participant_id: str
     session_id: str | None = None
+    entities: tuple = ()  # series entities: (("dir", "AP"), ("run", "1"))
 
     @property
     def key(self) -> str:
-        """Output prefix: ``sub-X`` or ``sub-X_ses-Y``."""
-        return self.participant_id + (f"_{self.session_id}" if self.session_id else "")
+        """Output prefix: ``sub-X`` or ``sub-X_ses-Y``, then the series entities."""
+        return scan_key(self.participant_id, self.session_id, self.entities)
 
     @property
     def scan_dir(self) -> Path:
@@ -82,7 +90,7 @@ class ScanLayout:
     qc_png = property(lambda self: self._f("desc-qc.png"))
     result_json = property(lambda self: self._f("desc-alps.json"))
     # the scan as a whole
-    lock = property(lambda self: self.scan_dir / LOCK_NAME)
+    lock = property(lambda self: self.scan_dir / (f".{self.key}{LOCK_NAME}" if self.entities else LOCK_NAME))
     run_record = property(lambda self: self.scan_dir / f"{self.key}_desc-run.json")
 
     def transform_names(self) -> dict[str, str]:
@@ -104,10 +112,38 @@ class ScanLayout:
 
 def scan_layout(out_dir, item) -> ScanLayout:
     """The layout of a scan (anything with ``participant_id`` and ``session_id``)."""
-    return ScanLayout(Path(out_dir), item.participant_id, item.session_id or None)
+    return ScanLayout(Path(out_dir), item.participant_id, item.session_id or None,
+                      tuple(getattr(item, "entities", ()) or ()))
 
 
-def find_scan(out_dir, participant_id: str, session_id: str | None = None) -> ScanLayout:
+def id_columns(item) -> dict:
+    """The identifying columns of a scan's row: ``participant_id``, ``session_id`` and one
+    column per series entity it has (:data:`ENTITY_COLUMNS`)."""
+    out = {"participant_id": item.participant_id, "session_id": item.session_id}
+    out.update(dict(getattr(item, "entities", ()) or ()))
+    return out
+
+
+def _label(v):
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v) if str(v) else None
+
+
+def row_entities(row) -> tuple:
+    """The series entities of a table row (inverse of :func:`id_columns`)."""
+    return tuple((k, _label(row.get(k))) for k in ENTITY_COLUMNS if _label(row.get(k)) is not None)
+
+
+def row_layout(root, row) -> ScanLayout:
+    """The layout of the scan of a table row (``participant_id``, ``session_id``, entities)."""
+    ses = _label(row.get("session_id"))
+    return ScanLayout(Path(root), row["participant_id"], ses, row_entities(row))
+
+
+def find_scan(out_dir, participant_id: str, session_id: str | None = None, entities=()) -> ScanLayout:
     """The layout of a scan known by its ids (e.g. a row of ``alps.tsv``); with no
     ``session_id`` and no session-less derivatives, the participant's only session.
 
@@ -116,7 +152,7 @@ def find_scan(out_dir, participant_id: str, session_id: str | None = None) -> Sc
     """
     out_dir = Path(out_dir)
     session_id = session_id if isinstance(session_id, str) and session_id else None
-    lay = ScanLayout(out_dir, participant_id, session_id)
+    lay = ScanLayout(out_dir, participant_id, session_id, tuple(entities))
     if lay.dir.is_dir() or session_id:
         if not lay.dir.is_dir():
             raise FileNotFoundError(f"{lay.dir}: no derivatives for {lay.key} (has the pipeline run?)")
@@ -126,7 +162,7 @@ def find_scan(out_dir, participant_id: str, session_id: str | None = None) -> Sc
         raise FileNotFoundError(f"{out_dir}/{participant_id}: no derivatives (has the pipeline run?)")
     if len(sessions) > 1:
         raise ValueError(f"{out_dir}/{participant_id}: derivatives of several sessions {sessions}; say which")
-    return ScanLayout(out_dir, participant_id, sessions[0])
+    return ScanLayout(out_dir, participant_id, sessions[0], tuple(entities))
 
 
 def run_records(out_dir) -> list[Path]:

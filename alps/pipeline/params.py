@@ -34,6 +34,8 @@ from ..imaging.measure import WEIGHTINGS
 from ..imaging.preprocess import MOTION_MODELS, MOTION_REFERENCES
 from ..imaging.qc import DEFAULTS as QC_DEFAULTS
 from ..imaging.registration import KINDS, MIN_CORRELATION, MIN_DICE
+from ..imaging.shells import TENSOR_MODELS
+from ..io.gradients import B0_THRESHOLD
 
 __all__ = ["ParameterError", "PreprocessParams", "MeasureParams", "PipelineParams", "ROI_KINDS",
            "GRADCHECK_MODES", "from_profile", "add_arguments", "from_args"]
@@ -59,6 +61,7 @@ def _param(default, help: str, *, choices=None, check=None, metavar=None, flag=N
 _POSITIVE = (lambda v: v > 0, "positive")
 _UNIT = (lambda v: 0 <= v <= 1, "between 0 and 1")
 _AT_LEAST_ONE = (lambda v: v >= 1, "at least 1")
+_NON_NEGATIVE = (lambda v: v >= 0, "zero or positive")
 
 
 def _coerce(value, kind, name, where):
@@ -183,6 +186,16 @@ class PreprocessParams(_Params):
     gradcheck: str = _param("off", "gradient-orientation check (fibre coherence, Jeurissen et al. 2014): "
                             "'report' adds it to QC, 'correct' also refits with the corrected table when "
                             "it flags (about 3 s per scan)", choices=GRADCHECK_MODES)
+    tensor_model: str = _param(
+        "dti", "tensor the index is computed from: dti (b0 + the shells <= --max-bval), fwdti "
+        "(free-water-eliminated DTI, dipy) or dki (the diffusion tensor of a kurtosis fit, dipy); fwdti "
+        "and dki use every shell and need >= 2 non-zero shells", choices=TENSOR_MODELS)
+    max_bval: float = _param(1500.0, "largest shell (s/mm²) of the dti fit; higher shells of a multi-shell "
+                             "scan are left out", check=_POSITIVE, metavar="B")
+    b0_threshold: float = _param(B0_THRESHOLD, "b-values at or below this (s/mm²) are b = 0 volumes",
+                                 check=_NON_NEGATIVE, metavar="B")
+    shell_tolerance: float = _param(100.0, "b-values within this (s/mm²) of their neighbour form one shell "
+                                    "(995/1000/1005 -> 1000)", check=_POSITIVE, metavar="B")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
-"""Stage 1 of a scan: load + validate → brain mask → optional MP-PCA / Gibbs / motion
-correction → gradient check (optional) → tensor fit → registration of FA to MNI152 2009a.
+"""Stage 1 of a scan: load + validate → the volumes of the tensor model (b0 + shells <= max b by
+default, :mod:`alps.imaging.shells`) → brain mask (or the given one) → optional MP-PCA / Gibbs /
+motion correction (skipped for preprocessed inputs) → gradient check (optional) → tensor fit (DTI,
+or FWE-DTI / DKI) → registration of FA to MNI152 2009a.
 
 Writes the mask, tensor, FA, MD, colour FA, the transforms and ``<key>_desc-preprocess.json``
 (:mod:`alps.pipeline.layout`); the record is written last and lists the SHA-256 of the outputs.
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import time
@@ -17,6 +20,7 @@ from .. import atomic
 from ..imaging import dti
 from ..imaging import preprocess as prep
 from ..imaging import registration as reg_mod
+from ..imaging import shells
 from ..imaging.template import SPACE
 from .. import io as aio
 from ..io import InputError, input_hashes
@@ -71,6 +75,20 @@ def _gradcheck(mode, data, dwi, bvecs, mask):
     return info, bvecs
 
 
+def given_brain_mask(path, shape) -> np.ndarray:
+    """A brain mask given with the input (QSIPrep's ``desc-brain_mask``, ``--mask``): non-zero
+    voxels, on the DWI's grid. Raises :class:`alps.io.InputError` naming the file otherwise."""
+    img = aio.load_image(path)
+    data = np.asarray(img.dataobj)
+    data = data[..., 0] if data.ndim == 4 and data.shape[3] == 1 else data
+    if data.shape != tuple(shape):
+        raise InputError(f"{path}: brain mask grid {data.shape} differs from the DWI's {tuple(shape)}")
+    mask = np.isfinite(data) & (data != 0)
+    if not mask.any():
+        raise InputError(f"{path}: brain mask is empty")
+    return mask
+
+
 def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None, force: bool = False,
                        hashes=None, **overrides) -> dict:
     """Load, validate, mask, (denoise/Gibbs/motion), fit tensors, register; write derivatives.
@@ -84,7 +102,10 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
     p = (params or PreprocessParams()).replace(**overrides)
     lay = scan_layout(out_dir, item)
     hashes = hashes or input_hashes(item)
-    provenance = {"inputs": {"dwi": str(item.dwi), "bval": str(item.bval), "bvec": str(item.bvec)},
+    inputs = {"dwi": str(item.dwi), "bval": str(item.bval), "bvec": str(item.bvec)}
+    if getattr(item, "mask", None) is not None:
+        inputs["mask"] = str(item.mask)
+    provenance = {"inputs": inputs,
                   "sha256": hashes, "parameters": p.as_dict(), "versions": _prov.package_versions()}
     old = read_json(lay.preprocess_json)
     if (not force and old and old.get("status") == "ok"
@@ -98,24 +119,33 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
 
     times = {}
     t0 = time.perf_counter()
-    dwi = aio.load_dwi(item.dwi, item.bval, item.bvec)
+    dwi = aio.load_dwi(item.dwi, item.bval, item.bvec, b0_threshold=p.b0_threshold)
     check_fov(dwi)
+    index, acquisition = shells.select_volumes(dwi.bvals, model=p.tensor_model, max_bval=p.max_bval,
+                                               b0_threshold=p.b0_threshold, tolerance=p.shell_tolerance,
+                                               path=item.bval)
+    if index.size != len(dwi.bvals):  # a multi-shell scan: only the volumes of the model
+        dwi = dataclasses.replace(dwi, data=dwi.data[..., index], bvals=dwi.bvals[index],
+                                  bvecs=dwi.bvecs[index])
+    b0_bvals = np.where(dwi.bvals <= p.b0_threshold, 0.0, dwi.bvals)  # what the b0 helpers read
     times["load"] = time.perf_counter() - t0
 
     t = time.perf_counter()
     data, bvecs = dwi.data, dwi.bvecs
-    mask = prep.brain_mask(data, dwi.bvals)
-    if p.denoise:
+    given_mask = getattr(item, "mask", None)
+    mask = given_brain_mask(given_mask, data.shape[:3]) if given_mask else prep.brain_mask(data, b0_bvals)
+    preprocessed = bool(getattr(item, "preprocessed", False))
+    if p.denoise and not preprocessed:
         data = prep.denoise_mppca(data, mask)
-    if p.gibbs:
+    if p.gibbs and not preprocessed:
         data = prep.remove_gibbs(data, axis=prep.slice_axis(dwi.affine))
     motion = None
-    if p.motion_correction:
+    if p.motion_correction and not preprocessed:
         lay.dir.mkdir(parents=True, exist_ok=True)
-        data, bvecs, xfms = prep.motion_correct(data, dwi.affine, dwi.bvals, bvecs, model=p.motion_model,
+        data, bvecs, xfms = prep.motion_correct(data, dwi.affine, b0_bvals, bvecs, model=p.motion_model,
                                                 reference=p.motion_reference, return_transforms=True,
                                                 scratch_dir=lay.dir)
-        motion = prep.motion_summary(xfms, dwi.affine, dwi.data.shape, dwi.bvals)
+        motion = prep.motion_summary(xfms, dwi.affine, dwi.data.shape, b0_bvals)
     times["preprocess"] = time.perf_counter() - t
 
     gradcheck_info = None
@@ -125,7 +155,12 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
         times["gradcheck"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    maps = dti.fit_tensor(data, dwi.bvals, bvecs, dwi.affine, mask, method=p.fit_method)
+    if p.tensor_model == "dti":
+        maps = dti.fit_tensor(data, dwi.bvals, bvecs, dwi.affine, mask, method=p.fit_method)
+    else:
+        q, _ = shells.fit_model_tensor(data, dwi.bvals, bvecs, dwi.affine, mask, model=p.tensor_model,
+                                       b0_threshold=p.b0_threshold)
+        maps = dti.maps_from_tensor(q, mask, dwi.affine)
     times["tensor_fit"] = time.perf_counter() - t
     del data
 
@@ -158,6 +193,9 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
         "shape": list(maps.fa.shape),
         "voxel_size_mm": [float(v) for v in np.linalg.norm(aff[:3, :3], axis=0)],
         "n_volumes": int(len(dwi.bvals)),
+        "acquisition": acquisition,
+        "mask_source": "given" if given_mask else "computed",
+        "preprocessed_input": preprocessed,
         "mask_volume_ml": float(mask.sum() * abs(np.linalg.det(aff[:3, :3])) / 1000.0),
         "registration": reg_mod.registration_info(registration, relative_to=lay.dir),
         "gradcheck": gradcheck_info,

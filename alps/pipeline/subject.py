@@ -8,13 +8,14 @@ import traceback
 
 from .. import io as aio
 from ..io import InputError, check_input_files
+from ..io.metadata import scan_metadata
 from .locking import scan_lock
 from .measure import measure_subject
 from .params import PipelineParams
 from .preprocess import preprocess_subject
 from .provenance import kv
 from .records import clean_stale_temporaries, write_run_record
-from .layout import scan_layout
+from .layout import id_columns, scan_layout
 
 #: columns of a scan's row that go to ``provenance.tsv`` only (prefix removed there): SHA-256 of the
 #: inputs, the stage parameters and the package versions (``key=value; ...``).
@@ -41,18 +42,18 @@ def process_subject(item, out_dir, *, params: PipelineParams | None = None, stag
             with contextlib.suppress(OSError, TypeError, ValueError):
                 write_run_record(out_dir, item, row, stages)
     except OSError as exc:  # the lock could not be taken (unwritable OUT_DIR...)
-        row = {"participant_id": item.participant_id, "session_id": item.session_id, "status": "failed",
-               "error": f"lock: {type(exc).__name__}: {exc}"}
+        row = {**id_columns(item), "status": "failed", "error": f"lock: {type(exc).__name__}: {exc}"}
     return row
 
 
 def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelineParams) -> dict:
-    row = {"participant_id": item.participant_id, "session_id": item.session_id}
+    row = id_columns(item)
     stage = "validation"
     try:
         if item.error:
             raise InputError(item.error)
         check_input_files(item)
+        row.update(scan_metadata(item))
         clean_stale_temporaries(scan_layout(out_dir, item).dir)
         stage = "hashing"
         t = time.perf_counter()
@@ -67,6 +68,7 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelinePa
             row[f"{PROV_PREFIX}versions"] = kv(prov.get("versions"))
             row["preprocess_reused"] = rec.get("reused", False)
             row.update(rec["registration"]["metrics"])
+            row.update(rec.get("acquisition") or {})
             row.update(rec.get("motion") or {})
             row.update({f"time_{k}_s": v for k, v in rec.get("times_s", {}).items()})
         if "measure" in stages:

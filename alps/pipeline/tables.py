@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import atomic
 from ..imaging.roi import ROI_NAMES
-from .layout import ScanLayout
+from .layout import ENTITY_COLUMNS, row_entities, row_layout
 from . import locking
 from .records import clean_table_temporaries, is_run_column
 from .subject import PROV_PREFIX
@@ -28,6 +28,8 @@ def order_columns(df: pd.DataFrame) -> pd.DataFrame:
     """``alps.tsv`` column order: ids and indices, per-ROI diffusivities, FA, MD, voxel counts,
     registration and QC, then everything else sorted."""
     cols = [c for c in MAIN_COLUMNS if c in df.columns]
+    ents = [c for c in ENTITY_COLUMNS if c in df.columns]
+    cols = cols[:2] + ents + cols[2:] if "session_id" in cols else cols[:1] + ents + cols[1:]
     for pre in ("dxx_", "dyy_", "dzz_"):
         cols += [f"{pre}{n}" for n in ROI_NAMES if f"{pre}{n}" in df.columns]
     for pre in ("fa_", "md_", "nvox_"):
@@ -49,16 +51,18 @@ def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = Tru
     """
     out = {}
     df = pd.DataFrame(rows)
-    df["_key"] = [r["participant_id"] + (r.get("session_id") or "") for r in rows]
+    df["_key"] = [r["participant_id"] + (r.get("session_id") or "")
+                  + "".join(f"_{k}-{v}" for k, v in row_entities(r)) for r in rows]
     df = df.sort_values("_key").drop(columns="_key").reset_index(drop=True)
-    if "session_id" in df.columns and df["session_id"].isna().all():
-        df = df.drop(columns="session_id")
-    id_cols = [c for c in ("participant_id", "session_id") if c in df.columns]
+    for c in ("session_id",) + tuple(ENTITY_COLUMNS):
+        if c in df.columns and df[c].isna().all():
+            df = df.drop(columns=c)
+    id_cols = [c for c in ("participant_id", "session_id") + tuple(ENTITY_COLUMNS) if c in df.columns]
     run_cols = [c for c in ("preprocess_reused", "measure_reused") if c in df.columns]
     run_cols += sorted(c for c in df.columns if is_run_column(c) and c not in run_cols)
     if timings:
         out["timings.tsv"] = df[id_cols + ["status"] + run_cols]
-    pre_cols = [c for c in ["participant_id", "session_id", "status", "error", "reg_corr", "reg_dice",
+    pre_cols = [c for c in id_cols + ["status", "error", "reg_corr", "reg_dice",
                             "motion_mean_disp_mm", "motion_max_disp_mm", "motion_max_rot_deg", "motion_max_scale",
                             "preprocess_reused"] if c in df.columns]
     pre_cols += sorted(c for c in df.columns if c.startswith("time_") and c not in pre_cols)
@@ -80,15 +84,13 @@ def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = Tru
 def qc_table(df: pd.DataFrame) -> pd.DataFrame:
     """Cohort QC table: status, registration metrics, ROI FA/purity, flags, PNG path (relative
     to OUT_DIR)."""
-    cols = ["participant_id", "session_id", "status", "error", "reg_corr", "reg_dice"]
+    cols = ["participant_id", "session_id", *ENTITY_COLUMNS, "status", "error", "reg_corr", "reg_dice"]
     cols += [f"fa_{n}" for n in ROI_NAMES] + [f"purity_{n}" for n in ROI_NAMES]
     cols += ["alps_L", "alps_R", "alps", "qc_flags", "qc_pass"]
     out = df[[c for c in cols if c in df.columns]].copy()
     png = []
     for _, r in df.iterrows():
-        ses = r.get("session_id") if "session_id" in df.columns else None
-        ses = ses if isinstance(ses, str) and ses else None
-        lay = ScanLayout(Path("."), r["participant_id"], ses)
+        lay = row_layout(Path("."), r)
         png.append(lay.relative(lay.qc_png) if r["status"] == "ok" else "")
     out["qc_png"] = png
     return out
