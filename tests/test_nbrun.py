@@ -54,3 +54,35 @@ def test_unknown_override_is_refused(tmp_path):
     src.write_text(GOOD)
     with pytest.raises(ValueError, match="no parameter"):
         run_notebook("good", tmp_path / "x.ipynb", source=src, parameters={"vaule": 3})
+
+
+WARN = '''# %% tags=["parameters"]
+profile = "default"
+out_json = ""
+
+# %%
+import json, sys, warnings
+warnings.warn("merge_cohort: 1 subject(s) excluded: sub-09 (scan failed)")
+print("per-subject line", file=sys.stderr)
+open(out_json, "w").write(json.dumps({"out_json": out_json}))
+'''
+
+
+def test_relative_paths_progress_and_warnings_on_the_console(tmp_path, monkeypatch, capfd):
+    """A relative ``-p`` path is taken from the caller's folder (not the repository, where the
+    kernel runs); progress, the cells' warnings and stderr reach the console; the kernel talks
+    over IPC (no unencrypted-TCP warning) and leaves no socket files in the caller's folder."""
+    src = tmp_path / "warn.py"
+    src.write_text(WARN)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    (work / "sub").mkdir()
+    run_notebook("warn", "nb/warn.ipynb", source=src, parameters={"out_json": "sub/out.json"})
+    got = json.loads((work / "sub" / "out.json").read_text())
+    assert got["out_json"] == str(work / "sub" / "out.json")
+    assert (work / "nb" / "warn.ipynb").is_file()
+    err = capfd.readouterr().err
+    assert "sub-09 (scan failed)" in err and "per-subject line" in err and "warn: 100%" in err
+    assert "without encryption" not in err
+    assert sorted(p.name for p in work.iterdir()) == ["nb", "sub"]
