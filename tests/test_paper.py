@@ -30,7 +30,7 @@ N = len(GROUPS)
 LAST, BAD, NOSCAN = f"sub-{N:02d}", f"sub-{N + 1:02d}", f"sub-{N + 2:02d}"
 PLANTED = {"MO": 1.60, "VM": 1.35, "HC": 1.48}
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.paper]
 
 
 def _tiny(planted_l, planted_r, rot, seed, fields):
@@ -55,13 +55,14 @@ def _write(folder, stem, scan):
 
 
 def _repo_state():
-    """Files of the checkout (tracked changes, untracked files, and everything under the default
-    build's data/results) with their modification times."""
+    """What a run could write into the checkout: tracked changes and untracked files (git), and
+    every file of the default build (data/, results/) and of notebooks/ and config/, with its
+    modification time."""
     root = paths.REPO_ROOT
-    git = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--ignored"], cwd=root,
+    git = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=root,
                          capture_output=True, text=True)
     files = {}
-    for top in ("results", "data", "build", "notebooks", "config"):
+    for top in ("results", "data", "notebooks", "config"):
         for f in (root / top).rglob("*") if (root / top).is_dir() else ():
             files[str(f)] = f.stat().st_mtime_ns
     return git.stdout, files
