@@ -12,9 +12,9 @@ HELP = ("Run the whole analysis (notebooks 01-07 and the report) on a BIDS datas
 
 def add_arguments(parser) -> None:
     parser.add_argument("--bids", required=True, metavar="DIR",
-                        help="BIDS dataset (sub-*/[ses-*/]dwi/*_dwi.nii[.gz] with .bval/.bvec); required")
+                        help="BIDS dataset (sub-*/[ses-*/]dwi/*_dwi.nii[.gz] with .bval/.bvec); required, no default")
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output folder (created; relative paths are from the current folder); required")
+                        help="output folder (created; relative paths are from the current folder); required, no default")
     parser.add_argument("--participants", default=None, metavar="TSV",
                         help="participants table: participant_id, group (MO/VM/HC), age, sex (F/M) and the "
                         "clinical columns (default: DIR/participants.tsv)")
