@@ -136,9 +136,12 @@ TABLES := $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/provenance.tsv $(TAB)/alps_validation
 FIGURES := $(foreach f,fig1_method fig2_groups fig3_regression fig4_correlations fig5_mediation \
   figS1_qc_montage figS2_measured_vs_truth figS3_rotation,$(FIG)/$(f).png $(FIG)/$(f).pdf)
 
-$(NB)/07_figures.ipynb $(FIGURES) &: notebooks/07_figures.py $(TABLES) $(FIG_SRC) $(CORE_SRC) $(call cfg,notebooks.07_figures)
+$(NB)/07_figures.ipynb $(FIGURES) &: notebooks/07_figures.py $(TABLES) $(PARTICIPANTS) $(TRUTH) $(FIG_SRC) $(CORE_SRC) $(call cfg,notebooks.07_figures)
 	$(RUN) 07_figures $(NB)/07_figures.ipynb -p tables_dir $(TAB) -p figures_dir $(FIG) \
-	  -p derivatives_dir $(DER) -p data_dir $(DATA)
+	  -p derivatives_dir $(DER) -p data_dir $(DATA) -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
+	  -p posthoc_csv $(TAB)/posthoc.csv -p regression_csv $(TAB)/regression.csv \
+	  -p correlations_csv $(TAB)/correlations.csv -p mediation_csv $(TAB)/mediation.csv \
+	  -p truth_table $(TRUTH) -p rotation_sweep_csv $(TAB)/rotation_sweep.csv
 
 $(OUT)/report.html: $(EXECUTED) $(FIGURES) $(TABLES) $(CORE_SRC)
 	$(PY) -m alps.build.report --profile $(PROFILE) --out-dir $(OUT) --data-dir $(DATA) --output $@

@@ -86,3 +86,11 @@ def test_relative_paths_progress_and_warnings_on_the_console(tmp_path, monkeypat
     assert "sub-09 (scan failed)" in err and "per-subject line" in err and "warn: 100%" in err
     assert "without encryption" not in err
     assert sorted(p.name for p in work.iterdir()) == ["nb", "sub"]
+
+
+def test_given_and_default_paths_are_not_mixed(tmp_path):
+    """Giving one path of a notebook and leaving its outputs empty would write them into the
+    default build's results: refused, naming the missing ones, before anything runs."""
+    with pytest.raises(ValueError, match=r"given but not \['correlations_csv', 'participants'\].*alps paper"):
+        run_notebook("05_correlation", tmp_path / "05.ipynb", parameters={"alps_table": "mine/alps.tsv"})
+    assert not (tmp_path / "05.ipynb").exists()

@@ -8,6 +8,9 @@
   the notebooks that declare it) overlaid with the ``-p`` pairs from the command line (values are
   parsed as YAML, so ``-p n_boot 500`` is an int); a configured or given name the notebook's
   parameters cell does not declare is an error naming it and the declared ones;
+* refuses to mix given and default paths: once one path parameter is given, every input and
+  product of the notebook must be (:func:`check_paths_complete`), so nothing lands in the default
+  build's ``results/`` by omission;
 * resolves relative path parameters given with ``-p`` (``..._dir``, ``..._csv``, ``..._tsv``,
   ``..._json``, ``..._table``, ``participants``) against the current folder, not the repository
   (the kernel runs in the repository's root);
@@ -54,6 +57,22 @@ def absolute_paths(parameters, base=None) -> dict:
     return out
 
 
+def check_paths_complete(declared, given, source) -> None:
+    """Refuse a run that gives some paths but leaves others of the notebook's inputs and products
+    (those of :func:`alps.paths.products`) empty: empty, they are the profile's default locations,
+    so the run would mix the user's files with the default build's and overwrite its tables.
+    ``None`` counts as given (an input that does not exist)."""
+    named = [k for k, v in given.items() if is_path_parameter(k) and v != ""]
+    if not named:
+        return
+    missing = sorted(k for k in declared if is_path_parameter(k) and k in paths.products() and given.get(k, "") == "")
+    if missing:
+        raise ValueError(f"{source}: path(s) {sorted(named)} given but not {missing}: left empty these are the "
+                         "profile's default locations (its data/results), which this run would read or overwrite; "
+                         "give every path (-p NAME PATH, or -p NAME null for an input that does not exist), or run "
+                         "the whole series with 'alps paper --bids DIR --out DIR'")
+
+
 def _kernel_manager_class(ip_prefix: str):
     """A kernel manager whose kernel listens on IPC sockets under ``ip_prefix`` (not TCP)."""
     from jupyter_client.manager import AsyncKernelManager
@@ -89,6 +108,7 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
         if unknown:
             raise ValueError(f"{source}: no parameter(s) {unknown} (from {what}) in its parameters cell "
                              f"(declared: {sorted(declared)})")
+    check_paths_complete(declared, parameters or {}, source)
     params = {**configured, **(parameters or {})}
     if "profile" in declared:
         params["profile"] = profile
