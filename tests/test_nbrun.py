@@ -94,3 +94,31 @@ def test_given_and_default_paths_are_not_mixed(tmp_path):
     with pytest.raises(ValueError, match=r"given but not \['correlations_csv', 'participants'\].*alps paper"):
         run_notebook("05_correlation", tmp_path / "05.ipynb", parameters={"alps_table": "mine/alps.tsv"})
     assert not (tmp_path / "05.ipynb").exists()
+
+
+def test_alps_paper_passes_every_path_of_every_notebook(tmp_path, monkeypatch):
+    """``alps paper``'s plan (alps.build.series) gives each notebook every input and product it
+    declares, absolute and under --out (nothing left to the default build), and notes the
+    simulation-only products it skips; relative paths are from the current folder."""
+    import jupytext
+
+    from alps import paths
+    from alps.build.nbrun import check_paths_complete, declared_parameters, is_path_parameter
+    from alps.build.series import NOTEBOOKS, plan_series
+
+    (tmp_path / "bids").mkdir()
+    (tmp_path / "bids" / "participants.tsv").write_text("participant_id\tgroup\n")
+    monkeypatch.chdir(tmp_path)
+    plan, notes = plan_series("bids", "out")
+    assert list(plan) == list(NOTEBOOKS)
+    assert any("No ground truth" in n for n in notes) and any("Rotation sweep skipped" in n for n in notes)
+    for name, given in plan.items():
+        declared = declared_parameters(jupytext.read(paths.notebook_source(name)))
+        assert set(given) <= declared, name
+        check_paths_complete(declared, given, name)
+        for k, v in given.items():
+            if is_path_parameter(k) and v is not None:
+                assert v.startswith(str(tmp_path)), (name, k, v)
+    assert plan["02_alps"]["rotation_angles"] == [] and plan["02_alps"]["rotation_sweep_csv"] is None
+    with pytest.raises(FileNotFoundError, match="participants table not found"):
+        plan_series("bids", "out", participants="nope.tsv")
