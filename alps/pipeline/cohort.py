@@ -10,7 +10,8 @@ import pandas as pd
 
 from ..io import discover
 from .group import items_from_records
-from .locking import TABLES_LOCK_WAIT_S, cohort_lock
+from . import locking
+from .locking import cohort_lock
 from .params import PipelineParams
 from .provenance import write_dataset_description
 from .records import clean_stale_temporaries, clean_table_temporaries, read_run_record
@@ -119,7 +120,7 @@ def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png,
     df, _ = cohort_tables(rows, stages)
     if tables:
         if lock_tables:  # participant level: the other scans keep their rows
-            with cohort_lock(out_dir, wait=TABLES_LOCK_WAIT_S):
+            with cohort_lock(out_dir, wait=locking.TABLES_LOCK_WAIT_S):
                 clean_table_temporaries(out_dir)
                 others = other_rows(out_dir, {it.key for it in items})
                 write_tables(cohort_tables(rows + others, stages)[1], out_dir)
