@@ -19,6 +19,7 @@ PYTHON_BOOT ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.alps-installed
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 PROFILE ?= default
 # where non-default profiles build (the determinism check reruns the smoke profile in build/rerun)
 BUILD_ROOT ?= build
@@ -70,7 +71,7 @@ help: ## Show this help
 	@echo "Variables: PROFILE=default|smoke (config/<profile>.yaml), PYTHON_BOOT=$(PYTHON_BOOT)"
 
 # ---------------------------------------------------------------- environment
-env: $(STAMP) ## Create .venv and install alps[dev] (+ Jupyter kernel "alps")
+env: $(STAMP) $(LAB_SETTINGS) ## Create .venv and install alps[dev] (+ Jupyter kernel "alps", JupyterLab settings)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -78,6 +79,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name alps --display-name "Python (alps)" >/dev/null
 	@touch $@
+
+# JupyterLab opens the py:percent sources as notebooks (jupytext's viewer as the default for
+# Python files): the project's jupyter/overrides.json, installed into the environment
+$(LAB_SETTINGS): jupyter/overrides.json | $(STAMP)
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 # ---------------------------------------------------------------- data
 data: $(DATA_STAMP) ## Generate the simulated BIDS cohort of PROFILE (default: data/default)
@@ -129,9 +136,12 @@ TABLES := $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/provenance.tsv $(TAB)/alps_validation
 FIGURES := $(foreach f,fig1_method fig2_groups fig3_regression fig4_correlations fig5_mediation \
   figS1_qc_montage figS2_measured_vs_truth figS3_rotation,$(FIG)/$(f).png $(FIG)/$(f).pdf)
 
-$(NB)/07_figures.ipynb $(FIGURES) &: notebooks/07_figures.py $(TABLES) $(FIG_SRC) $(CORE_SRC) $(call cfg,notebooks.07_figures)
+$(NB)/07_figures.ipynb $(FIGURES) &: notebooks/07_figures.py $(TABLES) $(PARTICIPANTS) $(TRUTH) $(FIG_SRC) $(CORE_SRC) $(call cfg,notebooks.07_figures)
 	$(RUN) 07_figures $(NB)/07_figures.ipynb -p tables_dir $(TAB) -p figures_dir $(FIG) \
-	  -p derivatives_dir $(DER) -p data_dir $(DATA)
+	  -p derivatives_dir $(DER) -p data_dir $(DATA) -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
+	  -p posthoc_csv $(TAB)/posthoc.csv -p regression_csv $(TAB)/regression.csv \
+	  -p correlations_csv $(TAB)/correlations.csv -p mediation_csv $(TAB)/mediation.csv \
+	  -p truth_table $(TRUTH) -p rotation_sweep_csv $(TAB)/rotation_sweep.csv
 
 $(OUT)/report.html: $(EXECUTED) $(FIGURES) $(TABLES) $(CORE_SRC)
 	$(PY) -m alps.build.report --profile $(PROFILE) --out-dir $(OUT) --data-dir $(DATA) --output $@
@@ -193,8 +203,13 @@ bench: | $(STAMP) ## Benchmarks (not tests, ~15 min): per-stage time/memory, sca
 	else echo "../shared/data/real_dwi not found: real-scan benchmark skipped"; fi
 
 # ---------------------------------------------------------------- interactive
-lab: $(DATA_STAMP) | $(STAMP) ## JupyterLab on notebooks/ (kernel "alps", default data)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+# checkpoints go to build/lab-checkpoints, not into notebooks/; the data are not made here: the
+# notebooks' empty paths are the default profile's (`make data` generates its cohort)
+LAB_CHECKPOINTS := $(abspath build/lab-checkpoints)
+lab: $(LAB_SETTINGS) | $(STAMP) ## JupyterLab on notebooks/ (sources open as notebooks, kernel "alps"; no data generated)
+	@test -f $(DATA_STAMP) || echo "note: $(DATA) not generated yet ('make data'); the notebooks' empty paths point there"
+	@mkdir -p "$(LAB_CHECKPOINTS)"
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --FileCheckpoints.checkpoint_dir="$(LAB_CHECKPOINTS)"
 
 clean: ## Remove results and build outputs (keeps data, config stamps and .venv)
 	rm -rf results $(wildcard build/*/results)

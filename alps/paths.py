@@ -119,8 +119,10 @@ def products(profile: str = "default") -> dict[str, Path]:
     }
 
 
-def resolve(profile: str, **given) -> dict[str, Path]:
-    """Return ``given`` paths with every empty value replaced by :func:`products`' default.
+def resolve(profile: str, **given) -> dict[str, Path | None]:
+    """Return ``given`` paths with every empty value (``""``) replaced by :func:`products`'
+    default; ``None`` stays ``None`` (an optional input or product that does not exist, e.g. no
+    ground truth for real data, or the simulation-only rotation sweep skipped).
 
     Notebooks call ``p = paths.resolve(profile, alps_table=alps_table, ...)`` right after their
     parameters cell.
@@ -128,10 +130,28 @@ def resolve(profile: str, **given) -> dict[str, Path]:
     defaults = products(profile)
     out = {}
     for key, value in given.items():
-        if value in ("", None):
+        if value is None:
+            out[key] = None
+        elif value == "":
             if key not in defaults:
                 raise KeyError(f"no default path for parameter {key!r}")
             out[key] = defaults[key]
         else:
             out[key] = Path(value).expanduser().resolve()
+    return out
+
+
+def resolve_in(folder, **given) -> dict[str, Path | None]:
+    """Like :func:`resolve`, but an empty value is the product's file name (as in
+    :func:`products`) inside ``folder``: e.g. notebook 07 reads ``posthoc_csv`` from
+    ``tables_dir`` unless it is given."""
+    names = {k: v.name for k, v in products().items()}
+    out = {}
+    for key, value in given.items():
+        if value == "":
+            if key not in names:
+                raise KeyError(f"no default file name for parameter {key!r}")
+            out[key] = Path(folder) / names[key]
+        else:
+            out[key] = None if value is None else Path(value).expanduser().resolve()
     return out

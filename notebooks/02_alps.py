@@ -97,7 +97,7 @@ for png in [p for p in qc_df["qc_png"].dropna() if p][:2]:
 # %%
 if truth_given and not Path(truth_table).is_file():
     raise FileNotFoundError(f"{truth_table}: ground-truth table not found")
-truth = pd.read_csv(truth_table, sep="\t") if Path(truth_table).is_file() else None
+truth = pd.read_csv(truth_table, sep="\t") if truth_table and Path(truth_table).is_file() else None
 validation = validation_table(res, truth)
 if validation_csv:
     atomic.write_table(validation_csv, validation)
@@ -111,12 +111,16 @@ validation
 # about each axis for every `a` in `rotation_angles`, run through the same pipeline and
 # parameters. The template-axis index should stay flat (spread = max − min close to the noise);
 # the classic scanner-axis index drifts with the tilt. The work directory sits beside the
-# derivatives and is reused on reruns.
+# derivatives and is reused on reruns. A simulation-only product: with `rotation_angles = []` (as
+# `alps paper` passes for a lab's own data) it is skipped and no table is written.
 
 # %%
 from alps.validation import rotation_sweep, sweep_spreads
 
-sweep = rotation_sweep(Path(derivatives_dir).parent / "rotation_sweep", angles=rotation_angles,
-                       snr=rotation_snr, params=params)
-atomic.write_table(rotation_sweep_csv, sweep)
-sweep_spreads(sweep)
+if rotation_angles and rotation_sweep_csv:
+    sweep = rotation_sweep(Path(derivatives_dir).parent / "rotation_sweep", angles=rotation_angles,
+                           snr=rotation_snr, params=params)
+    atomic.write_table(rotation_sweep_csv, sweep)
+    display(sweep_spreads(sweep))
+else:
+    print("rotation sweep skipped (simulation-only product: rotation_angles or rotation_sweep_csv empty)")

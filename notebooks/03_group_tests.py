@@ -16,6 +16,7 @@ profile = "default"
 alps_table = ""
 participants = ""
 session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
+session_policy = "strict"  # participants without that session: "strict" (excluded) or "only-scan" (their only scan)
 demographics_csv = ""
 group_tests_csv = ""
 posthoc_csv = ""
@@ -42,7 +43,8 @@ pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   demographics_csv=demographics_csv, group_tests_csv=group_tests_csv,
                   posthoc_csv=posthoc_csv, ancova_csv=ancova_csv, exclusions_csv=exclusions_csv)
-cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None)
+cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
+                               session_policy=session_policy)
 print(f"analysed: {len(cohort)} subjects "
       f"({', '.join(f'{g} {n}' for g, n in cohort['group'].value_counts().items())}); "
       f"excluded: {len(excluded)}")

@@ -16,6 +16,7 @@ profile = "default"
 alps_table = ""
 participants = ""
 session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
+session_policy = "strict"  # participants without that session: "strict" (excluded) or "only-scan" (their only scan)
 covariates = ["age", "sex"]
 regression_csv = ""
 regression_model_csv = ""
@@ -40,7 +41,8 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   regression_csv=regression_csv, regression_model_csv=regression_model_csv)
-cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None)
+cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
+                               session_policy=session_policy)
 print(f"patients analysed: {cohort['group'].isin(['MO', 'VM']).sum()}; "
       f"excluded before analysis: {list(excluded['participant_id'])}")
 

@@ -16,6 +16,7 @@ profile = "default"
 alps_table = ""
 participants = ""
 session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
+session_policy = "strict"  # participants without that session: "strict" (excluded) or "only-scan" (their only scan)
 correlations_csv = ""
 
 # %% [markdown]
@@ -38,7 +39,8 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   correlations_csv=correlations_csv)
-cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None)
+cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
+                               session_policy=session_policy)
 print(f"excluded before analysis: {list(excluded['participant_id'])}")
 
 # %%

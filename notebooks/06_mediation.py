@@ -16,6 +16,7 @@ profile = "default"
 alps_table = ""
 participants = ""
 session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
+session_policy = "strict"  # participants without that session: "strict" (excluded) or "only-scan" (their only scan)
 truth_table = ""
 n_boot = 5000
 seed = 20260505
@@ -45,7 +46,8 @@ pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   mediation_csv=mediation_csv, reproduction_csv=reproduction_csv,
                   key_numbers_json=key_numbers_json)
-cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None)
+cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
+                               session_policy=session_policy)
 print(f"VM analysed: {(cohort['group'] == 'VM').sum()}; "
       f"excluded before analysis: {list(excluded['participant_id'])}")
 

@@ -18,6 +18,17 @@ figures_dir = ""
 derivatives_dir = ""
 data_dir = ""
 session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
+session_policy = "strict"  # participants without that session: "strict" (excluded) or "only-scan" (their only scan)
+# inputs; empty: the file of that name in tables_dir (participants: data_dir/participants.tsv,
+# ground truth: the simulator's under data_dir); None: not available (real data), noted on the figure
+alps_table = ""
+participants = ""
+posthoc_csv = ""
+regression_csv = ""
+correlations_csv = ""
+mediation_csv = ""
+truth_table = ""
+rotation_sweep_csv = ""
 
 # %% [markdown]
 # # 07 — Figures
@@ -38,10 +49,15 @@ from alps.io.tables import load_alps, load_cohort
 p = paths.resolve(profile, tables_dir=tables_dir, figures_dir=figures_dir,
                   derivatives_dir=derivatives_dir, data_dir=data_dir)
 tab, fig_dir = p["tables_dir"], p["figures_dir"]
+t = paths.resolve_in(tab, alps_table=alps_table, posthoc_csv=posthoc_csv, regression_csv=regression_csv,
+                     correlations_csv=correlations_csv, mediation_csv=mediation_csv,
+                     rotation_sweep_csv=rotation_sweep_csv)
+t.update(paths.resolve_in(p["data_dir"], participants=participants))
+t.update(paths.resolve_in(p["data_dir"] / "derivatives" / "simulation", truth_table=truth_table))
 plotting.apply_style()
-alps_tab = load_alps(tab / "alps.tsv", session=session or None)
-cohort, excluded = load_cohort(tab / "alps.tsv", p["data_dir"] / "participants.tsv",
-                               session=session or None)
+alps_tab = load_alps(t["alps_table"], session=session or None, session_policy=session_policy)
+cohort, excluded = load_cohort(t["alps_table"], t["participants"], session=session or None,
+                               session_policy=session_policy)
 print(f"{len(cohort)} subjects with a measured ALPS index; excluded: {list(excluded['participant_id'])}")
 
 # %% [markdown]
@@ -68,7 +84,7 @@ plotting.save_figure(fig, fig_dir / "fig1_method")
 # `posthoc.csv` (adjusted p: \* < 0.05, \*\* < 0.01, \*\*\* < 0.001, ns otherwise).
 
 # %%
-posthoc = pd.read_csv(tab / "posthoc.csv")
+posthoc = pd.read_csv(t["posthoc_csv"])
 fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.8), sharey=True)
 for ax, dv, letter in zip(axes, ["alps", "alps_L", "alps_R"], "ABC"):
     figures.group_plot(cohort, dv=dv, posthoc=posthoc, ax=ax)
@@ -84,7 +100,7 @@ plotting.save_figure(fig, fig_dir / "fig2_groups")
 # added-variable plots for headache duration and attack frequency.
 
 # %%
-terms = pd.read_csv(tab / "regression.csv")
+terms = pd.read_csv(t["regression_csv"])
 regressors = terms.loc[terms["term"] != "Intercept"]
 # the very rows and coding the regression used (notebook 04: missing values omitted)
 patients = stats.regression_data(cohort, predictors=list(regressors.loc[regressors["role"] == "predictor", "term"]),
@@ -107,7 +123,7 @@ plotting.save_figure(fig, fig_dir / "fig3_regression")
 # OLS line with its 95 % confidence band; r (or ρ) and p are those of `correlations.csv`.
 
 # %%
-corr = pd.read_csv(tab / "correlations.csv")
+corr = pd.read_csv(t["correlations_csv"])
 vm = cohort[cohort["group"] == "VM"]
 fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.7, 2.6))
 for ax, y, letter in zip(axes, ["duration_years", "dhi"], "AB"):
@@ -122,7 +138,7 @@ plotting.save_figure(fig, fig_dir / "fig4_correlations")
 # Headache duration → ALPS → DHI, paths and bias-corrected bootstrap CIs from `mediation.csv`.
 
 # %%
-med = pd.read_csv(tab / "mediation.csv")
+med = pd.read_csv(t["mediation_csv"])
 ax = figures.mediation_diagram(med)
 plotting.save_figure(ax.figure, fig_dir / "fig5_mediation")
 
@@ -141,9 +157,9 @@ plotting.save_figure(fig, fig_dir / "figS1_qc_montage")
 # (no ground truth) this figure states that instead.
 
 # %%
-truth_path = p["data_dir"] / "derivatives" / "simulation" / "ground_truth.tsv"
+truth_path = t["truth_table"]
 fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.75, 3.0))
-if truth_path.is_file():
+if truth_path is not None and truth_path.is_file():
     truth = pd.read_csv(truth_path, sep="\t")[["participant_id", "alps"]].rename(columns={"alps": "alps_truth"})
     merged = alps_tab.merge(truth, on="participant_id")
     figures.measured_vs_truth(merged, measured="alps", ax=axes[0], title="Template axes (default)")
@@ -162,13 +178,20 @@ plotting.save_figure(fig, fig_dir / "figS2_measured_vs_truth")
 # the template-axis index (default) against the classic scanner-axis index.
 
 # %%
-sweep = pd.read_csv(tab / "rotation_sweep.csv")
 fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.8, 2.7), sharey=True)
-figures.rotation_plot(sweep, index="alps", ax=axes[0], title="Template axes (default)")
-figures.rotation_plot(sweep, index="alps_scanner", ax=axes[1], title="Scanner axes (classic)")
-axes[1].set_ylabel("")
-axes[1].legend(loc="lower center", frameon=False, ncol=2)
-for ax, letter in zip(axes, "AB"):
-    plotting.panel_label(ax, letter)
+if t["rotation_sweep_csv"] is not None and t["rotation_sweep_csv"].is_file():
+    sweep = pd.read_csv(t["rotation_sweep_csv"])
+    figures.rotation_plot(sweep, index="alps", ax=axes[0], title="Template axes (default)")
+    figures.rotation_plot(sweep, index="alps_scanner", ax=axes[1], title="Scanner axes (classic)")
+    axes[1].set_ylabel("")
+    axes[1].legend(loc="lower center", frameon=False, ncol=2)
+    for ax, letter in zip(axes, "AB"):
+        plotting.panel_label(ax, letter)
+else:  # a simulation-only product (notebook 02 skips it for a lab's own data)
+    for ax in axes:
+        ax.axis("off")
+    axes[0].text(0, 0.5, "No rotation sweep: it is run on simulated data only (notebook 02).",
+                 transform=axes[0].transAxes)
+    print("rotation sweep not available (simulation-only product): figure S3 states it")
 fig.tight_layout()
 plotting.save_figure(fig, fig_dir / "figS3_rotation")

@@ -54,3 +54,71 @@ def test_unknown_override_is_refused(tmp_path):
     src.write_text(GOOD)
     with pytest.raises(ValueError, match="no parameter"):
         run_notebook("good", tmp_path / "x.ipynb", source=src, parameters={"vaule": 3})
+
+
+WARN = '''# %% tags=["parameters"]
+profile = "default"
+out_json = ""
+
+# %%
+import json, sys, warnings
+warnings.warn("merge_cohort: 1 subject(s) excluded: sub-09 (scan failed)")
+print("per-subject line", file=sys.stderr)
+open(out_json, "w").write(json.dumps({"out_json": out_json}))
+'''
+
+
+def test_relative_paths_progress_and_warnings_on_the_console(tmp_path, monkeypatch, capfd):
+    """A relative ``-p`` path is taken from the caller's folder (not the repository, where the
+    kernel runs); progress, the cells' warnings and stderr reach the console; the kernel talks
+    over IPC (no unencrypted-TCP warning) and leaves no socket files in the caller's folder."""
+    src = tmp_path / "warn.py"
+    src.write_text(WARN)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    (work / "sub").mkdir()
+    run_notebook("warn", "nb/warn.ipynb", source=src, parameters={"out_json": "sub/out.json"})
+    got = json.loads((work / "sub" / "out.json").read_text())
+    assert got["out_json"] == str(work / "sub" / "out.json")
+    assert (work / "nb" / "warn.ipynb").is_file()
+    err = capfd.readouterr().err
+    assert "sub-09 (scan failed)" in err and "per-subject line" in err and "warn: 100%" in err
+    assert "without encryption" not in err
+    assert sorted(p.name for p in work.iterdir()) == ["nb", "sub"]
+
+
+def test_given_and_default_paths_are_not_mixed(tmp_path):
+    """Giving one path of a notebook and leaving its outputs empty would write them into the
+    default build's results: refused, naming the missing ones, before anything runs."""
+    with pytest.raises(ValueError, match=r"given but not \['correlations_csv', 'participants'\].*alps paper"):
+        run_notebook("05_correlation", tmp_path / "05.ipynb", parameters={"alps_table": "mine/alps.tsv"})
+    assert not (tmp_path / "05.ipynb").exists()
+
+
+def test_alps_paper_passes_every_path_of_every_notebook(tmp_path, monkeypatch):
+    """``alps paper``'s plan (alps.build.series) gives each notebook every input and product it
+    declares, absolute and under --out (nothing left to the default build), and notes the
+    simulation-only products it skips; relative paths are from the current folder."""
+    import jupytext
+
+    from alps import paths
+    from alps.build.nbrun import check_paths_complete, declared_parameters, is_path_parameter
+    from alps.build.series import NOTEBOOKS, plan_series
+
+    (tmp_path / "bids").mkdir()
+    (tmp_path / "bids" / "participants.tsv").write_text("participant_id\tgroup\n")
+    monkeypatch.chdir(tmp_path)
+    plan, notes = plan_series("bids", "out")
+    assert list(plan) == list(NOTEBOOKS)
+    assert any("No ground truth" in n for n in notes) and any("Rotation sweep skipped" in n for n in notes)
+    for name, given in plan.items():
+        declared = declared_parameters(jupytext.read(paths.notebook_source(name)))
+        assert set(given) <= declared, name
+        check_paths_complete(declared, given, name)
+        for k, v in given.items():
+            if is_path_parameter(k) and v is not None:
+                assert v.startswith(str(tmp_path)), (name, k, v)
+    assert plan["02_alps"]["rotation_angles"] == [] and plan["02_alps"]["rotation_sweep_csv"] is None
+    with pytest.raises(FileNotFoundError, match="participants table not found"):
+        plan_series("bids", "out", participants="nope.tsv")

@@ -349,3 +349,29 @@ def test_fibre_field_agreement_validates():
     far[:3, 3] = 1000.0
     with pytest.raises(ValueError, match="do the images overlap"):
         fibre_field_agreement(t, np.eye(4), t, np.eye(4), far)
+
+
+@pytest.mark.parametrize("codes", [("R", "A", "S"), ("L", "A", "S"), ("P", "S", "R"), ("L", "P", "I")])
+def test_qc_native_view_shows_right_on_the_right_and_anterior_up(codes):
+    """The QC PNG's native panels (alps.imaging.qc.native_axial_view): whatever the storage order
+    (RAS, LAS, sagittal PSR, LPI), the slice is the voxel plane nearest to axial and a marker at
+    world right-anterior appears right and up, as in the RAS image, so the panels' L/R labels hold."""
+    from alps.imaging.qc import native_axial_view
+
+    ras = np.zeros((40, 50, 30), np.float32)
+    ras[30, 38, 12] = 1.0  # right (x > centre), anterior (y > centre)
+    aff = np.diag([2.0, 2.0, 2.0, 1.0])
+    aff[:3, 3] = -np.array(ras.shape) + 1.0
+    img = nib.Nifti1Image(ras, aff)
+    ornt = ornt_transform(io_orientation(img.affine), axcodes2ornt(codes))
+    data = apply_orientation(ras, ornt)
+    new_aff = img.affine @ inv_ornt_aff(ornt, ras.shape)
+    assert nib.aff2axcodes(new_aff) == codes
+    idx = np.argwhere(data == 1.0)[0]
+    view, axis, s = native_axial_view(data, new_aff, idx)
+    ref, _, _ = native_axial_view(ras, aff, (30, 38, 12))
+    assert view.shape == ref.shape == (50, 40)  # rows: P->A, columns: L->R
+    assert np.array_equal(view, ref)
+    row, col = np.argwhere(view == 1.0)[0]
+    assert col > view.shape[1] // 2 and row > view.shape[0] // 2
+    assert codes[axis] in "SI" and s == idx[axis]

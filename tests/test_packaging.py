@@ -98,3 +98,26 @@ def test_notebook_code_cells_compile_after_jupytext_conversion():
         for cell in jupytext.read(src).cells:
             if cell.cell_type == "code":
                 compile(cell.source, str(src), "exec")
+
+
+def test_jupyterlab_opens_sources_as_notebooks_without_data_or_checkpoints_in_the_checkout():
+    """``make env`` installs the project's JupyterLab settings (jupytext's notebook viewer as the
+    default for the py:percent sources) into the environment; ``make lab`` generates no data and
+    keeps checkpoints in build/; every notebook source asks for the ``alps`` kernel."""
+    import json
+
+    import jupytext
+
+    settings = json.loads((ROOT / "jupyter" / "overrides.json").read_text())
+    assert settings["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]["python"] == "Jupytext Notebook"
+    for target in ("env", "lab"):
+        out = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), target], capture_output=True,
+                             text=True)
+        assert out.returncode == 0, out.stderr
+        assert "cp jupyter/overrides.json .venv/share/jupyter/lab/settings/overrides.json" in out.stdout
+        assert "alps simulate" not in out.stdout  # no data generated
+    lab = out.stdout.splitlines()[-1]
+    assert lab.startswith(".venv/bin/jupyter lab --notebook-dir=notebooks")
+    assert f'--FileCheckpoints.checkpoint_dir="{ROOT / "build" / "lab-checkpoints"}"' in lab
+    for src in sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")):
+        assert jupytext.read(src).metadata["kernelspec"]["name"] == "alps", src.name

@@ -131,6 +131,38 @@ def test_load_alps_sessions(cohort_files, tmp_path):
     assert set(exc["participant_id"]) - set(base["participant_id"]) <= missing
 
 
+def test_partial_sessions_policy_and_true_reasons(tmp_path):
+    """A dataset where only some participants have sessions: ``strict`` lists those without the
+    chosen one with the sessions they have, ``only-scan`` uses an only scan; a failed scan is
+    excluded with its own error, not as a missing row."""
+    alps = pd.DataFrame({"participant_id": ["sub-01", "sub-01", "sub-02", "sub-03", "sub-03", "sub-04"],
+                         "session_id": ["ses-01", "ses-02", "", "ses-02", "ses-03", "ses-01"],
+                         "status": ["ok", "ok", "ok", "ok", "ok", "failed"],
+                         "error": ["", "", "", "", "", "sub-04_dwi.bval: no b=0 volume"],
+                         "alps_L": [1.5] * 6, "alps_R": [1.6] * 6, "alps": [1.55] * 6})
+    alps.loc[5, ["alps_L", "alps_R", "alps"]] = np.nan
+    part = pd.DataFrame({"participant_id": ["sub-01", "sub-02", "sub-03", "sub-04"], "group": ["MO", "VM", "HC", "HC"],
+                         "sex": ["F", "M", "F", "M"], "age": [30, 31, 32, 33]})
+    for c in io.NUMERIC_PARTICIPANT_COLUMNS[1:]:
+        part[c] = "n/a"
+    a, pt = tmp_path / "alps.tsv", tmp_path / "participants.tsv"
+    alps.to_csv(a, sep="\t", index=False)
+    part.to_csv(pt, sep="\t", index=False)
+    with pytest.warns(UserWarning, match="scan failed"):
+        df, ex = io.load_cohort(a, pt, session="ses-01")
+    why = ex.set_index("participant_id")["reason"]
+    assert list(df["participant_id"]) == ["sub-01"]
+    assert why["sub-02"].startswith("no scan of ses-01 (has: no session")
+    assert why["sub-03"].startswith("no scan of ses-01 (has: ses-02, ses-03")
+    assert why["sub-04"] == "scan failed: sub-04_dwi.bval: no b=0 volume"
+    with pytest.warns(UserWarning):
+        df, ex = io.load_cohort(a, pt, session="ses-01", session_policy="only-scan")
+    assert list(df["participant_id"]) == ["sub-01", "sub-02"]  # sub-02's only scan is used
+    assert ex.set_index("participant_id")["reason"]["sub-03"].startswith("no scan of ses-01; 2 other scans")
+    with pytest.raises(ValueError, match="session policy 'any' unknown"):
+        io.load_alps(a, session="ses-01", session_policy="any")
+
+
 def test_write_table_atomic(tmp_path):
     from alps import atomic
 

@@ -8,7 +8,16 @@
   the notebooks that declare it) overlaid with the ``-p`` pairs from the command line (values are
   parsed as YAML, so ``-p n_boot 500`` is an int); a configured or given name the notebook's
   parameters cell does not declare is an error naming it and the declared ones;
-* runs it with the current interpreter's kernel and the ``Agg`` matplotlib backend;
+* refuses to mix given and default paths: once one path parameter is given, every input and
+  product of the notebook must be (:func:`check_paths_complete`), so nothing lands in the default
+  build's ``results/`` by omission;
+* resolves relative path parameters given with ``-p`` (``..._dir``, ``..._csv``, ``..._tsv``,
+  ``..._json``, ``..._table``, ``participants``) against the current folder, not the repository
+  (the kernel runs in the repository's root);
+* runs it with the current interpreter's kernel (over IPC sockets in a temporary folder, so no
+  unencrypted-TCP warning) and the ``Agg`` matplotlib backend, showing a per-cell progress bar and
+  the cells' standard error (warnings such as the excluded subjects, per-subject progress) on
+  the console;
 * writes OUTPUT only when every cell succeeded (atomically); a failed run is kept beside it as
   ``OUTPUT.failed.ipynb`` for inspection and the command exits non-zero, so Make stops and leaves
   nothing that looks finished.
@@ -27,11 +36,64 @@ import yaml
 from .. import atomic, config, paths
 
 
+#: parameter-name endings (and names) that hold a path: relative values are taken from the current folder.
+PATH_SUFFIXES = ("_dir", "_csv", "_tsv", "_json", "_table")
+PATH_NAMES = ("participants",)
+
+
+def is_path_parameter(name: str) -> bool:
+    """Whether a notebook parameter holds a file or folder path (by its name)."""
+    return name in PATH_NAMES or name.endswith(PATH_SUFFIXES)
+
+
+def absolute_paths(parameters, base=None) -> dict:
+    """``parameters`` with every relative, non-empty path value (:func:`is_path_parameter`) made
+    absolute against ``base`` (default: the current folder)."""
+    base = Path(base) if base is not None else Path.cwd()
+    out = dict(parameters or {})
+    for k, v in out.items():
+        if is_path_parameter(k) and isinstance(v, str) and v:
+            out[k] = str((base / Path(v).expanduser()).resolve())
+    return out
+
+
+def check_paths_complete(declared, given, source) -> None:
+    """Refuse a run that gives some paths but leaves others of the notebook's inputs and products
+    (those of :func:`alps.paths.products`) empty: empty, they are the profile's default locations,
+    so the run would mix the user's files with the default build's and overwrite its tables.
+    ``None`` counts as given (an input that does not exist)."""
+    named = [k for k, v in given.items() if is_path_parameter(k) and v != ""]
+    if not named:
+        return
+    missing = sorted(k for k in declared if is_path_parameter(k) and k in paths.products() and given.get(k, "") == "")
+    if missing:
+        raise ValueError(f"{source}: path(s) {sorted(named)} given but not {missing}: left empty these are the "
+                         "profile's default locations (its data/results), which this run would read or overwrite; "
+                         "give every path (-p NAME PATH, or -p NAME null for an input that does not exist), or run "
+                         "the whole series with 'alps paper --bids DIR --out DIR'")
+
+
+def _kernel_manager_class(ip_prefix: str):
+    """A kernel manager whose kernel listens on IPC sockets under ``ip_prefix`` (not TCP)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            super().__init__(transport="ipc", ip=ip_prefix, **kw)
+
+    return IPCKernelManager
+
+
 def run_notebook(name: str, output, *, profile: str = "default", parameters=None,
-                 cwd=None, log_output: bool = False, source=None) -> Path:
-    """Execute ``notebooks/<name>.py`` (or ``source``) into ``output`` (see module docstring)."""
+                 cwd=None, log_output: bool = False, source=None, progress: bool = True) -> Path:
+    """Execute ``notebooks/<name>.py`` (or ``source``) into ``output`` (see module docstring).
+
+    Relative path parameters are resolved against the current folder (:func:`absolute_paths`);
+    with ``progress`` a per-cell progress bar and the cells' standard error go to ``sys.stderr``."""
     import jupytext
     import papermill as pm
+
+    parameters = absolute_paths(parameters)
 
     source = Path(source) if source else paths.notebook_source(name)
     output = Path(output).resolve()
@@ -46,6 +108,7 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
         if unknown:
             raise ValueError(f"{source}: no parameter(s) {unknown} (from {what}) in its parameters cell "
                              f"(declared: {sorted(declared)})")
+    check_paths_complete(declared, parameters or {}, source)
     params = {**configured, **(parameters or {})}
     if "profile" in declared:
         params["profile"] = profile
@@ -61,7 +124,10 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
             jupytext.write(nb, src_nb)
             try:
                 pm.execute_notebook(str(src_nb), tmp_out, parameters=params, kernel_name="python3",
-                                    cwd=str(cwd or paths.REPO_ROOT), log_output=log_output, progress_bar=False)
+                                    cwd=str(cwd or paths.REPO_ROOT), log_output=log_output,
+                                    progress_bar={"desc": name, "leave": True} if progress else False,
+                                    stderr_file=sys.stderr if progress else None,
+                                    kernel_manager_class=_kernel_manager_class(str(Path(tmp) / "kernel")))
             except Exception:
                 if Path(tmp_out).exists():
                     shutil.copyfile(tmp_out, failed)

@@ -91,8 +91,9 @@ def _table_html_df(df, max_rows: int = 40) -> str:
     return df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0) + note
 
 
-def build_report(out_dir, *, profile: str = "default", data_dir=None, output=None) -> Path:
-    """Write the report page and the notebooks' HTML renderings; returns the page's path."""
+def build_report(out_dir, *, profile: str = "default", data_dir=None, output=None, notes=()) -> Path:
+    """Write the report page and the notebooks' HTML renderings; returns the page's path.
+    ``notes`` (sentences) are shown at the top, e.g. the simulation-only products skipped."""
     out_dir = Path(out_dir)
     output = Path(output) if output else out_dir / "report.html"
     rel = lambda p: os.path.relpath(p, output.parent)  # noqa: E731
@@ -115,6 +116,8 @@ def build_report(out_dir, *, profile: str = "default", data_dir=None, output=Non
         "notebooks; nothing is typed in except the published values in the reproduction table's "
         "<em>paper</em> column.</p>",
     ]
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     repro = out_dir / "tables" / "reproduction.csv"
     if repro.is_file():
         parts += ["<h2>Reproduction of the study's headline results</h2>", _table_html(repro)]

@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "group": "alps.cli.group",
     "validate": "alps.cli.validate",
     "convert": "alps.cli.convert",
+    "paper": "alps.cli.paper",
 }
 
 

@@ -20,8 +20,10 @@ def add_arguments(parser) -> None:
                         help="score of a candidate table: streamline (mean length of short tensor "
                         "streamlines, default) or coherence (one-step fibre continuity)")
     parser.add_argument("--write-corrected", metavar="BVEC_OUT",
-                        help="write the b-vectors corrected by the best candidate (FSL convention)")
-    parser.add_argument("--table", metavar="CSV", help="write the per-candidate score table")
+                        help="write the b-vectors corrected by the best candidate (FSL convention; "
+                        "default: not written)")
+    parser.add_argument("--table", metavar="CSV", help="write the per-candidate score table "
+                        "(default: not written)")
 
 
 def cli(args) -> int:

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="input dataset listing the expected scans (default: SourceDatasets of "
                         "OUT_DIR/dataset_description.json)")
     parser.add_argument("--participant-label", nargs="+", default=None, metavar="LABEL",
-                        help="gather only these subjects (with or without 'sub-')")
+                        help="gather only these subjects (with or without 'sub-'; default: all)")
     parser.add_argument("--lock-wait", type=float, default=None, metavar="S",
                         help=f"seconds to wait for OUT_DIR's lock, held by a whole-cohort run (default {TABLES_LOCK_WAIT_S:.0f})")
 

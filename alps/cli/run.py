@@ -12,14 +12,18 @@ from ..pipeline.params import ParameterError, PipelineParams, from_profile
 from ..pipeline.params import add_arguments as add_parameter_arguments
 from ..pipeline.params import from_args
 
-HELP = "Run the DTI-ALPS pipeline on a BIDS dataset or one DWI file."
+HELP = ("Run the DTI-ALPS pipeline on a BIDS dataset or one DWI file. Exit status: 0 when every scan "
+        "was processed, 1 when any scan failed (0 with --allow-failures if at least one succeeded), "
+        "2 for invalid options or input.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="BIDS dataset root, or one DWI .nii[.gz] file")
     parser.add_argument("out_dir", help="output (BIDS derivatives) directory")
     parser.add_argument("--participant-label", nargs="+", default=None, metavar="LABEL",
-                        help="subject labels to process (with or without 'sub-'; default: all)")
+                        help="subject labels to process (with or without 'sub-'; default: all); for a "
+                        "single DWI file whose name has no sub- entity, the one label names its participant "
+                        "(default there: from the file name)")
     parser.add_argument("--bval", default=None, help="b-values file (single-file input; default: beside it)")
     parser.add_argument("--bvec", default=None, help="b-vectors file (single-file input; default: beside it)")
     parser.add_argument("--mask", default=None, metavar="FILE",
@@ -34,11 +38,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(config/<name>.yaml; default: default)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run the scans on a dask.distributed cluster (e.g. tcp://host:8786; needs "
-                        "the 'scale' extra; workers must see INPUT and OUT_DIR at the same paths)")
+                        "the 'scale' extra; INPUT and OUT_DIR are sent as absolute paths, which the workers "
+                        "must see; default: local processes, --n-jobs)")
     parser.add_argument("--no-tables", action="store_true",
                         help="do not write the cohort tables (participant-level jobs of an array; "
-                        "gather them afterwards with 'alps group OUT_DIR')")
+                        "gather them afterwards with 'alps group OUT_DIR'; default: write them, updating "
+                        "only the rows of the scans run)")
+    parser.add_argument("--allow-failures", action="store_true",
+                        help="exit 0 when some scans failed but at least one succeeded (default: exit 1 "
+                        "when any scan failed)")
     add_parameter_arguments(parser)
+
+
+#: columns of the console summary (those present): the scan's identity, then its result.
+SUMMARY_COLUMNS = ("participant_id", "session_id", "run", "status", "alps_L", "alps_R", "alps", "alps_scanner",
+                   "qc_flags")
 
 
 def resolve_parameters(args) -> PipelineParams:
@@ -68,10 +82,17 @@ def cli(args) -> int:
     n_ok = int((df["status"] == "ok").sum())
     dest = "no tables written ('alps group' gathers them)" if args.no_tables else Path(args.out_dir) / "alps.tsv"
     print(f"alps run: {n_ok}/{len(df)} scans processed -> {dest}")
-    show = [c for c in ("participant_id", "status", "alps_L", "alps_R", "alps", "alps_scanner", "qc_flags")
-            if c in df.columns]
+    show = [c for c in SUMMARY_COLUMNS if c in df.columns]
     with pd.option_context("display.width", 160, "display.max_colwidth", 60):
         print(df[show].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    for _, r in df[df["status"] != "ok"].iterrows():
-        print(f"  FAILED {r['participant_id']}: {r['error']}")
-    return 0 if n_ok > 0 else 1
+    failed = df[df["status"] != "ok"]
+    for _, r in failed.iterrows():
+        scan = " ".join(str(r[c]) for c in SUMMARY_COLUMNS[:3] if c in df.columns and isinstance(r[c], str))
+        print(f"  FAILED {scan}: {r.get('error')}")
+    if failed.empty:
+        return 0
+    if args.allow_failures and n_ok > 0:
+        print(f"alps run: {len(failed)} scan(s) failed (--allow-failures: exit 0)")
+        return 0
+    print(f"alps run: {len(failed)} scan(s) failed (exit 1; --allow-failures to accept)")
+    return 1

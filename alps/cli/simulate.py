@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
                         help="native image storage orientation (default LAS)")
     parser.add_argument("--oblique", action="store_true", default=None,
                         help="put the head pose into an oblique affine (default: off)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: show it)")
 
 
 def cli(args) -> int:

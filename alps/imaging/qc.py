@@ -107,23 +107,52 @@ def template_slices(fa, tensor, affine, registration, template_img, *, z_mm=27.0
             "rgb_axial": rgb_ax.reshape(shape[0], shape[1], 3), "k": k, "j": j, "shape": shape, "affine": taff}
 
 
+def native_axial_view(volume, affine, index):
+    """The native slice nearest to axial through voxel ``index``, shown in neurological
+    orientation: subject's right on the right, anterior up.
+
+    The slice axis is the voxel axis most aligned with world z (I-S), so a sagittally or
+    obliquely stored scan still shows an axial-like slice; the in-plane axes are the remaining
+    voxel axes most aligned with world x and y, flipped so that x (L→R) grows to the right and
+    y (P→A) upwards. Returns ``(image, slice_axis, slice_index)`` with ``image[row, col]``, row
+    0 at the bottom (``imshow(..., origin="lower")``).
+    """
+    vol = np.asarray(volume)
+    m = np.abs(np.asarray(affine, float)[:3, :3])
+    ax_z = int(np.argmax(m[2]))
+    rest = [a for a in range(3) if a != ax_z]
+    ax_x = rest[int(np.argmax([m[0, a] for a in rest]))]
+    ax_y = [a for a in rest if a != ax_x][0]
+    s = int(index[ax_z])
+    img = np.moveaxis(vol, (ax_x, ax_y, ax_z), (0, 1, 2))[:, :, s]  # (x-ish, y-ish)
+    aff = np.asarray(affine, float)
+    if aff[0, ax_x] < 0:
+        img = img[::-1, :]
+    if aff[1, ax_y] < 0:
+        img = img[:, ::-1]
+    return img.T, ax_z, s
+
+
 def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
            native_fa=None, native_dseg=None, native_affine=None, roi_z_mm=27.0, template_labels=None):
-    """Write the QC PNG (2 × 2 panels, readable at page width).
+    """Write the QC PNG (readable at page width).
 
     ``slices`` is the output of :func:`template_slices`; ``wm_t`` the template WM map.
-    Panels: (1) colour FA in template axes, resampled to the template, axial slice at the ROI
-    level with the ROIs; (2) warped FA with the template WM (p = 0.5) contour, same slice;
-    (3) the same overlay, coronal slice through the ROIs (y = −16 mm); (4) native FA with the
-    native ROI labels, on the native slice nearest the ROI centres. The ROIs are circles of
-    ``radius_mm`` around ``centers_mm`` (spheres) or, with ``template_labels`` (a 1..4 label
-    array on the template grid: proj_L, proj_R, assoc_L, assoc_R — the JHU ROIs), outlines of
-    the labels on the displayed slices.
+    Top row: (1) colour FA in template axes, resampled to the template, axial slice at the ROI
+    level with the ROIs; (2) warped FA with the template WM (p = 0.5) contour, same slice; (3)
+    the same overlay, coronal slice through the ROIs (y = −16 mm). Bottom row: native FA with
+    the native ROI voxels, one panel per ROI on the native slice through that ROI's centre
+    (:func:`native_axial_view`: on a tilted scan the four ROIs lie on different slices). Every
+    panel is labelled L/R (template panels: world x; native panels: from ``native_affine``).
+    The ROIs are circles of ``radius_mm`` around ``centers_mm`` (spheres) or, with
+    ``template_labels`` (a 1..4 label array on the template grid: proj_L, proj_R, assoc_L,
+    assoc_R — the JHU ROIs), outlines of the labels on the displayed slices.
     """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
     from matplotlib.patches import Circle
 
     from .. import atomic
@@ -132,14 +161,18 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
     k, j = slices["k"], slices["j"]
     ext_ax = _extent(template_affine, shape, (0, 1))
     ext_co = _extent(template_affine, shape, (0, 2))
-    n_pan = 4 if native_fa is not None else 3
-    fig, axes = plt.subplots(2, 2, figsize=(9.0, 8.6), dpi=110)
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.05, top=0.86, wspace=0.22, hspace=0.42)
-    axes = axes.ravel()
-    if n_pan == 3:
-        axes[3].axis("off")
-    fs = 10
+    native = native_fa is not None
+    fig = plt.figure(figsize=(12.0, 9.4 if native else 5.0), dpi=110)
+    grid = fig.add_gridspec(2 if native else 1, 12, left=0.04, right=0.99, bottom=0.03, top=0.86 if native else 0.78,
+                            wspace=0.5, hspace=0.5)
+    top = [fig.add_subplot(grid[0, 4 * i:4 * i + 4]) for i in range(3)]
+    fs = 12
     labels = None if template_labels is None else np.asarray(template_labels)
+
+    def lr(ax, left="L", right="R"):
+        for x, t, ha in ((0.02, left, "left"), (0.98, right, "right")):
+            ax.text(x, 0.97, t, transform=ax.transAxes, ha=ha, va="top", color="w", fontsize=fs + 2,
+                    fontweight="bold")
 
     def draw_rois(ax, plane, colours):
         if labels is not None:  # outlines of the label regions on this template slice
@@ -148,49 +181,60 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
             for value, col in zip((1, 2, 3, 4), colours):
                 m = (sl == value).astype(float)
                 if m.any():
-                    ax.contour(m.T, levels=[0.5], colors=col, linewidths=1.2, origin="lower", extent=ext)
+                    ax.contour(m.T, levels=[0.5], colors=col, linewidths=1.5, origin="lower", extent=ext)
             return
         for (x, y, z), col in zip(centers_mm, colours):
             ax.add_patch(Circle((x, y) if plane == "axial" else (x, z), max(radius_mm, 1.0), fill=False,
-                                ec=col, lw=1.2))
+                                ec=col, lw=1.5))
 
     shape_word = "outlines" if labels is not None else "circles"
-    ax = axes[0]
+    ax = top[0]
     ax.imshow(np.clip(np.transpose(slices["rgb_axial"], (1, 0, 2)) * 1.6, 0, 1), origin="lower", extent=ext_ax)
     draw_rois(ax, "axial", ("w", "w", "y", "y"))
     ax.set_title(f"colour FA, template axes, z = {roi_z_mm:g} mm\nred x (L-R), green y (A-P), blue z (I-S)\n"
                  f"{shape_word}: SCR (white), SLF (yellow)", fontsize=fs)
-    ax.set_xlabel("x (mm, L→R)", fontsize=fs - 1)
-    ax = axes[1]
+    ax = top[1]
     ax.imshow(slices["fa_axial"].T, origin="lower", cmap="gray", vmin=0, vmax=0.8, extent=ext_ax)
-    ax.contour(wm_t[:, :, k].T, levels=[0.5], colors="r", linewidths=0.7, origin="lower", extent=ext_ax)
+    ax.contour(wm_t[:, :, k].T, levels=[0.5], colors="r", linewidths=0.8, origin="lower", extent=ext_ax)
     draw_rois(ax, "axial", ("c",) * 4)
     ax.set_title("FA warped to MNI, same slice\ntemplate WM p = 0.5 (red), ROIs (cyan)", fontsize=fs)
-    ax = axes[2]
+    ax = top[2]
     ax.imshow(slices["fa_coronal"].T, origin="lower", cmap="gray", vmin=0, vmax=0.8, extent=ext_co)
-    ax.contour(wm_t[:, j, :].T, levels=[0.5], colors="r", linewidths=0.7, origin="lower", extent=ext_co)
+    ax.contour(wm_t[:, j, :].T, levels=[0.5], colors="r", linewidths=0.8, origin="lower", extent=ext_co)
     draw_rois(ax, "coronal", ("c",) * 4)
     ax.set_title("FA warped to MNI, coronal y = -16 mm\ntemplate WM p = 0.5 (red), ROIs (cyan)", fontsize=fs)
-    ax.set_xlabel("x (mm, L→R)", fontsize=fs - 1)
-    if native_fa is not None:
-        ax = axes[3]
+    for ax in top:
+        ax.set_xlabel("x (mm, L→R)", fontsize=fs - 1)
+        lr(ax)
+    axes = list(top)
+    if native:
         lab = np.asarray(native_dseg)
-        if lab.any():
-            idx = np.argwhere(lab > 0)
-            ks = int(np.round(np.median(idx[:, 2])))
-        else:
-            ks = native_fa.shape[2] // 2
-        ax.imshow(native_fa[:, :, ks].T, origin="lower", cmap="gray", vmin=0, vmax=0.8)
-        from matplotlib.colors import ListedColormap
-
-        over = np.ma.masked_equal(lab[:, :, ks].T, 0)  # labels 1..4 = proj_L, proj_R, assoc_L, assoc_R
+        fa = np.asarray(native_fa)
+        aff = np.asarray(native_affine if native_affine is not None else np.eye(4), float)
         roi_cmap = ListedColormap(["#3b7dd8", "#3b7dd8", "#2ca02c", "#2ca02c"])
-        ax.imshow(over, origin="lower", cmap=roi_cmap, vmin=0.5, vmax=4.5, alpha=0.9, interpolation="nearest")
-        ax.set_title(f"native FA, voxel slice k = {ks}, voxel axes\nROI voxels (weight > 0): "
-                     "SCR (blue), SLF (green)", fontsize=fs)
+        full = {"proj": "SCR", "assoc": "SLF"}
+        for i, name in enumerate(ROI_NAMES):
+            ax = fig.add_subplot(grid[1, 3 * i:3 * i + 3])
+            axes.append(ax)
+            idx = np.argwhere(lab == i + 1)
+            centre = np.round(idx.mean(axis=0)).astype(int) if len(idx) else np.array(fa.shape[:3]) // 2
+            img, axis, s = native_axial_view(fa, aff, centre)
+            over, _, _ = native_axial_view(lab, aff, centre)
+            ax.imshow(img, origin="lower", cmap="gray", vmin=0, vmax=0.8)
+            ax.imshow(np.ma.masked_equal(over, 0), origin="lower", cmap=roi_cmap, vmin=0.5, vmax=4.5, alpha=0.9,
+                      interpolation="nearest")
+            kind, side = name.split("_")
+            found = "" if len(idx) else " (no voxels)"
+            ax.set_title(f"native FA, {full[kind]} {'left' if side == 'L' else 'right'}{found}\n"
+                         f"voxel slice {'ijk'[axis]} = {s}", fontsize=fs)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            lr(ax)
+        fig.text(0.5, 0.425, "native grid, one slice through each ROI (nearest-to-axial voxel plane; ROI voxels "
+                 "with weight > 0: SCR blue, SLF green)", ha="center", fontsize=fs)
     for ax in axes:
         ax.tick_params(labelsize=fs - 2)
-    fig.suptitle(title, fontsize=fs + 2, y=0.985)
+    fig.suptitle(title, fontsize=fs + 3, y=0.985)
     import io as _io
 
     buf = _io.BytesIO()

@@ -122,6 +122,12 @@ def _single_file(input_path: Path, labels, bval, bvec, mask) -> list[SubjectInpu
         raise InputError(f"{input_path}: BIDS suffix '_{suffix}' is not a diffusion image (expected *_dwi)")
     sub = _entity(stem, "sub") or _BIDS_LABEL.sub("", stem) or "01"
     ses = _entity(stem, "ses")
+    if labels is not None and _entity(stem, "sub") is None:  # the label names the participant
+        if len(labels) != 1:
+            raise InputError(f"{input_path}: one participant label for a single file, got {labels}")
+        sub = labels[0]
+        if _BIDS_LABEL.search(sub):
+            raise InputError(f"{input_path}: participant label {sub!r} must be letters and digits only")
     if labels is not None and sub not in labels:
         raise InputError(f"{input_path}: participant label(s) {labels} do not match this file (sub-{sub})")
     ents, _, _ = parse_name(input_path.name)
@@ -157,7 +163,8 @@ def discover(input_path, *, participant_label=None, bval=None, bvec=None, mask=N
         root (``*_desc-preproc_dwi.nii.gz``) or one DWI file.
     participant_label : str or list of str, optional
         BIDS subject labels to keep (with or without ``sub-``); others are ignored. A requested
-        label with no DWI is an error.
+        label with no DWI is an error. For a single file whose name has no ``sub-`` entity, one
+        label names its participant (default: from the file name).
     bval, bvec, mask : path-like, optional
         Gradient files and a brain mask for a single-file input (default: beside the image, same
         stem; the mask of a ``desc-preproc`` image is its ``desc-brain_mask``).

@@ -138,15 +138,31 @@ def load_participants(path, *, groups=GROUPS) -> pd.DataFrame:
     return df
 
 
-def select_session(df: pd.DataFrame, session: str | None, what: str) -> pd.DataFrame:
+#: what :func:`select_session` does with a participant who has no scan of the chosen session:
+#: ``strict`` excludes them (the exclusions table names the sessions they have); ``only-scan``
+#: uses their scan when they have exactly one (e.g. a dataset where only some subjects have
+#: ``ses-*`` folders) and excludes them, naming their sessions, when they have several.
+SESSION_POLICIES = ("strict", "only-scan")
+
+
+def _session_label(value) -> str:
+    return value if isinstance(value, str) and value.strip() else "no session"
+
+
+def select_session(df: pd.DataFrame, session: str | None, what: str, *, policy: str = "strict"
+                   ) -> pd.DataFrame:
     """Keep one session per participant of a table with a ``session_id`` column.
 
     ``session=None`` keeps the table as it is when every participant has one row (a
     single-session dataset, or one session given per participant), and raises when a participant
     has several: the analysis must say which session it uses. ``session='ses-01'`` keeps the
-    rows of that session (participants without it are then missing, and
-    :func:`merge_cohort` reports them).
+    rows of that session; a participant without it is handled by ``policy`` (one of
+    :data:`SESSION_POLICIES`). The participants left out, with the reason, are in
+    ``result.attrs["session_excluded"]`` (``{participant_id: reason}``), which
+    :func:`merge_cohort` reports.
     """
+    if policy not in SESSION_POLICIES:
+        raise ValueError(f"{what}: session policy {policy!r} unknown; choose from {list(SESSION_POLICIES)}")
     has = "session_id" in df.columns and df["session_id"].notna().any() and \
         (df["session_id"].astype("string").str.strip().fillna("") != "").any()
     if session in (None, ""):
@@ -165,12 +181,22 @@ def select_session(df: pd.DataFrame, session: str | None, what: str) -> pd.DataF
     if not keep.any():
         sessions = sorted(sid.dropna().unique())
         raise ValueError(f"{what}: no row of session {session!r} (sessions in the table: {sessions})")
+    chosen = set(df.loc[keep, "participant_id"])
+    excluded = {}
+    for pid, rows in df.loc[~df["participant_id"].isin(chosen)].groupby("participant_id", sort=True):
+        have = ", ".join(sorted(_session_label(v) for v in rows["session_id"]))
+        if policy == "only-scan" and len(rows) == 1:
+            keep[df.index.get_loc(rows.index[0])] = True
+        elif policy == "only-scan":
+            excluded[pid] = f"no scan of {session}; {len(rows)} other scans ({have}), none chosen"
+        else:
+            excluded[pid] = f"no scan of {session} (has: {have}; session_policy 'only-scan' would use an only scan)"
     out = df.loc[keep].reset_index(drop=True)
-    out.attrs = dict(df.attrs)
+    out.attrs = {**df.attrs, "session_excluded": excluded}
     return out
 
 
-def load_alps(path, *, session: str | None = None) -> pd.DataFrame:
+def load_alps(path, *, session: str | None = None, session_policy: str = "strict") -> pd.DataFrame:
     """Read and validate an ALPS table (measured ``alps.tsv`` or the simulation ground truth).
 
     Parameters
@@ -202,7 +228,7 @@ def load_alps(path, *, session: str | None = None) -> pd.DataFrame:
     what = f"ALPS table ({path})"
     _require(df, ALPS_COLUMNS, what)
     df["participant_id"] = df["participant_id"].astype("string").str.strip().astype(object)
-    df = select_session(df, session, what)
+    df = select_session(df, session, what, policy=session_policy)
     _check_ids(df, what)
     if "status" not in df.columns:
         df["status"] = "ok"
@@ -238,8 +264,9 @@ def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
         (participants columns first, then the ALPS columns), sorted as in ``participants_df``.
     exclusions : pandas.DataFrame
         Columns :data:`EXCLUSION_COLUMNS`: one row per subject not in ``df`` with the reason
-        (``status=failed``, missing ALPS value, only in one of the two tables). A
-        :class:`UserWarning` summarises the exclusions when there are any.
+        (``scan failed: <its error>``, missing ALPS value, no scan of the chosen session, only in
+        one of the two tables). A :class:`UserWarning` summarises the exclusions when there are
+        any.
     """
     _require(alps_df, ALPS_COLUMNS + ("status",), "ALPS table")
     _require(participants_df, ("participant_id", "group"), "participants table")
@@ -251,16 +278,23 @@ def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
     alps_ids = set(alps_df["participant_id"])
     part_ids = set(participants_df["participant_id"])
     rows = []
+    by_session = alps_df.attrs.get("session_excluded") or {}
     for pid in participants_df["participant_id"]:
         if pid not in alps_ids:
-            rows.append((pid, group_of[pid], "participants", "no row in the ALPS table"))
+            rows.append((pid, group_of[pid], "participants", by_session.get(pid, "no row in the ALPS table")))
     for _, r in alps_df.iterrows():
         pid = r["participant_id"]
         grp = group_of.get(pid, np.nan)
         if pid not in part_ids:
             rows.append((pid, grp, "alps", "not in participants table"))
+        elif r["status"] == "failed":
+            err = r.get("error")
+            rows.append((pid, grp, "alps", f"scan failed: {err}" if isinstance(err, str) and err
+                         else "scan failed (no error recorded)"))
         elif r["status"] != "ok":
-            rows.append((pid, grp, "alps", f"ALPS status '{r['status']}' (not ok)"))
+            err = r.get("error")
+            rows.append((pid, grp, "alps", f"ALPS status '{r['status']}' (not ok)"
+                         + (f": {err}" if isinstance(err, str) and err else "")))
         elif not np.isfinite(r[value_col]):
             rows.append((pid, grp, "alps", f"ALPS value '{value_col}' missing"))
     exclusions = pd.DataFrame(rows, columns=list(EXCLUSION_COLUMNS))
@@ -281,9 +315,10 @@ def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
     return df, exclusions
 
 
-def load_cohort(alps_path, participants_path, *, session: str | None = None
+def load_cohort(alps_path, participants_path, *, session: str | None = None, session_policy: str = "strict"
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``merge_cohort(load_alps(alps_path, session=session), load_participants(participants_path))``;
-    ``session`` picks one session of a multi-session ALPS table (:func:`select_session`)."""
-    return merge_cohort(load_alps(alps_path, session=session), load_participants(participants_path),
-                        _stacklevel=3)
+    """``merge_cohort(load_alps(alps_path, session=..., session_policy=...), load_participants(participants_path))``;
+    ``session`` picks one session of a multi-session ALPS table, ``session_policy`` what to do
+    with participants without it (:func:`select_session`)."""
+    return merge_cohort(load_alps(alps_path, session=session, session_policy=session_policy),
+                        load_participants(participants_path), _stacklevel=3)

@@ -9,10 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..io import discover
+from .group import items_from_records
+from . import locking
 from .locking import cohort_lock
 from .params import PipelineParams
 from .provenance import write_dataset_description
-from .records import clean_stale_temporaries
+from .records import clean_stale_temporaries, clean_table_temporaries, read_run_record
 from .subject import STAGES, process_subject
 from .tables import cohort_tables, write_tables
 
@@ -62,6 +64,12 @@ def run_cohort(input_path, out_dir, *, params: PipelineParams | None = None, par
     locks only its scans, so any number of them can share OUT_DIR, and takes OUT_DIR's lock only
     briefly to write its tables.
 
+    Tables of a participant-level run are updated per row: the rows of the scans it ran replace
+    theirs, and every other scan with a run record under OUT_DIR keeps its row (read from that
+    record, as ``alps group`` does), so a ``--participant-label`` run never shrinks them.
+    With a ``scheduler``, INPUT, OUT_DIR and the gradient files are made absolute before anything
+    is submitted (a worker's current folder is not the caller's).
+
     Returns
     -------
     DataFrame, one row per scan; with the measure stage it is ``alps.tsv`` plus the
@@ -74,6 +82,9 @@ def run_cohort(input_path, out_dir, *, params: PipelineParams | None = None, par
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; choose from {list(STAGES)}")
+    if scheduler is not None:  # the workers resolve nothing: send absolute paths
+        input_path, out_dir = Path(input_path).resolve(), Path(out_dir).resolve()
+        bval, bvec, mask = (Path(f).resolve() if f else None for f in (bval, bvec, mask))
     if bids_filter is not None and not isinstance(bids_filter, dict):
         from ..io.bidsnames import load_filter_file
 
@@ -118,7 +129,26 @@ def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png,
             rows.append(row)
             bar.update(1)
     bar.close()
-    df, out_tables = cohort_tables(rows, stages)
+    df, _ = cohort_tables(rows, stages)
     if tables:
-        write_tables(out_tables, out_dir, lock=lock_tables)
+        if lock_tables:  # participant level: the other scans keep their rows
+            with cohort_lock(out_dir, wait=locking.TABLES_LOCK_WAIT_S):
+                clean_table_temporaries(out_dir)
+                others = other_rows(out_dir, {it.key for it in items})
+                write_tables(cohort_tables(rows + others, stages)[1], out_dir)
+        else:
+            write_tables(cohort_tables(rows, stages)[1], out_dir)
     return df
+
+
+def other_rows(out_dir, keys) -> list[dict]:
+    """The recorded rows of every scan under OUT_DIR whose key is not in ``keys`` (scans a
+    participant-level run did not touch), from their run records."""
+    rows = []
+    for it in items_from_records(out_dir):
+        if it.key in keys:
+            continue
+        rec = read_run_record(out_dir, it)
+        if rec is not None:
+            rows.append(dict(rec["row"]))
+    return rows

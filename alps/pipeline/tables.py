@@ -22,6 +22,10 @@ from .subject import PROV_PREFIX
 #: leading columns of alps.tsv (then everything else the measurement returns).
 MAIN_COLUMNS = ["participant_id", "session_id", "status", "error", "alps_L", "alps_R", "alps",
                 "alps_scanner_L", "alps_scanner_R", "alps_scanner"]
+#: gradient-check columns (``--gradcheck report|correct``), also in ``qc.tsv``: the best candidate
+#: table transform, its score margin over the table as given, whether it flagged, whether the fit
+#: used the corrected table.
+GRADCHECK_COLUMNS = ("gradcheck_best", "gradcheck_margin", "gradcheck_flag", "gradcheck_corrected")
 
 
 def order_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -82,10 +86,12 @@ def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = Tru
 
 
 def qc_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Cohort QC table: status, registration metrics, ROI FA/purity, flags, PNG path (relative
-    to OUT_DIR)."""
+    """Cohort QC table: status, registration metrics, ROI FA/purity, the gradient check (its
+    :data:`GRADCHECK_COLUMNS`, when the run had ``gradcheck`` on), flags, PNG path (relative to
+    OUT_DIR)."""
     cols = ["participant_id", "session_id", *ENTITY_COLUMNS, "status", "error", "reg_corr", "reg_dice"]
     cols += [f"fa_{n}" for n in ROI_NAMES] + [f"purity_{n}" for n in ROI_NAMES]
+    cols += list(GRADCHECK_COLUMNS)
     cols += ["alps_L", "alps_R", "alps", "qc_flags", "qc_pass"]
     out = df[[c for c in cols if c in df.columns]].copy()
     png = []
