@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bvec", default=None, help="b-vectors file (single-file input; default: beside it)")
     parser.add_argument("--mask", default=None, metavar="FILE",
                         help="brain mask of a single-file input (e.g. FSL/MRtrix-preprocessed DWI); used "
-                        "instead of ours (QSIPrep derivatives bring their desc-brain_mask)")
+                        "instead of ours (default: our own mask; QSIPrep derivatives bring their desc-brain_mask)")
     parser.add_argument("--bids-filter-file", default=None, metavar="FILE",
                         help="JSON filter as fMRIPrep/QSIPrep take it, e.g. {\"dwi\": {\"run\": 1, "
                         "\"acquisition\": \"mb\"}}; default: every DWI series, each run its own row")

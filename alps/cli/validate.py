@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--participant-label", nargs="+", default=None, metavar="LABEL",
                         help="subject labels to check (default: all)")
     parser.add_argument("--bids-filter-file", default=None, metavar="FILE",
-                        help="JSON filter as fMRIPrep/QSIPrep take it (only matching DWI series)")
+                        help="JSON filter as fMRIPrep/QSIPrep take it (only matching DWI series; default: every DWI series)")
 
 
 def cli(args) -> int:
