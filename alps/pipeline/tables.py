@@ -18,6 +18,7 @@ from .layout import ScanLayout
 from . import locking
 from .records import clean_table_temporaries, is_run_column
 from .subject import PROV_PREFIX
+from .uncertainty import SE_COLUMNS
 
 #: leading columns of alps.tsv (then everything else the measurement returns).
 MAIN_COLUMNS = ["participant_id", "session_id", "status", "error", "alps_L", "alps_R", "alps",
@@ -28,6 +29,7 @@ def order_columns(df: pd.DataFrame) -> pd.DataFrame:
     """``alps.tsv`` column order: ids and indices, per-ROI diffusivities, FA, MD, voxel counts,
     registration and QC, then everything else sorted."""
     cols = [c for c in MAIN_COLUMNS if c in df.columns]
+    cols += [c for c in SE_COLUMNS if c in df.columns]
     for pre in ("dxx_", "dyy_", "dzz_"):
         cols += [f"{pre}{n}" for n in ROI_NAMES if f"{pre}{n}" in df.columns]
     for pre in ("fa_", "md_", "nvox_"):
@@ -82,7 +84,7 @@ def qc_table(df: pd.DataFrame) -> pd.DataFrame:
     to OUT_DIR)."""
     cols = ["participant_id", "session_id", "status", "error", "reg_corr", "reg_dice"]
     cols += [f"fa_{n}" for n in ROI_NAMES] + [f"purity_{n}" for n in ROI_NAMES]
-    cols += ["alps_L", "alps_R", "alps", "qc_flags", "qc_pass"]
+    cols += ["alps_L", "alps_R", "alps", "alps_se", "se_high", "qc_flags", "qc_pass"]
     out = df[[c for c in cols if c in df.columns]].copy()
     png = []
     for _, r in df.iterrows():
