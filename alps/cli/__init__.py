@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, str] = {
     "gradcheck": "alps.cli.gradcheck",
     "simulate": "alps.cli.simulate",
     "group": "alps.cli.group",
+    "reliability": "alps.cli.reliability",
 }
 
 
