@@ -41,7 +41,7 @@ def cli(args) -> int:
     out = Path(args.out_dir)
     try:
         scans = read_scans(out / "alps.tsv")
-        table = rel.reliability(scans, by=args.by, session=args.session, seed=args.seed)
+        table = rel.reliability_table(scans, by=args.by, session=args.session, seed=args.seed)
         ba = pd.concat([rel.bland_altman(scans, by=args.by, session=args.session, index=i) for i in rel.INDICES],
                        ignore_index=True)
     except (FileNotFoundError, StatsInputError, pd.errors.ParserError) as exc:

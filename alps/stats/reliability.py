@@ -15,7 +15,7 @@ Per participant and index (:func:`consistency`)
     alone gives a spread at least as large as the observed one), all from
     :func:`alps.imaging.noise.spread_consistency`.
 
-Cohort rows (``participant_id = 'all'``, :func:`reliability`)
+Cohort rows (``participant_id = 'all'``, :func:`reliability_table`)
     ICC(2,1) — two-way random effects, absolute agreement, single measurement — and ICC(3,1) —
     two-way mixed, consistency, single measurement (Shrout & Fleiss 1979; McGraw & Wong 1996,
     whose ICC(A,1) and ICC(C,1) they are), with 95 % CIs, by :func:`pingouin.intraclass_corr`
@@ -48,7 +48,7 @@ from ._prepare import StatsInputError
 #: indices analysed by default.
 INDICES = ("alps", "alps_L", "alps_R")
 
-#: columns of :func:`consistency` and :func:`reliability`.
+#: columns of :func:`consistency` and :func:`reliability_table`.
 RELIABILITY_COLUMNS = ["participant_id", "index", "n_participants", "n_scans", "mean", "sd_within", "cv_within",
                        "spread", "noise_spread", "noise_spread_q95", "spread_p", "cochran_q", "df", "q_p",
                        "icc21", "icc21_ci_low", "icc21_ci_high", "icc31", "icc31_ci_low", "icc31_ci_high",
@@ -139,7 +139,7 @@ def icc(df: pd.DataFrame, *, by: str = "participant_id", session: str = "session
     return pd.DataFrame(rows, columns=ICC_COLUMNS)
 
 
-def reliability(df: pd.DataFrame, *, by: str = "participant_id", session: str = "session_id",
+def reliability_table(df: pd.DataFrame, *, by: str = "participant_id", session: str = "session_id",
                 indices=INDICES, n_sim: int = 200_000, seed: int = 0) -> pd.DataFrame:
     """The reliability table: :func:`consistency` rows per participant, then one cohort row
     (``participant_id = 'all'``) per index with the ICCs (:func:`icc`) and the pooled within-subject
