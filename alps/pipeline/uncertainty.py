@@ -47,9 +47,6 @@ def scan_se(item, preprocess_record: dict, registration, weights, *, n_boot: int
     -------
     dict with :data:`SE_COLUMNS`, ``se_note`` (empty, or why the SEs are NaN) and ``time_se_s``.
     """
-    from .. import io as aio
-    from ..imaging import noise
-
     t0 = time.perf_counter()
     out = {"alps_se": np.nan, "alps_L_se": np.nan, "alps_R_se": np.nan, "se_high": False, "se_note": ""}
     pre_params = preprocess_record["provenance"]["parameters"]
@@ -59,20 +56,40 @@ def scan_se(item, preprocess_record: dict, registration, weights, *, n_boot: int
     elif changed:
         out["se_note"] = "signal changed by " + "+".join(changed) + " (not kept): no bootstrap"
     else:
-        dwi = aio.load_dwi(item.dwi, item.bval, item.bvec)
-        if list(dwi.data.shape[:3]) != list(preprocess_record["shape"]):
-            raise RuntimeError(f"{item.dwi}: grid {dwi.data.shape[:3]} differs from the preprocessed one "
-                               f"{preprocess_record['shape']}; the input changed since stage 1, rerun it")
-        gc = preprocess_record.get("gradcheck")
-        if gc and gc.get("corrected"):
-            from dataclasses import replace
-
-            from ..imaging.gradcheck import correct_bvecs
-
-            dwi = replace(dwi, bvecs=correct_bvecs(dwi.bvecs, gc["best"], affine=dwi.affine))
-        boot = noise.bootstrap_scan(dwi, registration, weights, n_boot=n_boot, seed=seed)
+        boot = _bootstrap(item, preprocess_record, registration, weights, n_boot=n_boot, seed=seed)
         sd = boot[["alps", "alps_L", "alps_R"]].std(ddof=1)
         out.update(alps_se=float(sd["alps"]), alps_L_se=float(sd["alps_L"]), alps_R_se=float(sd["alps_R"]))
         out["se_high"] = bool(out["alps_se"] > se_max)
     out["time_se_s"] = round(time.perf_counter() - t0, 3)
     return out
+
+
+def _bootstrap(item, record, registration, weights, *, n_boot, seed):
+    """:func:`alps.imaging.noise.bootstrap_roi_alps` on the input DWI, read only in the bounding
+    box of the ROI voxels (stage 1 validated the whole file; here the grid, the affine and the
+    gradient table are checked again)."""
+    from ..imaging import noise
+    from ..imaging import tensor as T
+    from ..io.dwi import check_affine, load_image
+    from ..io.gradients import fsl_to_voxel, read_bvals_bvecs
+
+    img = load_image(item.dwi)
+    if len(img.shape) != 4 or list(img.shape[:3]) != list(record["shape"]):
+        raise RuntimeError(f"{item.dwi}: grid {img.shape[:3]} differs from the preprocessed one "
+                           f"{record['shape']}; the input changed since stage 1, rerun it")
+    affine = check_affine(img.affine, item.dwi)
+    bvals, bvecs = read_bvals_bvecs(item.bval, item.bvec, n_volumes=img.shape[3])
+    gc = record.get("gradcheck")
+    if gc and gc.get("corrected"):
+        from ..imaging.gradcheck import correct_bvecs
+
+        bvecs = correct_bvecs(bvecs, gc["best"], affine=affine)
+    used = np.any([np.asarray(w) > 0 for w in weights.values()], axis=0)
+    idx = np.argwhere(used)
+    lo, hi = idx.min(0), idx.max(0) + 1
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    data = np.asarray(img.dataobj[box + (slice(None),)], np.float32)
+    rotation = registration.rotation @ T.polar_rotation(np.asarray(affine, float)[:3, :3])
+    return noise.bootstrap_roi_alps(data, bvals, fsl_to_voxel(bvecs, affine), {k: np.asarray(w)[box] for k, w in
+                                                                               weights.items()},
+                                    rotation, n_boot=n_boot, seed=seed)
