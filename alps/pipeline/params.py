@@ -215,7 +215,7 @@ class MeasureParams(_Params):
     se_seed: int = _param(20260505, "random seed of the standard errors' bootstrap", metavar="N")
     se_max: float = _param(0.05, "flag (se_high) a scan whose alps_se exceeds this: its 95-percent interval "
                            "(+-0.1) is as wide as the group differences ALPS studies report (0.08-0.18); "
-                           "clinical 3 mm, 12-direction scans give 0.02-0.03", check=_POSITIVE, metavar="SE")
+                           "the real 3 mm, 12-direction tilt scans give 0.02-0.04", check=_POSITIVE, metavar="SE")
 
 
 @dataclass(frozen=True)
