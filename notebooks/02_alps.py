@@ -124,3 +124,20 @@ if rotation_angles and rotation_sweep_csv:
     display(sweep_spreads(sweep))
 else:
     print("rotation sweep skipped (simulation-only product: rotation_angles or rotation_sweep_csv empty)")
+
+# %% [markdown]
+# ## Repeated scans of the same people: reliability
+# Only when the dataset has them (sessions, test-retest, slab tilts; the simulated cohort has one
+# scan per subject). Per participant: within-subject SD and CV, the spread of the index across
+# the scans against the spread noise alone would give (from each scan's wild-bootstrap SE,
+# `alps_se`), Cochran's Q; over participants: ICC(2,1) and ICC(3,1) (`alps.stats.reliability`).
+# The same table and a Bland-Altman figure from the command line: `alps reliability OUT_DIR`.
+
+# %%
+from alps.stats.reliability import reliability_table
+
+n_scans = res[res["status"] == "ok"].groupby("participant_id").size()
+if (n_scans >= 2).any():
+    display(reliability_table(res, by="participant_id"))
+else:
+    print(f"every participant has one scan ({len(n_scans)} participants): no reliability table")

@@ -55,9 +55,16 @@ def test_cohort_table(cohort):
                 "reg_corr", "qc_flags", "qc_pass"]:
         assert col in df.columns, col
     assert list(df.columns[:4]) == ["participant_id", "status", "error", "alps_L"]
+    # each scan's standard errors (wild bootstrap, on by default; tests/test_uncertainty.py checks
+    # them against independent noise realisations) and their QC flag
+    se = ok[["alps_se", "alps_L_se", "alps_R_se"]].to_numpy(float)
+    assert np.all(np.isfinite(se) & (se > 0) & (se < 0.05)), se
+    assert np.all(se[:, 1:] > se[:, :1]) and not ok["se_high"].any()
+    assert np.isnan(bad["alps_se"])
     on_disk = pd.read_csv(cohort["out"] / "alps.tsv", sep="\t")
     assert len(on_disk) == 4
     assert (cohort["out"] / "qc.tsv").is_file() and (cohort["out"] / "preprocess.tsv").is_file()
+    assert {"alps_se", "se_high"} <= set(pd.read_csv(cohort["out"] / "qc.tsv", sep="\t").columns)
     desc = json.loads((cohort["out"] / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative"
 

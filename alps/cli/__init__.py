@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "validate": "alps.cli.validate",
     "convert": "alps.cli.convert",
     "paper": "alps.cli.paper",
+    "reliability": "alps.cli.reliability",
 }
 
 

@@ -22,6 +22,7 @@ from .preprocess import save_map
 from . import provenance as _prov
 from .provenance import reuse_key
 from .records import outputs_intact, unlink
+from .uncertainty import scan_se
 
 
 def check_roi_coverage(shape, affine, registration, centers_mm, radius_mm, *, path="<image>") -> None:
@@ -112,6 +113,7 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
     row["qc_flags"] = ";".join(fl)
     row["qc_pass"] = not fl
     t_measure = time.perf_counter() - t0
+    row.update(scan_se(item, pre, reg, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max))
     if qc_png:
         t = time.perf_counter()
         _qc_png(lay, fa, tensor, aff, reg, dseg, p)

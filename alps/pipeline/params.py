@@ -222,6 +222,13 @@ class MeasureParams(_Params):
                                       "this component along the expected axis", check=_UNIT, metavar="P")
     qc_min_reg_corr: float = _param(QC_DEFAULTS["min_reg_corr"], "flag (not fail) a scan whose FA-WM "
                                     "correlation is below this", check=_UNIT, metavar="R")
+    se_replicates: int = _param(200, "wild-bootstrap replicates of each scan's standard errors alps_se, "
+                                "alps_L_se, alps_R_se (0: none; 200 take 0.2-0.5 s on a real 3 mm scan, 0.7 s at 2 mm)",
+                                check=(lambda v: v == 0 or v >= 2, "0 or at least 2"), metavar="N")
+    se_seed: int = _param(20260505, "random seed of the standard errors' bootstrap", metavar="N")
+    se_max: float = _param(0.05, "flag (se_high) a scan whose alps_se exceeds this: its 95-percent interval "
+                           "(+-0.1) is as wide as the group differences ALPS studies report (0.08-0.18); "
+                           "the real 3 mm, 12-direction tilt scans give 0.02-0.04", check=_POSITIVE, metavar="SE")
 
 
 @dataclass(frozen=True)

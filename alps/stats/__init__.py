@@ -43,10 +43,12 @@ from .effects import bc_interval, bh_fdr, fisher_exact_rx2, hedges_g
 from .groups import group_tests, posthoc
 from .mediation import mediation
 from .regression import Regression, regression, regression_data
+from .reliability import bland_altman, consistency, icc, reliability_table
 from .study import PAPER_VALUES, headline_numbers, reproduction_table
 
 __all__ = [
     "StatsInputError", "PAPER_VALUES", "CLINICAL_VARS", "exclusions", "demographics", "group_tests",
     "posthoc", "ancova", "regression", "regression_data", "Regression", "correlations", "mediation", "headline_numbers",
     "reproduction_table", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
+    "reliability_table", "consistency", "icc", "bland_altman",
 ]
