@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "possible (default: session_id)")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="seed of the Monte-Carlo noise-only spread (default: 0)")
-    parser.add_argument("--no-figure", action="store_true", help="write the tables only")
+    parser.add_argument("--no-figure", action="store_true", help="write the tables only (default: also the Bland-Altman figure)")
 
 
 def read_scans(path) -> pd.DataFrame:
