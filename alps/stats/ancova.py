@@ -5,8 +5,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ..io.tables import GROUPS
-from ._prepare import StatsInputError, _as_tuple, _attach, _prepare
+from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare
 from .groups import _group_samples
 
 
@@ -16,12 +15,12 @@ def _ols_rss(X, y):
     return float(r @ r), beta
 
 
-def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=GROUPS, group_col: str = "group",
+def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=None, group_col: str = "group",
            nan_policy: str = "raise", id_col: str = "participant_id") -> pd.DataFrame:
     r"""ANCOVA: group effect on ``dv`` adjusted for covariates (Type II sums of squares).
 
     Model :math:`y = \beta_0 + \sum_g \gamma_g D_g + \sum_c \beta_c x_c + \varepsilon` (group
-    dummies, first group is the reference; ``sex`` coded F=0/M=1), no interactions.
+    dummies, first group is the reference; ``groups=None``: every label in order of appearance; ``sex`` coded F=0/M=1), no interactions.
 
     Returns
     -------
@@ -37,7 +36,7 @@ def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=GROUPS, group_col
     Without interactions Type II equals Type III for the group term.
     """
     where = "ancova"
-    dvs, covs, groups = _as_tuple(dv), _as_tuple(covariates), tuple(groups)
+    dvs, covs, groups = _as_tuple(dv), _as_tuple(covariates), _groups(df, groups, group_col, where)
     rows = []
     d, recs = _prepare(df, list(dvs) + list(covs), where=where, group_col=group_col,
                        groups=groups, id_col=id_col, nan_policy=nan_policy)

@@ -17,7 +17,7 @@ from ._prepare import (
     _require_columns,
     _shapiro_p,
 )
-from .effects import bh_fdr
+from .effects import adjust_p
 
 
 def _residualise(v, Z):
@@ -43,9 +43,8 @@ def _corr_p(r, dof):
     return float(2 * sps.t.sf(abs(t), dof))
 
 
-def correlations(df, *, groups=("VM", "MO"), x: str = "alps",
-                 y=("duration_years", "attacks_per_month", "dhi", "vas", "hit6", "psqi"),
-                 partial_covariates=("age", "sex"), method: str = "auto", alpha: float = 0.05,
+def correlations(df, *, groups, y, x: str = "alps", partial_covariates=("age", "sex"), method: str = "auto",
+                 alpha: float = 0.05, p_adjust: str = "fdr_bh",
                  group_col: str = "group", nan_policy: str = "raise",
                  id_col: str = "participant_id") -> pd.DataFrame:
     r"""Bivariate and partial correlations of ``x`` with each ``y`` within each group.
@@ -59,7 +58,8 @@ def correlations(df, *, groups=("VM", "MO"), x: str = "alps",
     x : str
         The variable correlated with every ``y`` (ALPS).
     y : sequence of str
-        Clinical variables. A ``y`` that is entirely missing in a group (e.g. ``dhi`` in MO) is
+        Clinical variables. A ``y`` that is entirely missing in a group (e.g. a score collected in
+        one subgroup only) is
         skipped for that group (not measured by design); partial missingness follows
         ``nan_policy`` (pairwise: only subjects missing ``x``, that ``y`` or a covariate).
     partial_covariates : sequence of str
@@ -85,7 +85,9 @@ def correlations(df, *, groups=("VM", "MO"), x: str = "alps",
     CI: Fisher z, :math:`\tanh(\operatorname{atanh} r \pm z_{1-\alpha/2}/\sqrt{n-3-k})`
     (k = 0 for bivariate; for Spearman this is the usual approximation).
     Bivariate p: ``scipy.stats.pearsonr`` / ``spearmanr`` (t approximation).
-    ``p_fdr``: Benjamini-Hochberg within each family = group × kind (:func:`bh_fdr`).
+    ``p_fdr``: adjusted within each family = group × kind by ``p_adjust`` (default
+    Benjamini-Hochberg, :func:`~alps.stats.effects.adjust_p`; the design's
+    ``multiple_comparisons.correlations``).
     """
     where = "correlations"
     groups, ys, covs = tuple(groups), _as_tuple(y), _as_tuple(partial_covariates)
@@ -153,7 +155,7 @@ def correlations(df, *, groups=("VM", "MO"), x: str = "alps",
         raise StatsInputError(f"{where}: no variable of {list(ys)} is measured in {list(groups)}")
     out["p_fdr"] = np.nan
     for _, idx in out.groupby(["group", "kind"], sort=False).groups.items():
-        out.loc[idx, "p_fdr"] = bh_fdr(out.loc[idx, "p"].to_numpy())
+        out.loc[idx, "p_fdr"] = adjust_p(out.loc[idx, "p"].to_numpy(), p_adjust)
     kind_order = {"bivariate": 0, "partial": 1}
     out["_g"] = out["group"].map({g: i for i, g in enumerate(groups)})
     out["_k"] = out["kind"].map(kind_order)

@@ -9,9 +9,8 @@ import pandas as pd
 import pingouin as pg
 from scipy import stats as sps
 
-from ..io.tables import GROUPS
-from ._prepare import StatsInputError, _as_tuple, _attach, _prepare, _shapiro_p
-from .effects import _anova_ss, _holm, hedges_g
+from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
+from .effects import _anova_ss, adjust_p, hedges_g
 
 
 def _choose_test(samples, alpha):
@@ -33,7 +32,7 @@ def _group_samples(d, dv, groups, group_col, where, min_per_group=3):
     return samples
 
 
-def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: str = "group",
+def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: str = "group",
                 alpha: float = 0.05, test: str | None = None, nan_policy: str = "raise",
                 id_col: str = "participant_id") -> pd.DataFrame:
     r"""Omnibus comparison of each dependent variable across groups.
@@ -45,7 +44,9 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col
     dv : str or sequence of str, keyword-only
         Dependent variables (one output row each).
     groups : sequence of str
-        Groups compared (≥ 2, each with ≥ 3 subjects).
+        Groups compared (≥ 2, each with ≥ 3 subjects), in the order of the per-group columns;
+        None: every label of ``group_col`` in order of first appearance (the notebooks pass the
+        design's groups).
     alpha : float
         Level of the assumption checks.
     test : {None, 'anova', 'welch_anova', 'kruskal'}
@@ -72,7 +73,7 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col
     (Tomczak & Tomczak 2014) in ``eta2_h``.
     """
     where = "group_tests"
-    dvs, groups = _as_tuple(dv), tuple(groups)
+    dvs, groups = _as_tuple(dv), _groups(df, groups, group_col, where)
     if len(groups) < 2:
         raise StatsInputError(f"{where}: need at least 2 groups, got {groups}")
     if test not in (None, "anova", "welch_anova", "kruskal"):
@@ -117,9 +118,9 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col
 _POSTHOC_FOR = {"anova": "tukey", "welch_anova": "games_howell", "kruskal": "dunn"}
 
 
-def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: str = "group",
-            alpha: float = 0.05, test: str | None = None, nan_policy: str = "raise",
-            id_col: str = "participant_id") -> pd.DataFrame:
+def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: str = "group",
+            alpha: float = 0.05, test: str | None = None, p_adjust: str = "holm",
+            nan_policy: str = "raise", id_col: str = "participant_id") -> pd.DataFrame:
     r"""Pairwise post hoc comparisons matching the omnibus test of :func:`group_tests`.
 
     Parameters
@@ -131,6 +132,9 @@ def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: st
         Welch → Games-Howell, Kruskal-Wallis → Dunn with Holm adjustment).
     test : {None, 'tukey', 'games_howell', 'dunn'}
         Force the post hoc test.
+    p_adjust : str
+        Correction of Dunn's family (:func:`~alps.stats.effects.adjust_p`; the design's
+        ``multiple_comparisons.dunn``, default Holm).
 
     Returns
     -------
@@ -153,7 +157,7 @@ def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: st
       (within dv); ``df``, ``ci_low``, ``ci_high`` are NaN.
     """
     where = "posthoc"
-    dvs, groups = _as_tuple(dv), tuple(groups)
+    dvs, groups = _as_tuple(dv), _groups(df, groups, group_col, where)
     if test not in (None, "tukey", "games_howell", "dunn"):
         raise StatsInputError(f"{where}: unknown test {test!r}")
     if len(groups) < 2:
@@ -207,7 +211,7 @@ def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: st
                            ci_low=np.nan, ci_high=np.nan)
             block.append(row)
         if chosen == "dunn":
-            for r, padj in zip(block, _holm([r["p"] for r in block])):
+            for r, padj in zip(block, adjust_p([r["p"] for r in block], p_adjust)):
                 r["p_adj"] = padj
         rows.extend(block)
     cols = ["dv", "test", "group_a", "group_b", "mean_a", "mean_b", "mean_diff", "se",

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ._prepare import StatsInputError, _as_tuple, _attach, _prepare
+from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare
 from .effects import bc_interval
 
 
@@ -36,11 +36,11 @@ def _ols_table(X, y, j, alpha):
     return float(beta[j]), se, float(2 * sps.t.sf(abs(t), dfr)), beta[j] - h, beta[j] + h
 
 
-def mediation(df, *, x: str = "duration_years", m: str = "alps", y: str = "dhi",
-              covariates=(), groups=("VM",), group_col: str = "group", n_boot: int = 5000,
+def mediation(df, *, x: str, y: str, m: str = "alps", covariates=(), groups=None, group_col: str = "group", n_boot: int = 5000,
               seed: int = 20260505, alpha: float = 0.05, min_abs_total: float = 0.0,
               nan_policy: str = "raise", id_col: str = "participant_id") -> pd.DataFrame:
-    r"""Simple mediation x → m → y (ALPS mediating duration → DHI) with BC bootstrap CIs.
+    r"""Simple mediation x → m → y (e.g. ALPS mediating disease duration → a clinical score) with
+    BC bootstrap CIs.
 
     Parameters
     ----------
@@ -51,7 +51,7 @@ def mediation(df, *, x: str = "duration_years", m: str = "alps", y: str = "dhi",
     covariates : sequence of str
         Entered in every regression (``sex`` coded F=0/M=1).
     groups : sequence of str
-        Groups included (default VM only).
+        Groups included (the design's; None: every subject).
     n_boot : int
         Bootstrap resamples (cases resampled with replacement); ≥ 200 required, a
         :class:`UserWarning` below 5000 (use ≥ 5000 for reported results).
@@ -94,8 +94,9 @@ def mediation(df, *, x: str = "duration_years", m: str = "alps", y: str = "dhi",
     if int(n_boot) < 5000:
         warnings.warn(f"{where}: n_boot = {n_boot} < 5000; fine for a smoke test, too few for "
                       f"reported bias-corrected CIs", UserWarning, stacklevel=2)
+    groups = _groups(df, groups, group_col, where)
     d, recs = _prepare(df, [x, m, y, *covs], where=where, group_col=group_col,
-                       groups=tuple(groups), id_col=id_col, nan_policy=nan_policy)
+                       groups=groups, id_col=id_col, nan_policy=nan_policy)
     n = len(d)
     p_max = 3 + len(covs)
     if n < p_max + 5:
