@@ -18,6 +18,7 @@ figures_dir = ""
 derivatives_dir = ""
 data_dir = ""
 session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
+design = {}  # the study design (config `design:` section; alps.stats.design)
 
 # %% [markdown]
 # # 07 — Figures
@@ -38,10 +39,23 @@ from alps.io.tables import load_alps, load_cohort
 p = paths.resolve(profile, tables_dir=tables_dir, figures_dir=figures_dir,
                   derivatives_dir=derivatives_dir, data_dir=data_dir)
 tab, fig_dir = p["tables_dir"], p["figures_dir"]
+design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
+labels = figures.design_var_labels(design)
 plotting.apply_style()
 alps_tab = load_alps(tab / "alps.tsv", session=session or None)
 cohort, excluded = load_cohort(tab / "alps.tsv", p["data_dir"] / "participants.tsv",
-                               session=session or None)
+                               session=session or None, groups=design.labels, numeric=design.numeric_columns)
+# brain panels need the pipeline's derivatives; a table-only run (no imaging) says so instead
+has_derivatives = p["derivatives_dir"].is_dir() and any(p["derivatives_dir"].glob("sub-*"))
+
+
+def note_figure(name, text):
+    """A figure that states why it has no content (an analysis or input this run does not have)."""
+    fig, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH, 0.8))
+    ax.axis("off")
+    ax.text(0, 0.5, text, transform=ax.transAxes, va="center", wrap=True)
+    plotting.save_figure(fig, fig_dir / name)
+    print(f"{name}: {text}")
 print(f"{len(cohort)} subjects with a measured ALPS index; excluded: {list(excluded['participant_id'])}")
 
 # %% [markdown]
@@ -52,15 +66,18 @@ print(f"{len(cohort)} subjects with a measured ALPS index; excluded: {list(exclu
 # Right: the geometry of the index.
 
 # %%
-example = figures.first_ok_subject(alps_tab)
-fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.6),
-                         gridspec_kw={"width_ratios": [1, 1, 1.1]})
-figures.native_roi_panel(p["derivatives_dir"], example, ax=axes[0])
-figures.template_roi_panel(p["derivatives_dir"], example, ax=axes[1])
-figures.alps_schematic(ax=axes[2])
-for ax, letter in zip(axes, "ABC"):
-    plotting.panel_label(ax, letter)
-plotting.save_figure(fig, fig_dir / "fig1_method")
+if has_derivatives:
+    example = figures.first_ok_subject(alps_tab)
+    fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.6),
+                             gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    figures.native_roi_panel(p["derivatives_dir"], example, ax=axes[0])
+    figures.template_roi_panel(p["derivatives_dir"], example, ax=axes[1])
+    figures.alps_schematic(ax=axes[2])
+    for ax, letter in zip(axes, "ABC"):
+        plotting.panel_label(ax, letter)
+    plotting.save_figure(fig, fig_dir / "fig1_method")
+else:
+    note_figure("fig1_method", "No per-subject derivatives (the ALPS table was not measured here): brain panels skipped.")
 
 # %% [markdown]
 # ## Figure 2 — ALPS by group
@@ -71,7 +88,7 @@ plotting.save_figure(fig, fig_dir / "fig1_method")
 posthoc = pd.read_csv(tab / "posthoc.csv")
 fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.8), sharey=True)
 for ax, dv, letter in zip(axes, ["alps", "alps_L", "alps_R"], "ABC"):
-    figures.group_plot(cohort, dv=dv, posthoc=posthoc, ax=ax)
+    figures.group_plot(cohort, dv=dv, posthoc=posthoc, groups=design.display_order, ax=ax)
     ax.set_title({"alps": "Mean of hemispheres", "alps_L": "Left hemisphere",
                   "alps_R": "Right hemisphere"}[dv])
     ax.set_ylabel("ALPS index" if dv == "alps" else "")
@@ -85,46 +102,61 @@ plotting.save_figure(fig, fig_dir / "fig2_groups")
 
 # %%
 terms = pd.read_csv(tab / "regression.csv")
-regressors = terms.loc[terms["term"] != "Intercept"]
-# the very rows and coding the regression used (notebook 04: missing values omitted)
-patients = stats.regression_data(cohort, predictors=list(regressors.loc[regressors["role"] == "predictor", "term"]),
-                                 covariates=list(regressors.loc[regressors["role"] == "covariate", "term"]),
-                                 nan_policy="omit")
-others_all = list(regressors["term"])
-fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.5),
-                         gridspec_kw={"width_ratios": [1.5, 1, 1]})
-figures.forest_plot(terms, ax=axes[0])
-for ax, term in zip(axes[1:], ["duration_years", "attacks_per_month"]):
-    figures.partial_regression(patients, outcome="alps", term=term,
-                               others=[t for t in others_all if t != term], ax=ax)
-for ax, letter in zip(axes, "ABC"):
-    plotting.panel_label(ax, letter)
-fig.tight_layout()
-plotting.save_figure(fig, fig_dir / "fig3_regression")
+if design.regression is None:
+    note_figure("fig3_regression", design.skipped()["regression"])
+else:
+    regressors = terms.loc[terms["term"] != "Intercept"]
+    # the very rows and coding the regression used (notebook 04: missing values omitted)
+    patients = stats.regression_data(cohort, nan_policy="omit", **design.regression_kwargs())
+    others_all = list(regressors["term"])
+    shown = [t for t in design.regression.predictors if t in design.clinical_names][:2]
+    fig, axes = plt.subplots(1, 1 + len(shown), figsize=(plotting.PAGE_WIDTH * (1.5 + len(shown)) / 3.5, 2.5),
+                             gridspec_kw={"width_ratios": [1.5] + [1] * len(shown)}, squeeze=False)
+    axes = axes[0]
+    figures.forest_plot(terms, labels=labels, ax=axes[0])
+    for ax, term in zip(axes[1:], shown):
+        figures.partial_regression(patients, outcome="alps", term=term,
+                                   others=[t for t in others_all if t != term], labels=labels, ax=ax)
+    for ax, letter in zip(axes, "ABC"):
+        plotting.panel_label(ax, letter)
+    fig.tight_layout()
+    plotting.save_figure(fig, fig_dir / "fig3_regression")
 
 # %% [markdown]
-# ## Figure 4 — Correlations in vestibular migraine
-# OLS line with its 95 % confidence band; r (or ρ) and p are those of `correlations.csv`.
+# ## Figure 4 — Headline correlations
+# The design's headline correlations (`design.correlations.headline`: group and variable), each
+# with its OLS line and 95 % confidence band; r (or ρ) and p are those of `correlations.csv`.
 
 # %%
 corr = pd.read_csv(tab / "correlations.csv")
-vm = cohort[cohort["group"] == "VM"]
-fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.7, 2.6))
-for ax, y, letter in zip(axes, ["duration_years", "dhi"], "AB"):
-    row = figures.correlation_row(corr, group="VM", x="alps", y=y)
-    figures.correlation_plot(vm, row, ax=ax)
-    plotting.panel_label(ax, letter)
-fig.tight_layout()
-plotting.save_figure(fig, fig_dir / "fig4_correlations")
+pairs = design.correlations.headline if design.correlations is not None else ()
+if not pairs:
+    note_figure("fig4_correlations", design.skipped().get("correlations", "no headline correlations declared"))
+else:
+    fig, axes = plt.subplots(1, len(pairs), figsize=(plotting.PAGE_WIDTH * 0.35 * len(pairs), 2.6), squeeze=False)
+    for ax, (g, y), letter in zip(axes[0], pairs, "ABCDEF"):
+        row = figures.correlation_row(corr, group=g, x="alps", y=y)
+        figures.correlation_plot(cohort[cohort[design.group_column] == g], row, labels=labels, ax=ax)
+        ax.set_title(design.name_of(g))
+        plotting.panel_label(ax, letter)
+    fig.tight_layout()
+    plotting.save_figure(fig, fig_dir / "fig4_correlations")
 
 # %% [markdown]
-# ## Figure 5 — Mediation in vestibular migraine
-# Headache duration → ALPS → DHI, paths and bias-corrected bootstrap CIs from `mediation.csv`.
+# ## Figure 5 — Mediation
+# The design's mediation model (x → ALPS → y), paths and bias-corrected bootstrap CIs from
+# `mediation.csv`.
 
 # %%
 med = pd.read_csv(tab / "mediation.csv")
-ax = figures.mediation_diagram(med)
-plotting.save_figure(ax.figure, fig_dir / "fig5_mediation")
+if design.mediation is None:
+    note_figure("fig5_mediation", design.skipped()["mediation"])
+else:
+    md = design.mediation
+    ax = figures.mediation_diagram(med, labels=tuple(design.variable(v).label[:1].upper() + design.variable(v).label[1:]
+                                                     if v != "alps" else "ALPS index" for v in (md.x, md.m, md.y)),
+                                  title=", ".join(design.name_of(g) for g in design.mediation_groups))
+    plotting.save_figure(ax.figure, fig_dir / "fig5_mediation")
 
 # %% [markdown]
 # ## Supplementary S1 — QC montage
@@ -132,8 +164,11 @@ plotting.save_figure(ax.figure, fig_dir / "fig5_mediation")
 # the pipeline; failed subjects are listed, not hidden.
 
 # %%
-fig = figures.qc_montage(p["derivatives_dir"], alps_tab)
-plotting.save_figure(fig, fig_dir / "figS1_qc_montage")
+if has_derivatives:
+    fig = figures.qc_montage(p["derivatives_dir"], alps_tab)
+    plotting.save_figure(fig, fig_dir / "figS1_qc_montage")
+else:
+    note_figure("figS1_qc_montage", "No per-subject derivatives: QC montage skipped.")
 
 # %% [markdown]
 # ## Supplementary S2 — Measured vs planted ALPS (simulated cohort)
@@ -147,8 +182,11 @@ if truth_path.is_file():
     truth = pd.read_csv(truth_path, sep="\t")[["participant_id", "alps"]].rename(columns={"alps": "alps_truth"})
     merged = alps_tab.merge(truth, on="participant_id")
     figures.measured_vs_truth(merged, measured="alps", ax=axes[0], title="Template axes (default)")
-    figures.measured_vs_truth(merged, measured="alps_scanner", ax=axes[1],
-                              color=plotting.OKABE_ITO["orange"], title="Scanner axes (classic)")
+    if "alps_scanner" in merged.columns:
+        figures.measured_vs_truth(merged, measured="alps_scanner", ax=axes[1],
+                                  color=plotting.OKABE_ITO["orange"], title="Scanner axes (classic)")
+    else:
+        axes[1].axis("off")
 else:
     for ax in axes:
         ax.axis("off")
@@ -162,13 +200,16 @@ plotting.save_figure(fig, fig_dir / "figS2_measured_vs_truth")
 # the template-axis index (default) against the classic scanner-axis index.
 
 # %%
-sweep = pd.read_csv(tab / "rotation_sweep.csv")
-fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.8, 2.7), sharey=True)
-figures.rotation_plot(sweep, index="alps", ax=axes[0], title="Template axes (default)")
-figures.rotation_plot(sweep, index="alps_scanner", ax=axes[1], title="Scanner axes (classic)")
-axes[1].set_ylabel("")
-axes[1].legend(loc="lower center", frameon=False, ncol=2)
-for ax, letter in zip(axes, "AB"):
-    plotting.panel_label(ax, letter)
-fig.tight_layout()
-plotting.save_figure(fig, fig_dir / "figS3_rotation")
+if (tab / "rotation_sweep.csv").is_file():
+    sweep = pd.read_csv(tab / "rotation_sweep.csv")
+    fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.8, 2.7), sharey=True)
+    figures.rotation_plot(sweep, index="alps", ax=axes[0], title="Template axes (default)")
+    figures.rotation_plot(sweep, index="alps_scanner", ax=axes[1], title="Scanner axes (classic)")
+    axes[1].set_ylabel("")
+    axes[1].legend(loc="lower center", frameon=False, ncol=2)
+    for ax, letter in zip(axes, "AB"):
+        plotting.panel_label(ax, letter)
+    fig.tight_layout()
+    plotting.save_figure(fig, fig_dir / "figS3_rotation")
+else:
+    note_figure("figS3_rotation", "No rotation sweep (no imaging in this run): figure skipped.")

@@ -20,7 +20,7 @@ Conventions
   ``nan_policy='omit'`` drops them, emits a :class:`UserWarning` and records them in
   ``result.attrs['exclusions']`` (a list of ``{participant_id, group, analysis, reason}``
   records; :func:`exclusions` turns it into a DataFrame). Values that are missing *by design*
-  (e.g. ``dhi`` outside VM, clinical variables in HC) are not exclusions: the analysis is
+  (e.g. a score collected in one group only, clinical variables in controls) are not exclusions: the analysis is
   simply restricted to the groups where the variable exists.
 * The study design (:mod:`.design`, the ``design:`` section of the profile) names the groups, the
   patient subgroup contrast, the covariates and clinical variables; without it the functions use
