@@ -20,7 +20,7 @@ from .. import __version__, atomic, config
 from ..pipeline.provenance import split_kv
 
 PACKAGES = ("alps", "numpy", "scipy", "nibabel", "dipy", "nilearn", "antspyx", "pandas",
-            "statsmodels", "pingouin", "matplotlib", "seaborn", "papermill", "jupytext")
+            "statsmodels", "pingouin", "scikit-posthocs", "neuroCombat", "matplotlib", "seaborn", "papermill", "jupytext")
 
 
 def software_versions() -> dict[str, str]:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
+from . import _libs
 from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare
 from .groups import _group_samples
 
@@ -31,6 +31,8 @@ def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=None, group_col: 
 
     Notes
     -----
+    Sums of squares, F, p and partial η² by :func:`pingouin.ancova` (statsmodels Type II);
+    the adjusted means (which pingouin does not report) from the full model's OLS coefficients.
     Type II SS of a term = RSS(model without the term) − RSS(full model);
     :math:`F = (SS/df)/(RSS_{full}/df_{resid})`; partial :math:`\eta^2 = SS/(SS + RSS_{full})`.
     Without interactions Type II equals Type III for the group term.
@@ -54,26 +56,24 @@ def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=None, group_col: 
         if np.linalg.matrix_rank(X) < p_full:
             raise StatsInputError(f"{where}: design matrix is rank deficient (constant or "
                                   f"collinear covariate among {list(covs)}?)")
-        rss, beta = _ols_rss(X, y)
-        dfr = n - p_full
-        terms = [("group", np.column_stack([const, C]), len(groups) - 1)]
-        for j, c in enumerate(covs):
-            keep = [i for i in range(C.shape[1]) if i != j]
-            terms.append((c, np.column_stack([const, dummies, C[:, keep]]), 1))
+        _, beta = _ols_rss(X, y)  # for the adjusted means, which pingouin does not report
+        table = _libs.ancova_table(d.assign(_group=d[group_col].astype(str)), dv=v, between="_group",
+                                   covariates=covs)
+        table.loc[table["term"] == "_group", "term"] = "group"
         cmeans = C.mean(axis=0) if covs else np.empty(0)
-        for name, Xr, dft in terms:
-            rss_r, _ = _ols_rss(Xr, y)
-            ss = rss_r - rss
-            f = (ss / dft) / (rss / dfr)
-            row = {"dv": v, "term": name, "ss": ss, "df": float(dft), "f": f,
-                   "p": float(sps.f.sf(f, dft, dfr)), "partial_eta2": ss / (ss + rss), "n": n}
-            if name == "group":
+        for t in table.itertuples(index=False):
+            if t.term == "residual":
+                continue
+            row = {"dv": v, "term": t.term, "ss": t.ss, "df": t.df, "f": t.f, "p": t.p,
+                   "partial_eta2": t.partial_eta2, "n": n}
+            if t.term == "group":
                 for gi, g in enumerate(groups):
                     dm = np.zeros(len(groups) - 1)
                     if gi > 0:
                         dm[gi - 1] = 1
                     row[f"adj_mean_{g}"] = float(np.concatenate([[1.0], dm, cmeans]) @ beta)
             rows.append(row)
-        rows.append({"dv": v, "term": "residual", "ss": rss, "df": float(dfr), "f": np.nan,
+        res = table[table["term"] == "residual"].iloc[0]
+        rows.append({"dv": v, "term": "residual", "ss": float(res["ss"]), "df": float(res["df"]), "f": np.nan,
                      "p": np.nan, "partial_eta2": np.nan, "n": n})
     return _attach(pd.DataFrame(rows), recs)

@@ -17,12 +17,8 @@ from ._prepare import (
     _require_columns,
     _shapiro_p,
 )
+from . import _libs
 from .effects import adjust_p
-
-
-def _residualise(v, Z):
-    beta, *_ = np.linalg.lstsq(Z, v, rcond=None)
-    return v - Z @ beta
 
 
 def _fisher_ci(r, n, k, alpha):
@@ -80,8 +76,9 @@ def correlations(df, *, groups, y, x: str = "alps", partial_covariates=("age", "
 
     Notes
     -----
-    Partial r: Pearson r of the residuals of x and y after OLS on ``[1, covariates]``;
-    :math:`t = r\sqrt{(n-2-k)/(1-r^2)}` with n − 2 − k df (k covariates).
+    Partial r and p: :func:`pingouin.partial_corr` (Pearson r of the residuals of x and y after
+    OLS on ``[1, covariates]``, Spearman on ranks; :math:`t = r\sqrt{(n-2-k)/(1-r^2)}` with
+    n − 2 − k df, k covariates).
     CI: Fisher z, :math:`\tanh(\operatorname{atanh} r \pm z_{1-\alpha/2}/\sqrt{n-3-k})`
     (k = 0 for bivariate; for Spearman this is the usual approximation).
     Bivariate p: ``scipy.stats.pearsonr`` / ``spearmanr`` (t approximation).
@@ -137,17 +134,17 @@ def correlations(df, *, groups, y, x: str = "alps", partial_covariates=("age", "
                 if n - 3 - k < 1:
                     raise StatsInputError(f"{where}: too few subjects in {g} for partial "
                                           f"{x} ~ {yv} | {used}: n = {n} (need ≥ {k + 4})")
-                Z = d[used].to_numpy(float)
-                xx, yyy = xv, yy
-                if m == "spearman":
-                    xx, yyy = sps.rankdata(xv), sps.rankdata(yy)
-                    Z = np.column_stack([sps.rankdata(c) for c in Z.T]) if k else Z
-                Z = np.column_stack([np.ones(n), Z])
-                rx, ry = _residualise(xx, Z), _residualise(yyy, Z)
-                rp = float(np.corrcoef(rx, ry)[0, 1])
+                if k:
+                    sub = pd.DataFrame({"_x": xv, "_y": yy, **{f"_c{i}": d[c].to_numpy(float)
+                                                               for i, c in enumerate(used)}})
+                    rp, pp = _libs.partial_corr(sub, x="_x", y="_y", covariates=[f"_c{i}" for i in range(k)],
+                                                method=m)
+                else:  # no covariate varies in this group: the partial is the bivariate correlation
+                    rp, pp = r, _corr_p(r, n - 2)
+                # pingouin rounds its CI to 2 decimals: the Fisher-z interval is computed here
                 lo, hi = _fisher_ci(rp, n, k, alpha)
                 rows.append({**base, "kind": "partial", "covariates": ",".join(used), "r": rp,
-                             "ci_low": lo, "ci_high": hi, "p": _corr_p(rp, n - 2 - k)})
+                             "ci_low": lo, "ci_high": hi, "p": pp})
     cols = ["group", "kind", "x", "y", "method", "covariates", "n", "r", "ci_low", "ci_high",
             "p", "p_fdr", "shapiro_x_p", "shapiro_y_p"]
     out = pd.DataFrame(rows)
