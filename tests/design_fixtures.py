@@ -9,8 +9,8 @@ Planted model, for a :class:`alps.stats.design.StudyDesign` and ``effects`` (gro
     z_v  = standardised clinical variable v (measured in the patients only)
 
 and with ``n_sites`` > 0 every subject gets a ``site`` (balanced within group) whose scanner adds
-``SITE_SHIFT[s]`` and scales the deviation from the site mean by ``SITE_SCALE[s]`` (the additive and
-multiplicative effects ComBat models). The clinical variable the design's mediation names as ``y``
+``SITE_SHIFT[s]`` and scales the subject's residual N(0, SIGMA) by ``SITE_SCALE[s]`` (the additive
+and multiplicative effects ComBat models). The clinical variable the design's mediation names as ``y``
 is generated from ALPS (so the mediation has a planted indirect path).
 """
 from __future__ import annotations
@@ -28,9 +28,12 @@ SITE_SCALE = (1.0, 1.6, 0.7, 1.3)
 
 
 def make_design_cohort(design, *, n_per_group: int = 24, effects=None, seed: int = 0,
-                       n_sites: int = 0) -> pd.DataFrame:
+                       n_sites: int = 0, imbalance: float = 0.0) -> pd.DataFrame:
     """One DataFrame: participants columns, ``site`` (when ``n_sites``), planted ``alps``/``alps_L``/
-    ``alps_R`` (after the site effects) and ``alps_true`` (before)."""
+    ``alps_R`` (after the site effects) and ``alps_true`` (before). ``imbalance`` (0-1): the share of
+    group k's subjects scanned at site k (mod n_sites), the rest spread evenly — sites then
+    confound the group comparison, as in a multi-site study where each site recruits its own
+    patients."""
     rng = np.random.default_rng(seed)
     effects = dict(effects or {})
     rows = []
@@ -42,7 +45,8 @@ def make_design_cohort(design, *, n_per_group: int = 24, effects=None, seed: int
     df["age"] = np.round(rng.uniform(40, 80, n), 0)
     df["sex"] = np.where(rng.random(n) < 0.55, "F", "M")
     patient = df["group"].isin(design.patients).to_numpy()
-    alps = BASE + df["group"].map(lambda g: effects.get(g, 0.0)).to_numpy(float) + rng.normal(0, SIGMA, n)
+    noise = rng.normal(0, SIGMA, n)
+    alps = BASE + df["group"].map(lambda g: effects.get(g, 0.0)).to_numpy(float) + noise
     med_y = design.mediation.y if design.mediation is not None else None
     for v in design.clinical:
         if v.name == med_y:
@@ -55,10 +59,15 @@ def make_design_cohort(design, *, n_per_group: int = 24, effects=None, seed: int
         df[med_y] = np.where(df["group"].isin(design.mediation_groups) | patient, np.round(y, 1), np.nan)
     df["alps_true"] = alps
     if n_sites:
-        df["site"] = [f"site{(i % n_sites) + 1}" for i in range(n)]
+        site = np.arange(n) % n_sites
+        if imbalance:
+            gi = df["group"].map({g: k for k, g in enumerate(design.labels)}).to_numpy()
+            own = rng.random(n) < imbalance
+            site = np.where(own, gi % n_sites, rng.integers(0, n_sites, n))
+        df["site"] = [f"site{s + 1}" for s in site]
         idx = np.array([int(s[4:]) - 1 for s in df["site"]])
-        centre = df["alps_true"].mean()
-        alps = centre + (alps - centre) * np.asarray(SITE_SCALE)[idx] + np.asarray(SITE_SHIFT)[idx]
+        # ComBat's model: the site shifts the value and scales the subject's residual (not the biology)
+        alps = alps + (np.asarray(SITE_SCALE)[idx] - 1) * noise + np.asarray(SITE_SHIFT)[idx]
     asym = rng.normal(0, 0.01, n)
     df["alps"], df["alps_L"], df["alps_R"] = alps, alps + asym, alps - asym
     return df

@@ -45,12 +45,13 @@ from .demographics import demographics
 from .design import StudyDesign
 from .effects import bc_interval, bh_fdr, fisher_exact_rx2, hedges_g
 from .groups import group_tests, posthoc
+from .harmonise import harmonise
 from .mediation import mediation
 from .regression import Regression, regression, regression_data
 from .study import headline_numbers, reproduction_table
 
 __all__ = [
-    "StatsInputError", "StudyDesign", "exclusions", "demographics", "group_tests",
+    "StatsInputError", "StudyDesign", "harmonise", "exclusions", "demographics", "group_tests",
     "posthoc", "ancova", "regression", "regression_data", "Regression", "correlations", "mediation", "headline_numbers",
     "reproduction_table", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
 ]
