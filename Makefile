@@ -104,10 +104,11 @@ $(NB)/02_alps.ipynb $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/provenance.tsv $(TAB)/alps_
 
 STATS_IN := $(ALPS_TSV) $(PARTICIPANTS) $(STATS_SRC) $(CORE_SRC)
 
-$(NB)/03_group_tests.ipynb $(TAB)/demographics.csv $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/exclusions.csv &: notebooks/03_group_tests.py $(STATS_IN) $(call cfg,notebooks.03_group_tests) $(call cfg,design)
+$(NB)/03_group_tests.ipynb $(TAB)/demographics.csv $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/exclusions.csv $(TAB)/harmonisation.csv &: notebooks/03_group_tests.py $(STATS_IN) $(call cfg,notebooks.03_group_tests) $(call cfg,design)
 	$(RUN) 03_group_tests $(NB)/03_group_tests.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
 	  -p demographics_csv $(TAB)/demographics.csv -p group_tests_csv $(TAB)/group_tests.csv \
-	  -p posthoc_csv $(TAB)/posthoc.csv -p ancova_csv $(TAB)/ancova.csv -p exclusions_csv $(TAB)/exclusions.csv
+	  -p posthoc_csv $(TAB)/posthoc.csv -p ancova_csv $(TAB)/ancova.csv -p exclusions_csv $(TAB)/exclusions.csv \
+	  -p harmonisation_csv $(TAB)/harmonisation.csv
 
 $(NB)/04_regression.ipynb $(TAB)/regression.csv $(TAB)/regression_model.csv &: notebooks/04_regression.py $(STATS_IN) $(call cfg,notebooks.04_regression) $(call cfg,design)
 	$(RUN) 04_regression $(NB)/04_regression.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
@@ -125,9 +126,9 @@ $(NB)/06_mediation.ipynb $(TAB)/mediation.csv $(TAB)/reproduction.csv $(TAB)/key
 TABLES := $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/provenance.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv $(TAB)/demographics.csv \
   $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/regression.csv \
   $(TAB)/regression_model.csv $(TAB)/correlations.csv $(TAB)/mediation.csv $(TAB)/reproduction.csv \
-  $(TAB)/key_numbers.json
+  $(TAB)/key_numbers.json $(TAB)/harmonisation.csv
 FIGURES := $(foreach f,fig1_method fig2_groups fig3_regression fig4_correlations fig5_mediation \
-  figS1_qc_montage figS2_measured_vs_truth figS3_rotation,$(FIG)/$(f).png $(FIG)/$(f).pdf)
+  figS1_qc_montage figS2_measured_vs_truth figS3_rotation figS4_harmonisation,$(FIG)/$(f).png $(FIG)/$(f).pdf)
 
 $(NB)/07_figures.ipynb $(FIGURES) &: notebooks/07_figures.py $(TABLES) $(FIG_SRC) $(CORE_SRC) $(call cfg,notebooks.07_figures) $(call cfg,design)
 	$(RUN) 07_figures $(NB)/07_figures.ipynb -p tables_dir $(TAB) -p figures_dir $(FIG) \

@@ -22,6 +22,7 @@ group_tests_csv = ""
 posthoc_csv = ""
 ancova_csv = ""
 exclusions_csv = ""
+harmonisation_csv = ""
 
 # %% [markdown]
 # # 03 — Demographics and group comparisons
@@ -42,7 +43,8 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   demographics_csv=demographics_csv, group_tests_csv=group_tests_csv,
-                  posthoc_csv=posthoc_csv, ancova_csv=ancova_csv, exclusions_csv=exclusions_csv)
+                  posthoc_csv=posthoc_csv, ancova_csv=ancova_csv, exclusions_csv=exclusions_csv,
+                  harmonisation_csv=harmonisation_csv)
 design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
 cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
                                groups=design.labels, numeric=design.numeric_columns)
@@ -100,6 +102,28 @@ ph[["dv", "test", "group_a", "group_b", "mean_diff", "ci_low", "ci_high", "p_adj
 anc = stats.ancova(cohort, dv=["alps", "alps_L", "alps_R"], nan_policy="omit", **design.ancova_kwargs())
 atomic.write_table(p["ancova_csv"], anc)
 anc
+
+# %% [markdown]
+# ## Site harmonisation (multi-site cohorts)
+#
+# When `participants.tsv` has the design's site column (`design.site_column`, default `site`) with
+# at least two sites, the per-subject ALPS values and per-ROI diffusivities are harmonised across
+# sites with ComBat (neuroCombat; additive and multiplicative site effects, empirical Bayes),
+# preserving the group and the covariates, and the omnibus group test is repeated on the
+# harmonised values. Single-site cohorts write a one-line note instead.
+
+# %%
+if design.has_sites(cohort):
+    harm = stats.harmonise(cohort, **design.harmonise_kwargs())
+    gt_h = stats.group_tests(harm.drop(columns=["alps", "alps_L", "alps_R"])
+                             .rename(columns={"alps_harmonised": "alps", "alps_L_harmonised": "alps_L",
+                                              "alps_R_harmonised": "alps_R"}), **design.group_kwargs())
+    display(gt_h[["dv", "test", "statistic", "p"] + [f"mean_{g}" for g in design.labels]])
+else:
+    harm = pd.DataFrame({"note": [f"single site: no '{design.site_column}' column with two or more sites, "
+                                  "nothing harmonised"]})
+atomic.write_table(p["harmonisation_csv"], harm)
+harm.head()
 
 # %% [markdown]
 # Subjects excluded inside the analyses (missing values) are listed below in addition to the

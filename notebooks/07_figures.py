@@ -213,3 +213,19 @@ if (tab / "rotation_sweep.csv").is_file():
     plotting.save_figure(fig, fig_dir / "figS3_rotation")
 else:
     note_figure("figS3_rotation", "No rotation sweep (no imaging in this run): figure skipped.")
+
+# %% [markdown]
+# ## Supplementary S4 — Site harmonisation (multi-site cohorts)
+# ALPS by site as measured and after ComBat (`harmonisation.csv`, notebook 03); points coloured by
+# group. A single-site cohort states that instead.
+
+# %%
+harm = pd.read_csv(tab / "harmonisation.csv")
+if "alps_harmonised" in harm.columns:
+    axes = figures.site_plot(harm, site_col=design.site_column, groups=design.display_order)
+    for ax, letter in zip(axes, "AB"):
+        plotting.panel_label(ax, letter)
+    axes[0].figure.tight_layout()
+    plotting.save_figure(axes[0].figure, fig_dir / "figS4_harmonisation")
+else:
+    note_figure("figS4_harmonisation", str(harm["note"].iloc[0]))

@@ -33,7 +33,8 @@ def _run_series(profile, root):
     """What Make runs for notebooks 03-07 and the report (same parameters), on a table-only cohort."""
     design = from_profile(profile)
     data = root / "data"
-    files = dfx.write_design_cohort(data, design, n_per_group=20, effects=EFFECTS[profile], seed=5)
+    sites = {"n_sites": 2, "imbalance": 0.6} if profile == "design-ad" else {}  # one multi-site cohort
+    files = dfx.write_design_cohort(data, design, n_per_group=20, effects=EFFECTS[profile], seed=5, **sites)
     out = root / "results"
     tab, nb = out / "tables", out / "notebooks"
     tab.mkdir(parents=True)
@@ -45,7 +46,8 @@ def _run_series(profile, root):
         ("mediation", "csv"), ("reproduction", "csv"), ("key_numbers", "json"))}
     runs = {
         "03_group_tests": {**common, "demographics_csv": t["demographics"], "group_tests_csv": t["group_tests"],
-                           "posthoc_csv": t["posthoc"], "ancova_csv": t["ancova"], "exclusions_csv": t["exclusions"]},
+                           "posthoc_csv": t["posthoc"], "ancova_csv": t["ancova"], "exclusions_csv": t["exclusions"],
+                           "harmonisation_csv": str(tab / "harmonisation.csv")},
         "04_regression": {**common, "regression_csv": t["regression"], "regression_model_csv": t["regression_model"]},
         "05_correlation": {**common, "correlations_csv": t["correlations"]},
         "06_mediation": {**common, "truth_table": str(files["truth"]), "mediation_csv": t["mediation"],
@@ -67,8 +69,12 @@ def test_design_runs_through_the_notebooks_to_a_report(profile, tmp_path):
     gt = pd.read_csv(tab / "group_tests.csv")
     assert [c for c in gt.columns if c.startswith("n_")] == [f"n_{g}" for g in design.labels]
     # the planted group gradient is what the tables measure
-    means = {g: gt.loc[gt.dv == "alps", f"mean_{g}"].iloc[0] for g in design.labels}
     planted = EFFECTS[profile]
+    if profile == "design-ad":  # two sites recruiting unequal shares: the order holds after ComBat
+        h = pd.read_csv(tab / "harmonisation.csv")
+        means = h.groupby("group")["alps_harmonised"].mean().to_dict()
+    else:
+        means = {g: gt.loc[gt.dv == "alps", f"mean_{g}"].iloc[0] for g in design.labels}
     assert sorted(means, key=means.get) == sorted(planted, key=planted.get)
     ph = pd.read_csv(tab / "posthoc.csv")
     k = len(design.labels)
@@ -76,7 +82,8 @@ def test_design_runs_through_the_notebooks_to_a_report(profile, tmp_path):
     t1 = pd.read_csv(tab / "demographics.csv")
     assert set(design.clinical_names) <= set(t1.variable)
     key = json.loads((tab / "key_numbers.json").read_text())
-    assert key["measured"]["alps_order"] == " > ".join(sorted(planted, key=lambda g: -planted[g]))
+    if profile != "design-ad":
+        assert key["measured"]["alps_order"] == " > ".join(sorted(planted, key=lambda g: -planted[g]))
     for name, note in design.skipped().items():
         table = {"regression": "regression.csv", "correlations": "correlations.csv",
                  "mediation": "mediation.csv"}[name]
@@ -87,7 +94,15 @@ def test_design_runs_through_the_notebooks_to_a_report(profile, tmp_path):
         for v in design.regression.predictors:
             if v in design.clinical_names and v != (design.mediation.y if design.mediation else None):
                 assert terms.loc[v, "b"] < 0 and terms.loc[v, "p"] < 0.05, v  # planted slope < 0
+    harm = pd.read_csv(tab / "harmonisation.csv")
+    if profile == "design-ad":  # two sites: harmonised values, site means equalised
+        assert harm["site"].nunique() == 2 and {"alps_harmonised", "dxx_proj_L"} - set(harm.columns) <= {"dxx_proj_L"}
+        spread = {c: np.ptp(harm.groupby("site")[c].mean()) for c in ("alps", "alps_harmonised")}
+        assert spread["alps_harmonised"] < spread["alps"]
+    else:
+        assert harm["note"].iloc[0].startswith("single site")
     figs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert "figS4_harmonisation.png" in figs
     assert "fig2_groups.png" in figs and "fig5_mediation.png" in figs
     assert "No per-subject derivatives" in (out / "notebooks" / "07_figures.ipynb").read_text()
     for g in design.labels:

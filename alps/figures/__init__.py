@@ -6,9 +6,9 @@ from .brain import (ROI_COLORS, ROI_LABELS, alps_schematic, measure_parameters, 
                     registration_figure, template_roi_panel)
 from .stats_plots import (ALPS_LABELS, VAR_LABELS, correlation_plot, correlation_row, design_var_labels, first_ok_subject,
                           forest_plot, group_labels_legend, group_plot, measured_vs_truth, mediation_diagram,
-                          partial_regression, rotation_plot)
+                          partial_regression, rotation_plot, site_plot)
 
 __all__ = ["alps_schematic", "native_roi_panel", "template_roi_panel", "qc_montage", "registration_figure",
            "measure_parameters", "group_plot", "forest_plot", "partial_regression", "correlation_plot",
            "mediation_diagram", "measured_vs_truth", "rotation_plot", "correlation_row", "first_ok_subject",
-           "group_labels_legend", "design_var_labels", "ROI_COLORS", "ROI_LABELS", "ALPS_LABELS", "VAR_LABELS"]
+           "group_labels_legend", "design_var_labels", "site_plot", "ROI_COLORS", "ROI_LABELS", "ALPS_LABELS", "VAR_LABELS"]

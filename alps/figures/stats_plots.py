@@ -310,3 +310,36 @@ def rotation_plot(sweep: pd.DataFrame, *, index: str = "alps", ax=None, title=No
     ax.set_ylabel("ALPS index")
     ax.set_title((f"{title}\n" if title else "") + f"spread (max − min) = {spread:.3f}", fontsize=8)
     return ax
+
+
+def site_plot(harm: pd.DataFrame, *, dv: str = "alps", site_col: str = "site", groups=None, axes=None):
+    """ALPS by site before (left) and after (right) ComBat harmonisation, from
+    ``harmonisation.csv`` (columns ``<site_col>, group, <dv>, <dv>_harmonised``): per site one box
+    with every subject's point coloured by group. Returns the two axes."""
+    import matplotlib.pyplot as plt
+
+    _require(harm, [site_col, "group", dv, f"{dv}_harmonised"], "harmonisation table")
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(7.2 * 0.8, 2.6), sharey=True)
+    sites = sorted(harm[site_col].astype(str).unique())
+    groups = list(dict.fromkeys(harm["group"])) if groups is None else list(groups)
+    colors = group_colors(groups)
+    rng = np.random.default_rng(0)
+    for ax, col, title in zip(axes, (dv, f"{dv}_harmonised"), ("As measured", "ComBat-harmonised")):
+        values = [harm.loc[harm[site_col].astype(str) == s, col].to_numpy(float) for s in sites]
+        ax.boxplot(values, positions=range(len(sites)), widths=0.55, showfliers=False,
+                   medianprops={"color": "black"})
+        for i, s in enumerate(sites):
+            sub = harm[harm[site_col].astype(str) == s]
+            ax.scatter(i + rng.uniform(-0.18, 0.18, len(sub)), sub[col], s=8, zorder=3, edgecolor="white",
+                       linewidth=0.3, color=[colors.get(g, OKABE_ITO["grey"]) for g in sub["group"]])
+        ax.set_xticks(range(len(sites)))
+        ax.set_xticklabels([f"{s}\n(n={len(v)})" for s, v in zip(sites, values)])
+        ax.set_title(title)
+    axes[0].set_ylabel(ALPS_LABELS.get(dv, dv))
+    from matplotlib.patches import Patch
+
+    axes[1].legend(handles=[Patch(color=colors[g], label=g) for g in groups], frameon=False, fontsize=6,
+                   loc="upper right")
+    return axes
+

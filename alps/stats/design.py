@@ -161,6 +161,9 @@ class StudyDesign:
         Order of the groups in figures (default: ``groups``).
     group_column : str
         Column of ``participants.tsv`` holding the labels.
+    site_column : str
+        Column of ``participants.tsv`` naming each subject's site/scanner (ComBat harmonisation
+        runs when it is present with ≥ 2 sites).
     reference : str or None
         The control group (default: the last group).
     patients : tuple of str
@@ -184,6 +187,7 @@ class StudyDesign:
     groups: tuple
     display_order: tuple = ()
     group_column: str = "group"
+    site_column: str = "site"
     reference: str | None = None
     patients: tuple = ()
     contrast: Contrast | None = None
@@ -323,6 +327,14 @@ class StudyDesign:
         cont = tuple(c for c in self.covariates if c != "sex") + self.clinical_names
         return {"groups": self.labels, "group_col": self.group_column, "continuous": cont,
                 "categorical": ("sex",) if "sex" in self.covariates else ()}
+
+    def harmonise_kwargs(self) -> dict:
+        """:func:`~alps.stats.harmonise`: the site column; the group and covariates preserved."""
+        return {"site_col": self.site_column, "group_col": self.group_column, "covariates": self.covariates}
+
+    def has_sites(self, df) -> bool:
+        """Whether ``df`` has the site column with at least two sites."""
+        return self.site_column in df.columns and df[self.site_column].dropna().nunique() >= 2
 
     def group_kwargs(self) -> dict:
         """:func:`~alps.stats.group_tests`, :func:`~alps.stats.ancova` (+ ``covariates``)."""
