@@ -118,15 +118,16 @@ $(NB)/05_correlation.ipynb $(TAB)/correlations.csv &: notebooks/05_correlation.p
 	$(RUN) 05_correlation $(NB)/05_correlation.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
 	  -p correlations_csv $(TAB)/correlations.csv
 
-$(NB)/06_mediation.ipynb $(TAB)/mediation.csv $(TAB)/reproduction.csv $(TAB)/key_numbers.json &: notebooks/06_mediation.py $(STATS_IN) $(call cfg,notebooks.06_mediation) $(call cfg,design) $(TRUTH)
+$(NB)/06_mediation.ipynb $(TAB)/mediation.csv $(TAB)/reproduction.csv $(TAB)/key_numbers.json $(TAB)/truth_check.csv &: notebooks/06_mediation.py $(STATS_IN) $(call cfg,notebooks.06_mediation) $(call cfg,design) $(TRUTH)
 	$(RUN) 06_mediation $(NB)/06_mediation.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
 	  -p truth_table $(TRUTH) -p mediation_csv $(TAB)/mediation.csv \
-	  -p reproduction_csv $(TAB)/reproduction.csv -p key_numbers_json $(TAB)/key_numbers.json
+	  -p reproduction_csv $(TAB)/reproduction.csv -p key_numbers_json $(TAB)/key_numbers.json \
+	  -p truth_check_csv $(TAB)/truth_check.csv
 
 TABLES := $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/provenance.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv $(TAB)/demographics.csv \
   $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/regression.csv \
   $(TAB)/regression_model.csv $(TAB)/correlations.csv $(TAB)/mediation.csv $(TAB)/reproduction.csv \
-  $(TAB)/key_numbers.json $(TAB)/harmonisation.csv
+  $(TAB)/key_numbers.json $(TAB)/harmonisation.csv $(TAB)/truth_check.csv
 FIGURES := $(foreach f,fig1_method fig2_groups fig3_regression fig4_correlations fig5_mediation \
   figS1_qc_montage figS2_measured_vs_truth figS3_rotation figS4_harmonisation,$(FIG)/$(f).png $(FIG)/$(f).pdf)
 

@@ -117,6 +117,7 @@ def products(profile: str = "default") -> dict[str, Path]:
         "mediation_csv": tab / "mediation.csv",
         "reproduction_csv": tab / "reproduction.csv",
         "key_numbers_json": tab / "key_numbers.json",
+        "truth_check_csv": tab / "truth_check.csv",
     }
 
 

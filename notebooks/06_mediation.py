@@ -23,6 +23,7 @@ seed = 20260505
 mediation_csv = ""
 reproduction_csv = ""
 key_numbers_json = ""
+truth_check_csv = ""
 
 # %% [markdown]
 # # 06 — Mediation and the reproduction table
@@ -45,7 +46,7 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   mediation_csv=mediation_csv, reproduction_csv=reproduction_csv,
-                  key_numbers_json=key_numbers_json)
+                  key_numbers_json=key_numbers_json, truth_check_csv=truth_check_csv)
 design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
 cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
                                groups=design.labels, numeric=design.numeric_columns)
@@ -86,3 +87,18 @@ key = {"n": int(len(cohort)), "n_excluded": int(len(excluded)), "n_boot": int(n_
        "truth_table_sha256": sha256(truth_table) if truth_table else None}
 atomic.write_json(p["key_numbers_json"], key, sort_keys=False, strict=True)  # NaN/inf written as null
 repro
+
+# %% [markdown]
+# ## Measured against the planted truth
+#
+# For a simulated cohort: does each measured headline quantity fall inside the 95 % CI of the same
+# quantity computed on the planted ALPS of the same subjects (`truth_check_csv`; t intervals for
+# group means, the regression's CIs, Fisher-z for correlations, BC bootstrap for the mediation)?
+
+# %%
+if truth_table:
+    check = stats.truth_intervals(truth_cohort, measured, design, n_boot=int(n_boot), seed=int(seed))
+else:
+    check = pd.DataFrame({"note": ["no planted truth: the input is not a simulated cohort"]})
+atomic.write_table(p["truth_check_csv"], check)
+check

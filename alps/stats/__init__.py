@@ -48,10 +48,10 @@ from .groups import group_tests, posthoc
 from .harmonise import harmonise
 from .mediation import mediation
 from .regression import Regression, regression, regression_data
-from .study import headline_numbers, reproduction_table
+from .study import headline_numbers, reproduction_table, truth_intervals
 
 __all__ = [
     "StatsInputError", "StudyDesign", "harmonise", "exclusions", "demographics", "group_tests",
     "posthoc", "ancova", "regression", "regression_data", "Regression", "correlations", "mediation", "headline_numbers",
-    "reproduction_table", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
+    "reproduction_table", "truth_intervals", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
 ]
