@@ -118,7 +118,7 @@ def reproduction_table(measured: dict, truth: dict | None = None, *, published=N
 
 def truth_intervals(truth_df, measured: dict, design, *, n_boot: int = 5000, seed: int = 20260505,
                     alpha: float = 0.05, nan_policy: str = "omit") -> pd.DataFrame:
-    """Does each measured headline quantity fall inside the confidence interval of the same quantity
+    r"""Does each measured headline quantity fall inside the confidence interval of the same quantity
     computed on the planted (ground-truth) ALPS of the same subjects?
 
     Intervals (1 − ``alpha``): group means — t interval (:math:`\bar y \pm t_{n-1} s/\sqrt n`);
