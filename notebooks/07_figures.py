@@ -136,7 +136,8 @@ else:
     fig, axes = plt.subplots(1, len(pairs), figsize=(plotting.PAGE_WIDTH * 0.35 * len(pairs), 2.6), squeeze=False)
     for ax, (g, y), letter in zip(axes[0], pairs, "ABCDEF"):
         row = figures.correlation_row(corr, group=g, x="alps", y=y)
-        figures.correlation_plot(cohort[cohort[design.group_column] == g], row, labels=labels, ax=ax)
+        figures.correlation_plot(cohort[cohort[design.group_column] == g], row, labels=labels, ax=ax,
+                                 color=plotting.group_colors(design.display_order)[g])
         ax.set_title(design.name_of(g))
         plotting.panel_label(ax, letter)
     fig.tight_layout()
