@@ -199,14 +199,16 @@ def build_report(out_dir, *, profile: str = "default", data_dir=None, output=Non
     ]
     from ..stats.design import from_profile
 
-    design = from_profile(profile)
+    design = from_profile(profile) if config.load_profile(profile).get("design") else None
     repro = out_dir / "tables" / "reproduction.csv"
-    if repro.is_file():
+    if repro.is_file() and design is None:  # a profile without a design: the table as written
+        parts += ["<h2>Headline results</h2>", _table_html(repro)]
+    elif repro.is_file():
         parts += ["<h2>Headline results</h2>", "<p class=note>paper: the published values (the design's "
                   "<code>published</code>); planted truth: the same analysis on the simulation's planted ALPS; "
                   "inside truth CI: whether the measured value lies in the 95 % CI of the planted-truth value "
                   "(<code>truth_check.csv</code>). Numbers to 3 significant digits.</p>", headline_html(out_dir, design)]
-    skipped = design.skipped()
+    skipped = design.skipped() if design is not None else {}
     if skipped:
         parts.append("<h2>Analyses not run</h2><ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in skipped.values())
                      + "</ul>")
