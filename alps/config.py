@@ -1,11 +1,30 @@
 """Configuration profiles (``config/<profile>.yaml``): defaults for every command and notebook."""
 from __future__ import annotations
 
-from typing import Any
+import difflib
+from typing import Any, Mapping
 
 import yaml
 
 from . import paths
+
+
+class ParameterError(ValueError):
+    """An invalid or unknown parameter (the message names it and what is allowed)."""
+
+
+def reject_unknown(mapping: Mapping, allowed, where: str) -> None:
+    """Refuse the keys of ``mapping`` not in ``allowed``: the message names each unknown key (with the
+    closest allowed name when there is one), where it came from (``where``) and every allowed name.
+    Shared by the pipeline's parameters (:mod:`alps.pipeline.params`) and the study design
+    (:mod:`alps.stats.design`)."""
+    allowed = list(allowed)
+    unknown = [k for k in mapping if k not in allowed]
+    if unknown:
+        hints = {k: difflib.get_close_matches(str(k), allowed, n=1) for k in unknown}
+        said = ", ".join(f"'{k}'" + (f" (did you mean '{hints[k][0]}'?)" if hints[k] else "") for k in unknown)
+        raise ParameterError(f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} {said}; "
+                             f"allowed: {', '.join(allowed)}")
 
 
 def load_profile(profile: str = "default") -> dict[str, Any]:
@@ -26,14 +45,17 @@ def section(profile: str, name: str) -> dict[str, Any]:
 
 
 def notebook_parameters(profile: str, notebook: str) -> dict[str, Any]:
-    """Parameters of one notebook: its ``notebooks.<name>`` section, and the ``pipeline`` section
-    as one ``pipeline`` mapping (for the notebooks that run the pipeline, 01 and 02)."""
+    """Parameters of one notebook: its ``notebooks.<name>`` section, the ``pipeline`` section as one
+    ``pipeline`` mapping (for the notebooks that run the pipeline, 01 and 02) and the ``design``
+    section as one ``design`` mapping (for the statistics and figures notebooks, 03-07)."""
     cfg = load_profile(profile)
     params = dict((cfg.get("notebooks") or {}).get(notebook) or {})
-    if "pipeline" in params:
-        raise ValueError(f"{paths.config_file(profile)} [notebooks.{notebook}]: 'pipeline' is set in the "
-                         "top-level 'pipeline' section, not per notebook")
+    for name in ("pipeline", "design"):
+        if name in params:
+            raise ValueError(f"{paths.config_file(profile)} [notebooks.{notebook}]: '{name}' is set in the "
+                             f"top-level '{name}' section, not per notebook")
     params["pipeline"] = dict(cfg.get("pipeline") or {})
+    params["design"] = dict(cfg.get("design") or {})
     return params
 
 

@@ -110,12 +110,14 @@ def products(profile: str = "default") -> dict[str, Path]:
         "posthoc_csv": tab / "posthoc.csv",
         "ancova_csv": tab / "ancova.csv",
         "exclusions_csv": tab / "exclusions.csv",
+        "harmonisation_csv": tab / "harmonisation.csv",
         "regression_csv": tab / "regression.csv",
         "regression_model_csv": tab / "regression_model.csv",
         "correlations_csv": tab / "correlations.csv",
         "mediation_csv": tab / "mediation.csv",
         "reproduction_csv": tab / "reproduction.csv",
         "key_numbers_json": tab / "key_numbers.json",
+        "truth_check_csv": tab / "truth_check.csv",
     }
 
 

@@ -17,11 +17,13 @@ alps_table = ""
 participants = ""
 session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
 session_policy = "strict"  # participants without that session: "strict" (excluded) or "only-scan" (their only scan)
+design = {}  # the study design (config `design:` section; alps.stats.design)
 demographics_csv = ""
 group_tests_csv = ""
 posthoc_csv = ""
 ancova_csv = ""
 exclusions_csv = ""
+harmonisation_csv = ""
 
 # %% [markdown]
 # # 03 — Demographics and group comparisons
@@ -42,9 +44,11 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   demographics_csv=demographics_csv, group_tests_csv=group_tests_csv,
-                  posthoc_csv=posthoc_csv, ancova_csv=ancova_csv, exclusions_csv=exclusions_csv)
+                  posthoc_csv=posthoc_csv, ancova_csv=ancova_csv, exclusions_csv=exclusions_csv,
+                  harmonisation_csv=harmonisation_csv)
+design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
 cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
-                               session_policy=session_policy)
+                               session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
 print(f"analysed: {len(cohort)} subjects "
       f"({', '.join(f'{g} {n}' for g, n in cohort['group'].value_counts().items())}); "
       f"excluded: {len(excluded)}")
@@ -56,13 +60,14 @@ excluded
 #
 # Each variable is summarised as mean ± SD when the Shapiro-Wilk test does not reject normality
 # (p ≥ 0.05) in every group that has it, otherwise as median [IQR]. The omnibus test follows the
-# same choice: one-way ANOVA or Kruskal-Wallis across the three groups, Student t or
-# Mann-Whitney U when only the two patient groups have the variable (duration, frequency, VAS,
-# HIT-6); DHI was collected in VM only and is descriptive. Sex: chi-square, or the exact
-# Fisher (Freeman-Halton) test when an expected count is below 5.
+# same choice: one-way ANOVA or Kruskal-Wallis across three or more groups, Student t or
+# Mann-Whitney U when only two groups have the variable (e.g. scores collected in patients only);
+# a variable collected in one group only is descriptive. Sex: chi-square, or the exact Fisher
+# (Freeman-Halton) test when an expected count is below 5. Groups, covariates and clinical
+# variables are those of the study design (`design`).
 
 # %%
-table1 = stats.demographics(cohort)
+table1 = stats.demographics(cohort, **design.demographics_kwargs())
 atomic.write_table(p["demographics_csv"], table1)
 table1
 
@@ -74,7 +79,7 @@ table1
 # differ, Kruskal-Wallis when normality fails. η² and ω² are reported for every test.
 
 # %%
-gt = stats.group_tests(cohort, nan_policy="omit")
+gt = stats.group_tests(cohort, nan_policy="omit", **design.group_kwargs())
 atomic.write_table(p["group_tests_csv"], gt)
 gt
 
@@ -84,21 +89,42 @@ gt
 # the simultaneous 95 % CI of the mean difference (not defined for Dunn).
 
 # %%
-ph = stats.posthoc(cohort, nan_policy="omit")
+ph = stats.posthoc(cohort, nan_policy="omit", **design.posthoc_kwargs())
 atomic.write_table(p["posthoc_csv"], ph)
 ph[["dv", "test", "group_a", "group_b", "mean_diff", "ci_low", "ci_high", "p_adj", "hedges_g"]]
 
 # %% [markdown]
-# ## ANCOVA adjusted for age and sex
+# ## ANCOVA adjusted for the design's covariates
 #
-# The group effect on each ALPS measure adjusted for age and sex (Type II sums of squares;
+# The group effect on each ALPS measure adjusted for the covariates (Type II sums of squares;
 # sex coded F = 0, M = 1), with the covariate-adjusted group means.
 
 # %%
-anc = stats.ancova(cohort, dv=["alps", "alps_L", "alps_R"], covariates=["age", "sex"],
-                   nan_policy="omit")
+anc = stats.ancova(cohort, dv=["alps", "alps_L", "alps_R"], nan_policy="omit", **design.ancova_kwargs())
 atomic.write_table(p["ancova_csv"], anc)
 anc
+
+# %% [markdown]
+# ## Site harmonisation (multi-site cohorts)
+#
+# When `participants.tsv` has the design's site column (`design.site_column`, default `site`) with
+# at least two sites, the per-subject ALPS values and per-ROI diffusivities are harmonised across
+# sites with ComBat (neuroCombat; additive and multiplicative site effects, empirical Bayes),
+# preserving the group and the covariates, and the omnibus group test is repeated on the
+# harmonised values. Single-site cohorts write a one-line note instead.
+
+# %%
+if design.has_sites(cohort):
+    harm = stats.harmonise(cohort, **design.harmonise_kwargs())
+    gt_h = stats.group_tests(harm.drop(columns=["alps", "alps_L", "alps_R"])
+                             .rename(columns={"alps_harmonised": "alps", "alps_L_harmonised": "alps_L",
+                                              "alps_R_harmonised": "alps_R"}), **design.group_kwargs())
+    display(gt_h[["dv", "test", "statistic", "p"] + [f"mean_{g}" for g in design.labels]])
+else:
+    harm = pd.DataFrame({"note": [f"single site: no '{design.site_column}' column with two or more sites, "
+                                  "nothing harmonised"]})
+atomic.write_table(p["harmonisation_csv"], harm)
+harm.head()
 
 # %% [markdown]
 # Subjects excluded inside the analyses (missing values) are listed below in addition to the

@@ -17,17 +17,17 @@ alps_table = ""
 participants = ""
 session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
 session_policy = "strict"  # participants without that session: "strict" (excluded) or "only-scan" (their only scan)
-covariates = ["age", "sex"]
+design = {}  # the study design (config `design:` section; alps.stats.design)
 regression_csv = ""
 regression_model_csv = ""
 
 # %% [markdown]
 # # 04 — Multiple regression in patients
 #
-# Which clinical features explain the ALPS index in the patients (MO and VM together)?
-# Ordinary least squares with migraine subtype (VM = 1, MO = 0), headache duration (years) and
-# attack frequency (attacks/month) as predictors, adjusted for the `covariates` (sex coded
-# F = 0, M = 1). The model table reports the diagnostics: Shapiro-Wilk of the residuals,
+# Which clinical features explain the ALPS index in the patients (the design's `patients`, all
+# together)? Ordinary least squares with the design's `regression.predictors` (the patient subgroup
+# `contrast` coded 1 for its level, 0 for its reference, and clinical variables), adjusted for the
+# design's `covariates` (sex coded F = 0, M = 1). The model table reports the diagnostics: Shapiro-Wilk of the residuals,
 # Breusch-Pagan (HC3 robust standard errors are used when p < 0.05, stated in `robust_se`),
 # Cook's distance and variance inflation factors.
 
@@ -41,13 +41,18 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   regression_csv=regression_csv, regression_model_csv=regression_model_csv)
+design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
 cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
-                               session_policy=session_policy)
-print(f"patients analysed: {cohort['group'].isin(['MO', 'VM']).sum()}; "
+                               session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
+print(f"patients analysed: {cohort[design.group_column].isin(design.regression_groups).sum()}; "
       f"excluded before analysis: {list(excluded['participant_id'])}")
 
 # %%
-terms, model = stats.regression(cohort, covariates=list(covariates or []), nan_policy="omit")
+if design.regression is None:  # the tables say why (the report shows the note)
+    print(design.skipped()["regression"])
+    terms = model = pd.DataFrame({"note": [design.skipped()["regression"]]})
+else:
+    terms, model = stats.regression(cohort, nan_policy="omit", **design.regression_kwargs())
 atomic.write_table(p["regression_csv"], terms)
 atomic.write_table(p["regression_model_csv"], model)
 model

@@ -17,17 +17,20 @@ alps_table = ""
 participants = ""
 session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
 session_policy = "strict"  # participants without that session: "strict" (excluded) or "only-scan" (their only scan)
+design = {}  # the study design (config `design:` section; alps.stats.design)
 correlations_csv = ""
 
 # %% [markdown]
 # # 05 — Correlations of ALPS with clinical scores
 #
-# Within VM and within MO separately, the ALPS index is correlated with headache duration,
-# attack frequency, DHI (VM only), VAS, HIT-6 and PSQI. Pearson r is used when the
+# Within each group of the design's correlation families (`design.correlations.groups`)
+# separately, the ALPS index is correlated with each clinical variable of the family (a variable
+# not collected in a group is skipped there). Pearson r is used when the
 # Shapiro-Wilk test does not reject normality (p ≥ 0.05) for both variables in that group,
-# otherwise Spearman ρ. Partial correlations control for age and sex (same method; Spearman on
-# ranks). 95 % CIs use Fisher's z; p-values are FDR-corrected (Benjamini-Hochberg) within each
-# family = group × kind (bivariate / partial).
+# otherwise Spearman ρ. Partial correlations control for the family's `partial_covariates` (same
+# method; Spearman on ranks). 95 % CIs use Fisher's z; p-values are corrected within each
+# family = group × kind (bivariate / partial) by the design's `multiple_comparisons.correlations`
+# (Benjamini-Hochberg FDR by default).
 
 # %%
 import pandas as pd
@@ -39,14 +42,19 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   correlations_csv=correlations_csv)
+design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
 cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
-                               session_policy=session_policy)
+                               session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
 print(f"excluded before analysis: {list(excluded['participant_id'])}")
 
 # %%
-corr = stats.correlations(cohort, groups=("VM", "MO"), nan_policy="omit")
+if design.correlations is None:  # the table says why (the report shows the note)
+    print(design.skipped()["correlations"])
+    corr = pd.DataFrame({"note": [design.skipped()["correlations"]]})
+else:
+    corr = stats.correlations(cohort, nan_policy="omit", **design.correlation_kwargs())
 atomic.write_table(p["correlations_csv"], corr)
-corr[["group", "kind", "y", "method", "n", "r", "ci_low", "ci_high", "p", "p_fdr"]]
+corr
 
 # %% [markdown]
 # Subjects left out of individual correlations for missing values (empty when none):

@@ -19,6 +19,7 @@ derivatives_dir = ""
 data_dir = ""
 session = ""  # multi-session ALPS table: the session to analyse, e.g. "ses-01"
 session_policy = "strict"  # participants without that session: "strict" (excluded) or "only-scan" (their only scan)
+design = {}  # the study design (config `design:` section; alps.stats.design)
 # inputs; empty: the file of that name in tables_dir (participants: data_dir/participants.tsv,
 # ground truth: the simulator's under data_dir); None: not available (real data), noted on the figure
 alps_table = ""
@@ -27,6 +28,7 @@ posthoc_csv = ""
 regression_csv = ""
 correlations_csv = ""
 mediation_csv = ""
+harmonisation_csv = ""
 truth_table = ""
 rotation_sweep_csv = ""
 
@@ -49,15 +51,31 @@ from alps.io.tables import load_alps, load_cohort
 p = paths.resolve(profile, tables_dir=tables_dir, figures_dir=figures_dir,
                   derivatives_dir=derivatives_dir, data_dir=data_dir)
 tab, fig_dir = p["tables_dir"], p["figures_dir"]
+design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
+labels = figures.design_var_labels(design)
 t = paths.resolve_in(tab, alps_table=alps_table, posthoc_csv=posthoc_csv, regression_csv=regression_csv,
-                     correlations_csv=correlations_csv, mediation_csv=mediation_csv,
+                     correlations_csv=correlations_csv, mediation_csv=mediation_csv, harmonisation_csv=harmonisation_csv,
                      rotation_sweep_csv=rotation_sweep_csv)
 t.update(paths.resolve_in(p["data_dir"], participants=participants))
 t.update(paths.resolve_in(p["data_dir"] / "derivatives" / "simulation", truth_table=truth_table))
 plotting.apply_style()
 alps_tab = load_alps(t["alps_table"], session=session or None, session_policy=session_policy)
 cohort, excluded = load_cohort(t["alps_table"], t["participants"], session=session or None,
-                               session_policy=session_policy)
+                               session_policy=session_policy, groups=design.labels,
+                               numeric=design.numeric_columns)
+# brain panels need the pipeline's derivatives; a table-only run (no imaging) says so instead
+has_derivatives = p["derivatives_dir"].is_dir() and any(p["derivatives_dir"].glob("sub-*"))
+
+
+def note_figure(name, text):
+    """A figure that states why it has no content (an analysis or input this run does not have)."""
+    fig, ax = plt.subplots(figsize=(plotting.COLUMN_WIDTH, 0.8))
+    ax.axis("off")
+    ax.text(0, 0.5, text, transform=ax.transAxes, va="center", wrap=True)
+    plotting.save_figure(fig, fig_dir / name)
+    print(f"{name}: {text}")
+
+
 print(f"{len(cohort)} subjects with a measured ALPS index; excluded: {list(excluded['participant_id'])}")
 
 # %% [markdown]
@@ -68,15 +86,18 @@ print(f"{len(cohort)} subjects with a measured ALPS index; excluded: {list(exclu
 # Right: the geometry of the index.
 
 # %%
-example = figures.first_ok_subject(alps_tab)
-fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.6),
-                         gridspec_kw={"width_ratios": [1, 1, 1.1]})
-figures.native_roi_panel(p["derivatives_dir"], example, ax=axes[0])
-figures.template_roi_panel(p["derivatives_dir"], example, ax=axes[1])
-figures.alps_schematic(ax=axes[2])
-for ax, letter in zip(axes, "ABC"):
-    plotting.panel_label(ax, letter)
-plotting.save_figure(fig, fig_dir / "fig1_method")
+if has_derivatives:
+    example = figures.first_ok_subject(alps_tab)
+    fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.6),
+                             gridspec_kw={"width_ratios": [1, 1, 1.1]})
+    figures.native_roi_panel(p["derivatives_dir"], example, ax=axes[0])
+    figures.template_roi_panel(p["derivatives_dir"], example, ax=axes[1])
+    figures.alps_schematic(ax=axes[2])
+    for ax, letter in zip(axes, "ABC"):
+        plotting.panel_label(ax, letter)
+    plotting.save_figure(fig, fig_dir / "fig1_method")
+else:
+    note_figure("fig1_method", "No per-subject derivatives (the ALPS table was not measured here): brain panels skipped.")
 
 # %% [markdown]
 # ## Figure 2 — ALPS by group
@@ -87,7 +108,7 @@ plotting.save_figure(fig, fig_dir / "fig1_method")
 posthoc = pd.read_csv(t["posthoc_csv"])
 fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.8), sharey=True)
 for ax, dv, letter in zip(axes, ["alps", "alps_L", "alps_R"], "ABC"):
-    figures.group_plot(cohort, dv=dv, posthoc=posthoc, ax=ax)
+    figures.group_plot(cohort, dv=dv, posthoc=posthoc, groups=design.display_order, ax=ax)
     ax.set_title({"alps": "Mean of hemispheres", "alps_L": "Left hemisphere",
                   "alps_R": "Right hemisphere"}[dv])
     ax.set_ylabel("ALPS index" if dv == "alps" else "")
@@ -101,46 +122,62 @@ plotting.save_figure(fig, fig_dir / "fig2_groups")
 
 # %%
 terms = pd.read_csv(t["regression_csv"])
-regressors = terms.loc[terms["term"] != "Intercept"]
-# the very rows and coding the regression used (notebook 04: missing values omitted)
-patients = stats.regression_data(cohort, predictors=list(regressors.loc[regressors["role"] == "predictor", "term"]),
-                                 covariates=list(regressors.loc[regressors["role"] == "covariate", "term"]),
-                                 nan_policy="omit")
-others_all = list(regressors["term"])
-fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.5),
-                         gridspec_kw={"width_ratios": [1.5, 1, 1]})
-figures.forest_plot(terms, ax=axes[0])
-for ax, term in zip(axes[1:], ["duration_years", "attacks_per_month"]):
-    figures.partial_regression(patients, outcome="alps", term=term,
-                               others=[t for t in others_all if t != term], ax=ax)
-for ax, letter in zip(axes, "ABC"):
-    plotting.panel_label(ax, letter)
-fig.tight_layout()
-plotting.save_figure(fig, fig_dir / "fig3_regression")
+if design.regression is None:
+    note_figure("fig3_regression", design.skipped()["regression"])
+else:
+    regressors = terms.loc[terms["term"] != "Intercept"]
+    # the very rows and coding the regression used (notebook 04: missing values omitted)
+    patients = stats.regression_data(cohort, nan_policy="omit", **design.regression_kwargs())
+    others_all = list(regressors["term"])
+    shown = [t for t in design.regression.predictors if t in design.clinical_names][:2]
+    fig, axes = plt.subplots(1, 1 + len(shown), figsize=(plotting.PAGE_WIDTH * (1.5 + len(shown)) / 3.5, 2.5),
+                             gridspec_kw={"width_ratios": [1.5] + [1] * len(shown)}, squeeze=False)
+    axes = axes[0]
+    figures.forest_plot(terms, labels=labels, ax=axes[0])
+    for ax, term in zip(axes[1:], shown):
+        figures.partial_regression(patients, outcome="alps", term=term,
+                                   others=[t for t in others_all if t != term], labels=labels, ax=ax)
+    for ax, letter in zip(axes, "ABC"):
+        plotting.panel_label(ax, letter)
+    fig.tight_layout()
+    plotting.save_figure(fig, fig_dir / "fig3_regression")
 
 # %% [markdown]
-# ## Figure 4 — Correlations in vestibular migraine
-# OLS line with its 95 % confidence band; r (or ρ) and p are those of `correlations.csv`.
+# ## Figure 4 — Headline correlations
+# The design's headline correlations (`design.correlations.headline`: group and variable), each
+# with its OLS line and 95 % confidence band; r (or ρ) and p are those of `correlations.csv`.
 
 # %%
 corr = pd.read_csv(t["correlations_csv"])
-vm = cohort[cohort["group"] == "VM"]
-fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.7, 2.6))
-for ax, y, letter in zip(axes, ["duration_years", "dhi"], "AB"):
-    row = figures.correlation_row(corr, group="VM", x="alps", y=y)
-    figures.correlation_plot(vm, row, ax=ax)
-    plotting.panel_label(ax, letter)
-fig.tight_layout()
-plotting.save_figure(fig, fig_dir / "fig4_correlations")
+pairs = design.correlations.headline if design.correlations is not None else ()
+if not pairs:
+    note_figure("fig4_correlations", design.skipped().get("correlations", "no headline correlations declared"))
+else:
+    fig, axes = plt.subplots(1, len(pairs), figsize=(plotting.PAGE_WIDTH * 0.35 * len(pairs), 2.6), squeeze=False)
+    for ax, (g, y), letter in zip(axes[0], pairs, "ABCDEF"):
+        row = figures.correlation_row(corr, group=g, x="alps", y=y)
+        figures.correlation_plot(cohort[cohort[design.group_column] == g], row, labels=labels, ax=ax,
+                                 color=plotting.group_colors(design.display_order)[g])
+        ax.set_title(design.name_of(g))
+        plotting.panel_label(ax, letter)
+    fig.tight_layout()
+    plotting.save_figure(fig, fig_dir / "fig4_correlations")
 
 # %% [markdown]
-# ## Figure 5 — Mediation in vestibular migraine
-# Headache duration → ALPS → DHI, paths and bias-corrected bootstrap CIs from `mediation.csv`.
+# ## Figure 5 — Mediation
+# The design's mediation model (x → ALPS → y), paths and bias-corrected bootstrap CIs from
+# `mediation.csv`.
 
 # %%
 med = pd.read_csv(t["mediation_csv"])
-ax = figures.mediation_diagram(med)
-plotting.save_figure(ax.figure, fig_dir / "fig5_mediation")
+if design.mediation is None:
+    note_figure("fig5_mediation", design.skipped()["mediation"])
+else:
+    md = design.mediation
+    ax = figures.mediation_diagram(med, labels=tuple(design.variable(v).label[:1].upper() + design.variable(v).label[1:]
+                                                     if v != "alps" else "ALPS index" for v in (md.x, md.m, md.y)),
+                                  title=", ".join(design.name_of(g) for g in design.mediation_groups))
+    plotting.save_figure(ax.figure, fig_dir / "fig5_mediation")
 
 # %% [markdown]
 # ## Supplementary S1 — QC montage
@@ -148,8 +185,11 @@ plotting.save_figure(ax.figure, fig_dir / "fig5_mediation")
 # the pipeline; failed subjects are listed, not hidden.
 
 # %%
-fig = figures.qc_montage(p["derivatives_dir"], alps_tab)
-plotting.save_figure(fig, fig_dir / "figS1_qc_montage")
+if has_derivatives:
+    fig = figures.qc_montage(p["derivatives_dir"], alps_tab)
+    plotting.save_figure(fig, fig_dir / "figS1_qc_montage")
+else:
+    note_figure("figS1_qc_montage", "No per-subject derivatives: QC montage skipped.")
 
 # %% [markdown]
 # ## Supplementary S2 — Measured vs planted ALPS (simulated cohort)
@@ -163,8 +203,11 @@ if truth_path is not None and truth_path.is_file():
     truth = pd.read_csv(truth_path, sep="\t")[["participant_id", "alps"]].rename(columns={"alps": "alps_truth"})
     merged = alps_tab.merge(truth, on="participant_id")
     figures.measured_vs_truth(merged, measured="alps", ax=axes[0], title="Template axes (default)")
-    figures.measured_vs_truth(merged, measured="alps_scanner", ax=axes[1],
-                              color=plotting.OKABE_ITO["orange"], title="Scanner axes (classic)")
+    if "alps_scanner" in merged.columns:
+        figures.measured_vs_truth(merged, measured="alps_scanner", ax=axes[1],
+                                  color=plotting.OKABE_ITO["orange"], title="Scanner axes (classic)")
+    else:
+        axes[1].axis("off")
 else:
     for ax in axes:
         ax.axis("off")
@@ -178,20 +221,32 @@ plotting.save_figure(fig, fig_dir / "figS2_measured_vs_truth")
 # the template-axis index (default) against the classic scanner-axis index.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.8, 2.7), sharey=True)
 if t["rotation_sweep_csv"] is not None and t["rotation_sweep_csv"].is_file():
     sweep = pd.read_csv(t["rotation_sweep_csv"])
+    fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.8, 2.7), sharey=True)
     figures.rotation_plot(sweep, index="alps", ax=axes[0], title="Template axes (default)")
     figures.rotation_plot(sweep, index="alps_scanner", ax=axes[1], title="Scanner axes (classic)")
     axes[1].set_ylabel("")
     axes[1].legend(loc="lower center", frameon=False, ncol=2)
     for ax, letter in zip(axes, "AB"):
         plotting.panel_label(ax, letter)
-else:  # a simulation-only product (notebook 02 skips it for a lab's own data)
-    for ax in axes:
-        ax.axis("off")
-    axes[0].text(0, 0.5, "No rotation sweep: it is run on simulated data only (notebook 02).",
-                 transform=axes[0].transAxes)
-    print("rotation sweep not available (simulation-only product): figure S3 states it")
-fig.tight_layout()
-plotting.save_figure(fig, fig_dir / "figS3_rotation")
+    fig.tight_layout()
+    plotting.save_figure(fig, fig_dir / "figS3_rotation")
+else:
+    note_figure("figS3_rotation", "No rotation sweep: it is run on simulated data only (notebook 02).")
+
+# %% [markdown]
+# ## Supplementary S4 — Site harmonisation (multi-site cohorts)
+# ALPS by site as measured and after ComBat (`harmonisation.csv`, notebook 03); points coloured by
+# group. A single-site cohort states that instead.
+
+# %%
+harm = pd.read_csv(t["harmonisation_csv"])
+if "alps_harmonised" in harm.columns:
+    axes = figures.site_plot(harm, site_col=design.site_column, groups=design.display_order)
+    for ax, letter in zip(axes, "AB"):
+        plotting.panel_label(ax, letter)
+    axes[0].figure.tight_layout()
+    plotting.save_figure(axes[0].figure, fig_dir / "figS4_harmonisation")
+else:
+    note_figure("figS4_harmonisation", str(harm["note"].iloc[0]))

@@ -206,7 +206,9 @@ def test_regression_figure_rows_are_the_regressions_rows():
     """Notebook 07 recoded sex itself: a missing sex became F in the figure while the regression
     excluded that subject. Both now use stats.regression_data."""
     from alps import stats
+    from alps.stats.design import from_profile
 
+    reg = from_profile("default").regression_kwargs()
     rng = np.random.default_rng(0)
     n = 30
     df = pd.DataFrame({"participant_id": [f"sub-{i:02d}" for i in range(n)],
@@ -215,9 +217,9 @@ def test_regression_figure_rows_are_the_regressions_rows():
                        "attacks_per_month": rng.uniform(1, 10, n), "alps": rng.normal(1.5, 0.1, n)})
     df.loc[3, "sex"] = np.nan
     with pytest.warns(UserWarning, match="sub-03"):
-        data = stats.regression_data(df, nan_policy="omit")
+        data = stats.regression_data(df, nan_policy="omit", **reg)
     with pytest.warns(UserWarning):
-        terms, model = stats.regression(df, nan_policy="omit")
+        terms, model = stats.regression(df, nan_policy="omit", **reg)
     assert "sub-03" not in set(data["participant_id"]) and len(data) == int(model["n"].iloc[0]) == n - 1
     assert set(data["sex"]) == {0.0, 1.0} and set(data["subtype"]) == {0.0, 1.0}
     src = paths.notebook_source("07_figures").read_text()

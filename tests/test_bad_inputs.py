@@ -486,8 +486,11 @@ def test_participants_table_errors(tmp_path, case, pattern):
         text = text.replace("\tF\t5", "\tfemale\t5")
     path = tmp_path / "participants.tsv"
     path.write_text(text)
+    from alps.stats.design import from_profile
+
+    study = from_profile("default")  # the design says which labels and columns the table must have
     with pytest.raises(ValueError) as info:
-        io_tables.load_participants(path)
+        io_tables.load_participants(path, groups=study.labels, numeric=study.numeric_columns)
     assert str(path) in str(info.value), str(info.value)
     assert re.search(pattern, str(info.value)), str(info.value)
 

@@ -13,6 +13,13 @@ from alps.io import tables as io
 from alps import stats as st
 
 import stats_fixtures as fx
+from alps.stats.design import from_profile
+
+#: the reproduced study's design (config/default.yaml): its analyses' arguments
+STUDY = from_profile("default")
+REG = STUDY.regression_kwargs()
+COR = STUDY.correlation_kwargs()
+MED = STUDY.mediation_kwargs()
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -83,18 +90,18 @@ def test_io_validation(tmp_path, cohort_files):
         return p
 
     with pytest.raises(ValueError, match=r"missing required column.*'dhi'"):
-        io.load_participants(write(part.drop(columns="dhi"), "a.tsv"))
+        io.load_participants(write(part.drop(columns="dhi"), "a.tsv"), numeric=STUDY.numeric_columns)
     dup = pd.concat([part, part.iloc[[0]]])
     with pytest.raises(ValueError, match="duplicate participant_id.*sub-MO001"):
         io.load_participants(write(dup, "b.tsv"))
     bad = part.copy()
     bad.loc[3, "group"] = "MA"
     with pytest.raises(ValueError, match=r"unknown group label.*'MA'.*sub-MO004"):
-        io.load_participants(write(bad, "c.tsv"))
+        io.load_participants(write(bad, "c.tsv"), groups=STUDY.labels)
     bad = part.copy()
     bad.loc[5, "psqi"] = "seven"
     with pytest.raises(ValueError, match=r"'psqi'.*seven.*sub-MO006"):
-        io.load_participants(write(bad, "d.tsv"))
+        io.load_participants(write(bad, "d.tsv"), numeric=STUDY.numeric_columns)
     alps = pd.read_csv(cohort_files["alps"], sep="\t", dtype=str, keep_default_na=False)
     with pytest.raises(ValueError, match=r"missing required column.*alps_R"):
         io.load_alps(write(alps.drop(columns="alps_R"), "e.tsv"))
@@ -307,7 +314,7 @@ def _design(df):
 
 
 def test_regression_against_lstsq(truth_df):
-    terms, model = st.regression(truth_df, robust="never")
+    terms, model = st.regression(truth_df, robust="never", **REG)
     p, X, y = _design(truth_df)
     b, *_ = np.linalg.lstsq(X, y, rcond=None)
     e = y - X @ b
@@ -334,7 +341,7 @@ def test_regression_against_lstsq(truth_df):
 
 
 def test_regression_recovers_planted_effects(truth_df):
-    terms = st.regression(truth_df).terms.set_index("term")
+    terms = st.regression(truth_df, **REG).terms.set_index("term")
     for term, true in (("subtype", fx.B_SUBTYPE), ("duration_years", fx.B_DURATION),
                        ("attacks_per_month", fx.B_FREQUENCY), ("age", fx.B_AGE)):
         assert terms.loc[term, "ci_low"] <= true <= terms.loc[term, "ci_high"], term
@@ -350,7 +357,7 @@ def test_regression_hc3_when_heteroskedastic():
                        "duration_years": dur, "attacks_per_month": rng.uniform(1, 10, n),
                        "age": rng.uniform(20, 60, n), "sex": rng.choice(["F", "M"], n)})
     df["alps"] = 1.4 - 0.01 * dur + rng.normal(0, 1, n) * 0.004 * dur ** 1.5
-    terms, model = st.regression(df)
+    terms, model = st.regression(df, **REG)
     assert model.breusch_pagan_p[0] < 0.05 and model.robust_se[0] == "HC3"
     p, X, y = _design(df)
     b, *_ = np.linalg.lstsq(X, y, rcond=None)
@@ -398,7 +405,7 @@ def test_bh_fdr_by_hand_and_families(truth_df):
     adj = np.empty(m)
     adj[order] = np.minimum.accumulate((p[order] * m / np.arange(1, m + 1))[::-1])[::-1]
     assert st.bh_fdr(p) == pytest.approx(np.minimum(adj, 1))
-    res = st.correlations(truth_df)
+    res = st.correlations(truth_df, **COR)
     for (g, k), sub in res.groupby(["group", "kind"]):
         assert sub.p_fdr.to_numpy() == pytest.approx(st.bh_fdr(sub.p.to_numpy()))
     # dhi is VM-only: skipped in MO, present in VM
@@ -437,7 +444,7 @@ def _mediation_data(seed=0, n=60, a=-0.01, b=-200.0, cp=0.5):
 
 def test_mediation_paths_and_identity():
     df = _mediation_data()
-    res = st.mediation(df, n_boot=2000, seed=1).set_index("path")
+    res = st.mediation(df, n_boot=2000, seed=1, **MED).set_index("path")
     one = np.ones(len(df))
     x, m, y = df.duration_years.to_numpy(), df.alps.to_numpy(), df.dhi.to_numpy()
     a = np.linalg.lstsq(np.column_stack([one, x]), m, rcond=None)[0][1]
@@ -450,14 +457,14 @@ def test_mediation_paths_and_identity():
     assert c == pytest.approx(cpb[1] + a * cpb[2], rel=1e-10)  # OLS identity c = c' + ab
     assert res.loc["indirect", "estimate"] == pytest.approx(a * cpb[2])
     assert res.loc["proportion_mediated", "estimate"] == pytest.approx(a * cpb[2] / c)
-    assert list(st.mediation(df, n_boot=1000, seed=1).columns[:9]) == [
+    assert list(st.mediation(df, n_boot=1000, seed=1, **MED).columns[:9]) == [
         "path", "estimate", "se", "ci_low", "ci_high", "p", "ci_method", "n", "n_boot"]
 
 
 def test_mediation_bc_bootstrap_by_hand_and_pingouin():
     df = _mediation_data(seed=4)
     n_boot, seed = 3000, 11
-    res = st.mediation(df, n_boot=n_boot, seed=seed).set_index("path")
+    res = st.mediation(df, n_boot=n_boot, seed=seed, **MED).set_index("path")
     # hand implementation: same resampling scheme, loop of lstsq fits
     rng = np.random.default_rng(seed)
     n = len(df)
@@ -486,13 +493,13 @@ def test_mediation_bc_bootstrap_by_hand_and_pingouin():
     assert ref.loc["Indirect", lo_col] == pytest.approx(lo, abs=0.15 * width)
     assert ref.loc["Indirect", hi_col] == pytest.approx(hi, abs=0.15 * width)
     # reproducible with the seed
-    again = st.mediation(df, n_boot=n_boot, seed=seed).set_index("path")
+    again = st.mediation(df, n_boot=n_boot, seed=seed, **MED).set_index("path")
     assert again.loc["indirect", "ci_low"] == res.loc["indirect", "ci_low"]
 
 
 def test_mediation_recovers_planted_indirect_effect():
     df = _mediation_data(seed=9, n=200)
-    res = st.mediation(df, n_boot=2000, seed=3).set_index("path")
+    res = st.mediation(df, n_boot=2000, seed=3, **MED).set_index("path")
     true_indirect = -0.01 * -200.0
     assert res.loc["indirect", "ci_low"] <= true_indirect <= res.loc["indirect", "ci_high"]
     assert res.loc["indirect", "ci_low"] > 0
@@ -502,7 +509,7 @@ def test_mediation_recovers_planted_indirect_effect():
 def test_mediation_warns_when_total_effect_null():
     df = _mediation_data(seed=1, cp=-2.0)  # c = c' + ab ≈ -2 + 2 = 0
     with pytest.warns(UserWarning, match="proportion mediated"):
-        res = st.mediation(df, n_boot=1000, seed=1).set_index("path")
+        res = st.mediation(df, n_boot=1000, seed=1, **MED).set_index("path")
     assert "unstable" in res.loc["proportion_mediated", "warning"]
 
 
@@ -516,7 +523,7 @@ def test_bc_interval_reduces_to_percentile_when_unbiased():
 # ------------------------------------------------------------------------------- Table 1
 
 def test_demographics(truth_df):
-    t1 = st.demographics(truth_df).set_index("variable")
+    t1 = st.demographics(truth_df, **STUDY.demographics_kwargs()).set_index("variable")
     assert t1.loc["n", "n_MO"] == 40 and t1.loc["n", "HC"] == "20"
     assert t1.loc["dhi", "test"] == "none" and t1.loc["dhi", "MO"] == "n/a"
     assert t1.loc["duration_years", "groups_tested"] == "MO,VM"
@@ -549,37 +556,37 @@ def test_validation_errors(truth_df):
     bad = truth_df.copy()
     bad.loc[0, "group"] = "CM"
     with pytest.raises(st.StatsInputError, match=r"unknown group label.*'CM'"):
-        st.group_tests(bad)
+        STUDY.check_cohort(bad)
     with pytest.raises(st.StatsInputError, match="unknown group"):
-        st.regression(truth_df, groups=("MO", "XX"))
+        st.regression(truth_df, **{**REG, "groups": ("MO", "XX")})
     nan = truth_df.copy()
     nan.loc[nan.participant_id == "sub-VM005", "alps"] = np.nan
     with pytest.raises(st.StatsInputError, match=r"missing values.*sub-VM005"):
         st.group_tests(nan, dv="alps")
     with pytest.raises(st.StatsInputError, match=r"sub-VM005"):
-        st.regression(nan)
+        st.regression(nan, **REG)
     tiny = truth_df.groupby("group").head(2)
     with pytest.raises(st.StatsInputError, match="too few subjects"):
         st.group_tests(tiny, dv="alps")
     with pytest.raises(st.StatsInputError, match="too few subjects"):
-        st.regression(tiny)
+        st.regression(tiny, **REG)
     with pytest.raises(st.StatsInputError, match="too few subjects"):
-        st.mediation(tiny, n_boot=1000)
+        st.mediation(tiny, n_boot=1000, **MED)
     with pytest.raises(st.StatsInputError, match="n_boot"):
-        st.mediation(truth_df, n_boot=10)
+        st.mediation(truth_df, n_boot=10, **MED)
     with pytest.warns(UserWarning, match="n_boot = 500 < 5000"):
-        st.mediation(truth_df, n_boot=500)
+        st.mediation(truth_df, n_boot=500, **MED)
     with pytest.raises(st.StatsInputError, match="missing column"):
-        st.correlations(truth_df.drop(columns="psqi"))
+        st.correlations(truth_df.drop(columns="psqi"), **COR)
     with pytest.raises(st.StatsInputError, match="has no subjects|have no subjects"):
-        st.group_tests(truth_df[truth_df.group != "HC"], dv="alps")
+        st.group_tests(truth_df[truth_df.group != "HC"], dv="alps", **STUDY.group_kwargs())
 
 
 def test_nan_omit_reports_exclusions(truth_df):
     nan = truth_df.copy()
     nan.loc[nan.participant_id == "sub-VM005", "dhi"] = np.nan
     with pytest.warns(UserWarning, match="sub-VM005"):
-        res = st.mediation(nan, n_boot=1000, seed=1, nan_policy="omit")
+        res = st.mediation(nan, n_boot=1000, seed=1, nan_policy="omit", **MED)
     ex = st.exclusions(res)
     assert ex.participant_id.tolist() == ["sub-VM005"] and "dhi" in ex.reason[0]
     assert res.n[0] == 39
@@ -591,18 +598,18 @@ def test_nan_omit_reports_exclusions(truth_df):
 # ------------------------------------------------------------------------------- headline
 
 def test_headline_and_reproduction_table(truth_df):
-    h = st.headline_numbers(truth_df, n_boot=1000, seed=1)
+    h = st.headline_numbers(truth_df, STUDY, n_boot=1000, seed=1)
     for k in ("mean_alps_MO", "mean_alps_HC", "mean_alps_VM", "omnibus_p", "reg_b_subtype",
               "reg_p_subtype", "reg_b_duration", "reg_p_duration", "reg_b_frequency",
               "reg_p_frequency", "r_vm_duration", "r_vm_dhi", "proportion_mediated"):
         assert isinstance(h[k], float) and np.isfinite(h[k]), k
     assert h["alps_order"] == "MO > HC > VM"  # planted gradient
     assert h["reg_b_subtype"] == pytest.approx(
-        st.regression(truth_df).terms.set_index("term").loc["subtype", "b"])
-    tab = st.reproduction_table(h, None)
+        st.regression(truth_df, **REG).terms.set_index("term").loc["subtype", "b"])
+    tab = st.reproduction_table(h, None, published=STUDY.published)
     assert list(tab.columns) == ["quantity", "paper", "truth", "measured"]
-    assert tab.quantity.tolist()[:len(st.PAPER_VALUES)] == list(st.PAPER_VALUES)
+    assert tab.quantity.tolist()[:len(STUDY.published)] == list(STUDY.published)
     assert tab.set_index("quantity").loc["r_vm_dhi", "paper"] == -0.564
     assert tab.truth.isna().all()
-    tab2 = st.reproduction_table(h, h)
+    tab2 = st.reproduction_table(h, h, published=STUDY.published)
     assert tab2.set_index("quantity").loc["reg_b_duration", "truth"] == h["reg_b_duration"]

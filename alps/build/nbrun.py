@@ -100,8 +100,9 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
     nb = jupytext.read(source)
     declared = declared_parameters(nb)
     configured = config.notebook_parameters(profile, name)
-    if "pipeline" not in declared:
-        configured.pop("pipeline", None)  # only notebooks 01/02 run the pipeline
+    for section in ("pipeline", "design"):  # 01/02 run the pipeline, 03-07 read the design
+        if section not in declared:
+            configured.pop(section, None)
     for what, given in ((f"{paths.config_file(profile)} [notebooks.{name}]", configured),
                         ("-p", parameters or {})):
         unknown = sorted(set(given) - declared)

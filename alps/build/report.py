@@ -20,7 +20,7 @@ from .. import __version__, atomic, config
 from ..pipeline.provenance import split_kv
 
 PACKAGES = ("alps", "numpy", "scipy", "nibabel", "dipy", "nilearn", "antspyx", "pandas",
-            "statsmodels", "pingouin", "matplotlib", "seaborn", "papermill", "jupytext")
+            "statsmodels", "pingouin", "scikit-posthocs", "neuroCombat", "matplotlib", "seaborn", "papermill", "jupytext")
 
 
 def software_versions() -> dict[str, str]:
@@ -46,6 +46,88 @@ def _render_notebooks(nb_dir: Path) -> list[Path]:
         body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
         written.append(atomic.write_text(nb_path.with_suffix(".html"), body))
     return written
+
+
+def fmt_number(value, *, p_value: bool = False) -> str:
+    """A number for people: 3 significant digits; a p-value below 0.001 as "< 0.001"; integers as
+    integers; text (e.g. "MO > HC > VM", "<0.001") as given; missing as "—"."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if p_value and value < 0.001:
+        return "< 0.001"
+    if float(value).is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:.3g}"
+
+
+def quantity_label(key: str, design) -> str:
+    """A headline quantity's key (``reg_b_duration``, ``r_vm_dhi`` ...) in words, from the design."""
+    names = {g: design.name_of(g) for g in design.labels}
+    lower = {g.lower(): g for g in design.labels}
+    keys = {design.variable(t).key: design.variable(t) for t in
+            (design.regression.predictors if design.regression else ())}
+    keys.update({design.variable(v).key: design.variable(v) for _, v in
+                 (design.correlations.headline if design.correlations else ())})
+
+    def var(k):
+        if design.contrast is not None and k == design.contrast.name:
+            return f"{design.contrast.level} vs {design.contrast.reference} ({k})"
+        v = keys.get(k)
+        return f"{v.label} ({v.unit})" if v is not None and v.unit else (v.label if v is not None else k)
+
+    for prefix, words in (("n_", "number of subjects, "), ("mean_alps_", "mean ALPS index, ")):
+        if key.startswith(prefix) and key[len(prefix):] in names:
+            return words + names[key[len(prefix):]]
+    fixed = {"alps_order": "order of the group means", "omnibus_test": "omnibus test of ALPS across groups",
+             "omnibus_p": "p of the omnibus test", "reg_robust_se": "regression standard errors",
+             "indirect": "indirect (mediated) effect a·b", "proportion_mediated": "proportion mediated",
+             "proportion_mediated_ci_low": "proportion mediated, CI lower bound",
+             "proportion_mediated_ci_high": "proportion mediated, CI upper bound"}
+    if key in fixed:
+        return fixed[key]
+    for prefix, words in (("reg_b_", "regression coefficient of "), ("reg_p_", "p of the regression coefficient of ")):
+        if key.startswith(prefix):
+            return words + var(key[len(prefix):])
+    for prefix, words in (("r_", "correlation of ALPS with "), ("p_", "p of the correlation of ALPS with ")):
+        if key.startswith(prefix) and "_" in key[len(prefix):]:
+            g, rest = key[len(prefix):].split("_", 1)
+            method = rest.endswith("_method")
+            rest = rest[: -len("_method")] if method else rest
+            if g in lower:
+                text = words + var(rest) + ", " + names[lower[g]]
+                return ("method of the " + text[0].lower() + text[1:]) if method else text
+    return key
+
+
+def headline_html(out_dir: Path, design) -> str:
+    """The reproduction table for people: quantities in words, numbers to 3 significant digits (p as
+    "< 0.001"), and whether each measured value lies inside the planted truth's 95 % CI
+    (``truth_check.csv``)."""
+    tab = out_dir / "tables"
+    repro = pd.read_csv(tab / "reproduction.csv", dtype=str, keep_default_na=False)
+    check = {}
+    if (tab / "truth_check.csv").is_file():
+        tc = pd.read_csv(tab / "truth_check.csv")
+        if "quantity" in tc.columns:
+            check = {r.quantity: r for r in tc.itertuples(index=False)}
+    rows = []
+    for r in repro.itertuples(index=False):
+        is_p = r.quantity.startswith(("p_", "reg_p_")) or r.quantity == "omnibus_p"
+        c = check.get(r.quantity)
+        ci = (f"{fmt_number(c.truth_ci_low)} to {fmt_number(c.truth_ci_high)}" if c is not None else "")
+        rows.append({"quantity": quantity_label(r.quantity, design),
+                     "paper": fmt_number(r.paper or None, p_value=is_p),
+                     "planted truth": fmt_number(r.truth or None, p_value=is_p),
+                     "truth 95 % CI": ci, "measured": fmt_number(r.measured or None, p_value=is_p),
+                     "inside truth CI": ("yes" if c.inside else "NO") if c is not None else ""})
+    return pd.DataFrame(rows).to_html(index=False, border=0, escape=True)
 
 
 def _table_html(path: Path, max_rows: int = 40) -> str:
@@ -88,7 +170,7 @@ def _table_html_df(df, max_rows: int = 40) -> str:
     if len(df) > max_rows:
         note = f"<p class=note>first {max_rows} of {len(df)} rows; full table in the file.</p>"
         df = df.head(max_rows)
-    return df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0) + note
+    return df.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="", border=0) + note
 
 
 def build_report(out_dir, *, profile: str = "default", data_dir=None, output=None, notes=()) -> Path:
@@ -118,9 +200,22 @@ def build_report(out_dir, *, profile: str = "default", data_dir=None, output=Non
     ]
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+
+    from ..stats.design import from_profile
+
+    design = from_profile(profile) if config.load_profile(profile).get("design") else None
     repro = out_dir / "tables" / "reproduction.csv"
-    if repro.is_file():
-        parts += ["<h2>Reproduction of the study's headline results</h2>", _table_html(repro)]
+    if repro.is_file() and design is None:  # a profile without a design: the table as written
+        parts += ["<h2>Headline results</h2>", _table_html(repro)]
+    elif repro.is_file():
+        parts += ["<h2>Headline results</h2>", "<p class=note>paper: the published values (the design's "
+                  "<code>published</code>); planted truth: the same analysis on the simulation's planted ALPS; "
+                  "inside truth CI: whether the measured value lies in the 95 % CI of the planted-truth value "
+                  "(<code>truth_check.csv</code>). Numbers to 3 significant digits.</p>", headline_html(out_dir, design)]
+    skipped = design.skipped() if design is not None else {}
+    if skipped:
+        parts.append("<h2>Analyses not run</h2><ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in skipped.values())
+                     + "</ul>")
     parts.append("<h2>Notebooks</h2><ol>")
     parts += [f"<li><a href='{rel(p)}'>{html.escape(p.stem)}</a></li>" for p in notebooks]
     parts.append("</ol><h2>Figures</h2>")

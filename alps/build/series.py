@@ -84,16 +84,18 @@ def plan_series(bids, out, *, participants=None, truth_table=None, session: str 
                     "rotation_sweep_csv": t["rotation_sweep_csv"] if rotation_sweep else None,
                     **({} if rotation_sweep else {"rotation_angles": []})},
         "03_group_tests": {**stats_in, **{k: t[k] for k in ("demographics_csv", "group_tests_csv", "posthoc_csv",
-                                                            "ancova_csv", "exclusions_csv")}},
+                                                            "ancova_csv", "exclusions_csv",
+                                                            "harmonisation_csv")}},
         "04_regression": {**stats_in, "regression_csv": t["regression_csv"],
                           "regression_model_csv": t["regression_model_csv"]},
         "05_correlation": {**stats_in, "correlations_csv": t["correlations_csv"]},
         "06_mediation": {**stats_in, "truth_table": truth_s, **{k: t[k] for k in ("mediation_csv", "reproduction_csv",
-                                                                                  "key_numbers_json")}},
+                                                                                  "key_numbers_json", "truth_check_csv")}},
         "07_figures": {**stats_in, "tables_dir": str(tab), "figures_dir": str(fig), "derivatives_dir": str(der),
                        "data_dir": str(bids), "truth_table": truth_s,
                        "rotation_sweep_csv": t["rotation_sweep_csv"] if rotation_sweep else None,
-                       **{k: t[k] for k in ("posthoc_csv", "regression_csv", "correlations_csv", "mediation_csv")}},
+                       **{k: t[k] for k in ("posthoc_csv", "regression_csv", "correlations_csv", "mediation_csv",
+                                            "harmonisation_csv")}},
     }
     return plan, notes
 

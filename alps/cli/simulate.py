@@ -9,7 +9,7 @@ from ..simulation.cohort import SIMULATE_OPTIONS
 HELP = "Generate the simulated BIDS DWI cohort with planted ALPS truth."
 
 #: options of the command line (the others are config-only: max_translation, max_scale, n_b0, ...).
-_CLI_KEYS = ("seed", "n_mo", "n_vm", "n_hc", "max_rotation", "snr", "n_jobs", "orientation", "oblique")
+_CLI_KEYS = ("seed", "n_mo", "n_vm", "n_hc", "max_rotation", "snr", "n_jobs", "orientation", "oblique", "sites")
 
 
 def add_arguments(parser) -> None:
@@ -28,6 +28,9 @@ def add_arguments(parser) -> None:
                         help="native image storage orientation (default LAS)")
     parser.add_argument("--oblique", action="store_true", default=None,
                         help="put the head pose into an oblique affine (default: off)")
+    parser.add_argument("--sites", type=int, default=None, metavar="N",
+                        help="scan the subjects at N sites with planted additive and multiplicative site effects "
+                             "(participants.tsv gains 'site'; default: one site)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: show it)")
 
 

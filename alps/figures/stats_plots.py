@@ -4,17 +4,29 @@ it then reports — printed numbers are read from the tables.
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 
-from .style import (GROUP_COLORS, GROUP_LABELS, GROUP_ORDER, OKABE_ITO, get_ax, p_text,
-                       stars)
+from .style import OKABE_ITO, get_ax, group_colors, p_text, stars
 
 ALPS_LABELS = {"alps": "ALPS index (mean of hemispheres)", "alps_L": "ALPS index, left",
                "alps_R": "ALPS index, right"}
-VAR_LABELS = {"duration_years": "Headache duration (years)", "attacks_per_month": "Attacks per month",
-              "dhi": "DHI score", "vas": "VAS", "hit6": "HIT-6", "psqi": "PSQI", "age": "Age (years)",
-              "subtype": "Subtype (VM vs MO)", "sex": "Sex (M vs F)", "alps": "ALPS index"}
+#: axis labels of variables the design does not describe (its clinical variables have their own)
+VAR_LABELS = {"age": "Age (years)", "sex": "Sex (M vs F)", "alps": "ALPS index"}
+
+
+def design_var_labels(design) -> dict:
+    """``{column: "label (unit)"}`` of a study design's clinical variables and contrast, over
+    :data:`VAR_LABELS`."""
+    out = dict(VAR_LABELS)
+    for v in design.clinical:
+        out[v.name] = f"{v.label[:1].upper()}{v.label[1:]}" + (f" ({v.unit})" if v.unit else "")
+    if design.contrast is not None:
+        c = design.contrast
+        out[c.name] = f"{c.name[:1].upper()}{c.name[1:]} ({c.level} vs {c.reference})"
+    return out
 
 
 def _require(df: pd.DataFrame, columns, what: str):
@@ -24,7 +36,7 @@ def _require(df: pd.DataFrame, columns, what: str):
 
 
 def group_plot(data: pd.DataFrame, *, dv: str = "alps", posthoc: pd.DataFrame | None = None,
-               groups=GROUP_ORDER, ax=None, seed: int = 0):
+               groups=None, colors=None, ax=None, seed: int = 0):
     """Box plot of ``dv`` by group with every subject's point and post hoc marks.
 
     Parameters
@@ -33,20 +45,26 @@ def group_plot(data: pd.DataFrame, *, dv: str = "alps", posthoc: pd.DataFrame | 
     posthoc : DataFrame, optional
         ``posthoc.csv`` rows (columns ``dv, group_a, group_b, p_adj``); marks are drawn for the
         pairs of this ``dv``.
+    groups : sequence of str, optional
+        Groups in display order (the design's ``display_order``; None: order of appearance).
+    colors : dict, optional
+        ``{group: colour}`` (default :func:`~alps.figures.style.group_colors` of ``groups``).
     seed : int
         Seed of the horizontal jitter (the figure is deterministic).
     """
     _require(data, ["group", dv], "group_plot data")
     ax = get_ax(ax)
+    groups = list(dict.fromkeys(data["group"].dropna())) if groups is None else list(groups)
+    colors = colors or group_colors(groups)
     groups = [g for g in groups if (data["group"] == g).any()]
     values = [data.loc[data["group"] == g, dv].dropna().to_numpy() for g in groups]
     bp = ax.boxplot(values, positions=range(len(groups)), widths=0.55, showfliers=False,
                     patch_artist=True, medianprops={"color": "black"})
     rng = np.random.default_rng(seed)
     for i, (g, v) in enumerate(zip(groups, values)):
-        bp["boxes"][i].set_facecolor(GROUP_COLORS.get(g, OKABE_ITO["grey"]))
+        bp["boxes"][i].set_facecolor(colors.get(g, OKABE_ITO["grey"]))
         bp["boxes"][i].set_alpha(0.35)
-        ax.scatter(i + rng.uniform(-0.16, 0.16, len(v)), v, s=9, color=GROUP_COLORS.get(g),
+        ax.scatter(i + rng.uniform(-0.16, 0.16, len(v)), v, s=9, color=colors.get(g),
                    edgecolor="white", linewidth=0.3, zorder=3)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([f"{g}\n(n={len(v)})" for g, v in zip(groups, values)])
@@ -69,7 +87,7 @@ def group_plot(data: pd.DataFrame, *, dv: str = "alps", posthoc: pd.DataFrame | 
     return ax
 
 
-def forest_plot(terms: pd.DataFrame, *, standardized: bool = True, ax=None):
+def forest_plot(terms: pd.DataFrame, *, standardized: bool = True, labels=None, ax=None):
     """Coefficient plot of a regression table (``regression.csv``).
 
     With ``standardized=True`` the standardised coefficients β are drawn with their 95 % CI
@@ -93,14 +111,15 @@ def forest_plot(terms: pd.DataFrame, *, standardized: bool = True, ax=None):
     ax.scatter(est, y, color=colors, zorder=3, s=18)
     ax.axvline(0, color="black", lw=0.6, ls="--")
     ax.set_yticks(y)
-    ax.set_yticklabels([VAR_LABELS.get(t, t) for t in rows["term"]])
+    labels = labels or VAR_LABELS
+    ax.set_yticklabels([labels.get(t, t) for t in rows["term"]])
     for yi, (b, p) in zip(y, zip(rows["b"], rows["p"])):
         ax.annotate(f"B = {b:.3g}, {p_text(p)}", (1.02, yi), xycoords=("axes fraction", "data"),
                     fontsize=6.5, va="center")
     return ax
 
 
-def partial_regression(data: pd.DataFrame, *, outcome: str, term: str, others, ax=None,
+def partial_regression(data: pd.DataFrame, *, outcome: str, term: str, others, labels=None, ax=None,
                        color=OKABE_ITO["blue"]):
     """Added-variable (partial-regression) plot of ``outcome`` on ``term`` adjusting for ``others``.
 
@@ -126,19 +145,20 @@ def partial_regression(data: pd.DataFrame, *, outcome: str, term: str, others, a
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(4))
-    ax.set_xlabel(f"{VAR_LABELS.get(term, term)} | others")
-    ax.set_ylabel(f"{VAR_LABELS.get(outcome, outcome)} | others")
+    labels = labels or VAR_LABELS
+    ax.set_xlabel(f"{labels.get(term, term)} | others")
+    ax.set_ylabel(f"{labels.get(outcome, outcome)} | others")
     return ax
 
 
-def correlation_plot(data: pd.DataFrame, corr_row: pd.Series, *, ax=None, color=None):
+def correlation_plot(data: pd.DataFrame, corr_row: pd.Series, *, labels=None, ax=None, color=None):
     """Scatter of ``corr_row.x`` vs ``corr_row.y`` with OLS line, 95 % CI band, and r/p read
     from the correlation table row (``correlations.csv``)."""
     x, y = corr_row["x"], corr_row["y"]
     _require(data, [x, y], "correlation_plot data")
     d = data[[x, y]].dropna()
     xv, yv = d[y].to_numpy(float), d[x].to_numpy(float)  # clinical variable on the x axis
-    color = color or GROUP_COLORS.get(corr_row.get("group"), OKABE_ITO["blue"])
+    color = color or OKABE_ITO["blue"]
     ax = get_ax(ax)
     ax.scatter(xv, yv, s=12, color=color, alpha=0.85, edgecolor="white", linewidth=0.3)
     n = len(xv)
@@ -159,13 +179,16 @@ def correlation_plot(data: pd.DataFrame, corr_row: pd.Series, *, ax=None, color=
     sym = "ρ" if method.startswith("spearman") else "r"
     ax.text(0.97, 0.96, f"{sym} = {corr_row['r']:.3f}\n{p_text(float(corr_row['p']))}\nn = {int(corr_row['n'])}",
             transform=ax.transAxes, ha="right", va="top", fontsize=7)
-    ax.set_xlabel(VAR_LABELS.get(y, y))
-    ax.set_ylabel(VAR_LABELS.get(x, x))
+    labels = labels or VAR_LABELS
+    ax.set_xlabel(labels.get(y, y))
+    ax.set_ylabel(labels.get(x, x))
     return ax
 
 
-def mediation_diagram(med: pd.DataFrame, *, labels=("Headache duration", "ALPS index", "DHI"), ax=None):
-    """Path diagram X → M → Y with a, b, c, c′ and the indirect effect from ``mediation.csv``."""
+def mediation_diagram(med: pd.DataFrame, *, labels=("Exposure", "ALPS index", "Outcome"), title: str = "",
+                      ax=None):
+    """Path diagram X → M → Y with a, b, c, c′ and the indirect effect from ``mediation.csv``;
+    ``labels`` name X, M, Y in words, ``title`` the sample (e.g. the group's name)."""
     _require(med, ["path", "estimate", "ci_low", "ci_high", "p"], "mediation table")
     rows = {r["path"]: r for _, r in med.iterrows()}
 
@@ -184,15 +207,15 @@ def mediation_diagram(med: pd.DataFrame, *, labels=("Headache duration", "ALPS i
     ax.set_xlim(0, 10)
     ax.set_ylim(-0.6, 6.3)
     ax.axis("off")
-    boxes = {"X": (1.4, 1.2), "M": (5.0, 4.6), "Y": (8.6, 1.2)}
+    boxes = {"X": (1.2, 1.2), "M": (5.0, 4.6), "Y": (8.8, 1.2)}
     for key, label in zip("XMY", labels):
         x, y = boxes[key]
-        ax.text(x, y, label, ha="center", va="center", fontsize=8,
+        ax.text(x, y, "\n".join(textwrap.wrap(label, 16)), ha="center", va="center", fontsize=8,
                 bbox={"boxstyle": "round,pad=0.5", "fc": "#F2F2F2", "ec": "black", "lw": 0.8})
     arrow = {"arrowstyle": "-|>", "lw": 1.0, "color": "black", "shrinkA": 0, "shrinkB": 0}
     ax.annotate("", (4.2, 4.2), (2.2, 1.75), arrowprops=arrow)   # X -> M (a)
     ax.annotate("", (7.8, 1.75), (5.8, 4.2), arrowprops=arrow)   # M -> Y (b)
-    ax.annotate("", (7.9, 1.2), (3.1, 1.2), arrowprops=arrow)    # X -> Y (c, c')
+    ax.annotate("", (7.5, 1.2), (2.5, 1.2), arrowprops=arrow)    # X -> Y (c, c')
     ax.text(2.6, 3.4, "a = " + fmt("a"), ha="right", fontsize=7)
     ax.text(7.4, 3.4, "b = " + fmt("b"), ha="left", fontsize=7)
     ax.text(5.0, 0.75, "c = " + fmt("c") + "\nc′ = " + fmt("c_prime"), ha="center", va="top", fontsize=7)
@@ -205,7 +228,7 @@ def mediation_diagram(med: pd.DataFrame, *, labels=("Headache duration", "ALPS i
         lines.append(f"Proportion mediated = {100 * prop['estimate']:.1f} % "
                      f"[{100 * prop['ci_low']:.1f}, {100 * prop['ci_high']:.1f}]")
     if "n" in med and med["n"].notna().any():
-        lines.insert(0, f"Vestibular migraine, n = {int(med['n'].dropna().iloc[0])}")
+        lines.insert(0, (f"{title}, " if title else "") + f"n = {int(med['n'].dropna().iloc[0])}")
     ax.text(5.0, 6.2, "\n".join(lines), ha="center", va="top", fontsize=7)
     warn = med["warning"].dropna().astype(str) if "warning" in med else pd.Series(dtype=str)
     warn = [w for w in warn if w.strip()]
@@ -239,11 +262,12 @@ def measured_vs_truth(merged: pd.DataFrame, *, measured: str = "alps", truth: st
     return ax
 
 
-def group_labels_legend(ax, groups=GROUP_ORDER):
-    """Add a legend mapping group codes to names and colours."""
+def group_labels_legend(ax, design):
+    """Add a legend mapping the design's group labels to their names and colours."""
     from matplotlib.patches import Patch
 
-    ax.legend(handles=[Patch(color=GROUP_COLORS[g], label=f"{g}: {GROUP_LABELS[g]}") for g in groups],
+    colors = group_colors(design.display_order)
+    ax.legend(handles=[Patch(color=colors[g], label=f"{g}: {design.name_of(g)}") for g in design.display_order],
               loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False)
     return ax
 
@@ -286,3 +310,36 @@ def rotation_plot(sweep: pd.DataFrame, *, index: str = "alps", ax=None, title=No
     ax.set_ylabel("ALPS index")
     ax.set_title((f"{title}\n" if title else "") + f"spread (max − min) = {spread:.3f}", fontsize=8)
     return ax
+
+
+def site_plot(harm: pd.DataFrame, *, dv: str = "alps", site_col: str = "site", groups=None, axes=None):
+    """ALPS by site before (left) and after (right) ComBat harmonisation, from
+    ``harmonisation.csv`` (columns ``<site_col>, group, <dv>, <dv>_harmonised``): per site one box
+    with every subject's point coloured by group. Returns the two axes."""
+    import matplotlib.pyplot as plt
+
+    _require(harm, [site_col, "group", dv, f"{dv}_harmonised"], "harmonisation table")
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(7.2 * 0.8, 2.6), sharey=True)
+    sites = sorted(harm[site_col].astype(str).unique())
+    groups = list(dict.fromkeys(harm["group"])) if groups is None else list(groups)
+    colors = group_colors(groups)
+    rng = np.random.default_rng(0)
+    for ax, col, title in zip(axes, (dv, f"{dv}_harmonised"), ("As measured", "ComBat-harmonised")):
+        values = [harm.loc[harm[site_col].astype(str) == s, col].to_numpy(float) for s in sites]
+        ax.boxplot(values, positions=range(len(sites)), widths=0.55, showfliers=False,
+                   medianprops={"color": "black"})
+        for i, s in enumerate(sites):
+            sub = harm[harm[site_col].astype(str) == s]
+            ax.scatter(i + rng.uniform(-0.18, 0.18, len(sub)), sub[col], s=8, zorder=3, edgecolor="white",
+                       linewidth=0.3, color=[colors.get(g, OKABE_ITO["grey"]) for g in sub["group"]])
+        ax.set_xticks(range(len(sites)))
+        ax.set_xticklabels([f"{s}\n(n={len(v)})" for s, v in zip(sites, values)])
+        ax.set_title(title)
+    axes[0].set_ylabel(ALPS_LABELS.get(dv, dv))
+    from matplotlib.patches import Patch
+
+    axes[1].legend(handles=[Patch(color=colors[g], label=g) for g in groups], frameon=False, fontsize=6,
+                   loc="upper right")
+    return axes
+

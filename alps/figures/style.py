@@ -16,9 +16,13 @@ OKABE_ITO = {
     "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000",
     "grey": "#7F7F7F",
 }
-GROUP_ORDER = ("MO", "HC", "VM")
-GROUP_COLORS = {"MO": OKABE_ITO["blue"], "HC": OKABE_ITO["grey"], "VM": OKABE_ITO["vermillion"]}
-GROUP_LABELS = {"MO": "Migraine without aura", "HC": "Healthy controls", "VM": "Vestibular migraine"}
+#: colours of the groups, in the design's display order (the groups come from the study design)
+GROUP_PALETTE = ("blue", "grey", "vermillion", "green", "orange", "sky", "purple", "yellow")
+
+
+def group_colors(groups) -> dict:
+    """``{label: colour}`` for the groups in display order (Okabe-Ito, :data:`GROUP_PALETTE`)."""
+    return {g: OKABE_ITO[GROUP_PALETTE[i % len(GROUP_PALETTE)]] for i, g in enumerate(groups)}
 
 #: widths in inches: single journal column and full page width.
 COLUMN_WIDTH = 3.5

@@ -4,10 +4,9 @@ Two tables are combined:
 
 ``participants.tsv``
     BIDS participants file (tab-separated, ``n/a`` for missing). Columns
-    :data:`PARTICIPANT_COLUMNS`: ``participant_id``, ``group`` (one of :data:`GROUPS`), ``age``
-    (years), ``sex`` (``F``/``M``), ``duration_years`` and ``attacks_per_month`` (headache
-    duration and attack frequency; ``n/a`` for HC), ``vas`` (0-10), ``hit6`` (36-78), ``psqi``
-    (0-21) and ``dhi`` (Dizziness Handicap Inventory, 0-100, VM only).
+    ``participant_id``, ``group`` (the labels the study design declares), usually ``age``
+    (years) and ``sex`` (``F``/``M``), and the design's clinical columns (``n/a`` where a
+    variable is not measured, e.g. in controls).
 ALPS table
     Either the measured ``alps.tsv`` (``participant_id``, ``alps_L``, ``alps_R``, ``alps``,
     ``status`` ... ) or the simulation's ground truth (same ALPS columns, no ``status``; every
@@ -24,13 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-#: Diagnostic groups of the study (migraine without aura, vestibular migraine, healthy controls).
-GROUPS = ("MO", "VM", "HC")
-#: Clinical / demographic numeric columns of ``participants.tsv``.
-NUMERIC_PARTICIPANT_COLUMNS = ("age", "duration_years", "attacks_per_month", "vas", "hit6",
-                               "psqi", "dhi")
-#: Columns required in ``participants.tsv``.
-PARTICIPANT_COLUMNS = ("participant_id", "group", "sex") + NUMERIC_PARTICIPANT_COLUMNS
+#: Columns every ``participants.tsv`` must have (the study design, :mod:`alps.stats.design`, names
+#: the groups, the covariates and the clinical columns).
+PARTICIPANT_COLUMNS = ("participant_id", "group")
+#: Numeric columns checked when no list is given (a column absent from the table is not required).
+NUMERIC_PARTICIPANT_COLUMNS = ("age",)
 #: Columns required in an ALPS table.
 ALPS_COLUMNS = ("participant_id", "alps_L", "alps_R", "alps")
 #: Columns of the exclusions table returned by :func:`merge_cohort`.
@@ -90,7 +87,7 @@ def _coerce_numeric(df: pd.DataFrame, columns, what: str) -> pd.DataFrame:
     return df
 
 
-def load_participants(path, *, groups=GROUPS) -> pd.DataFrame:
+def load_participants(path, *, groups=None, numeric=None) -> pd.DataFrame:
     """Read and validate a BIDS ``participants.tsv``.
 
     Parameters
@@ -98,13 +95,16 @@ def load_participants(path, *, groups=GROUPS) -> pd.DataFrame:
     path : path-like
         The TSV file (``n/a`` marks missing values).
     groups : sequence of str, keyword-only
-        Allowed labels of the ``group`` column.
+        Allowed labels of the ``group`` column (None: any label; the notebooks pass the design's).
+    numeric : sequence of str, keyword-only
+        Columns that must be present and numeric (the design's covariates and clinical columns);
+        None: those of :data:`NUMERIC_PARTICIPANT_COLUMNS` that are present.
 
     Returns
     -------
     pandas.DataFrame
         One row per participant; ``participant_id``, ``group`` and ``sex`` as strings (stripped),
-        the :data:`NUMERIC_PARTICIPANT_COLUMNS` as float (NaN where ``n/a``).
+        the ``numeric`` columns as float (NaN where ``n/a``).
 
     Raises
     ------
@@ -117,23 +117,26 @@ def load_participants(path, *, groups=GROUPS) -> pd.DataFrame:
     what = "participants table"
     df = _read_tsv(path, what)
     what = f"participants table ({path})"  # messages below name the file
-    _require(df, PARTICIPANT_COLUMNS, what)
+    numeric = tuple(c for c in NUMERIC_PARTICIPANT_COLUMNS if c in df.columns) if numeric is None else tuple(numeric)
+    _require(df, PARTICIPANT_COLUMNS + numeric, what)
     for col in ("participant_id", "group", "sex"):
+        if col not in df.columns:
+            continue
         df[col] = df[col].astype("string").str.strip().astype(object)
         df.loc[df[col].isna(), col] = np.nan
     _check_ids(df, what)
-    bad_group = ~df["group"].isin(groups)
+    bad_group = ~df["group"].isin(groups) if groups is not None else df["group"].isna()
     if bad_group.any():
         labels = sorted(df.loc[bad_group, "group"].astype(str).unique())
         ids = df.loc[bad_group, "participant_id"].tolist()
         raise ValueError(f"{what}: unknown group label(s) {labels} for {ids}; "
                          f"expected one of {list(groups)}")
-    bad_sex = df["sex"].notna() & ~df["sex"].isin(["F", "M"])
+    bad_sex = (df["sex"].notna() & ~df["sex"].isin(["F", "M"])) if "sex" in df.columns else pd.Series(False, index=df.index)
     if bad_sex.any():
         vals = sorted(df.loc[bad_sex, "sex"].astype(str).unique())
         ids = df.loc[bad_sex, "participant_id"].tolist()
         raise ValueError(f"{what}: column 'sex' must be 'F' or 'M', got {vals} for {ids}")
-    df = _coerce_numeric(df, NUMERIC_PARTICIPANT_COLUMNS, what)
+    df = _coerce_numeric(df, numeric, what)
     df.attrs["source"] = str(path)
     return df
 
@@ -315,10 +318,11 @@ def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
     return df, exclusions
 
 
-def load_cohort(alps_path, participants_path, *, session: str | None = None, session_policy: str = "strict"
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``merge_cohort(load_alps(alps_path, session=..., session_policy=...), load_participants(participants_path))``;
-    ``session`` picks one session of a multi-session ALPS table, ``session_policy`` what to do
-    with participants without it (:func:`select_session`)."""
+def load_cohort(alps_path, participants_path, *, session: str | None = None, session_policy: str = "strict",
+                groups=None, numeric=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``merge_cohort(load_alps(alps_path, session=..., session_policy=...),
+    load_participants(participants_path, groups=groups, numeric=numeric))``; ``session`` picks one
+    session of a multi-session ALPS table, ``session_policy`` what to do with participants without
+    it (:func:`select_session`)."""
     return merge_cohort(load_alps(alps_path, session=session, session_policy=session_policy),
-                        load_participants(participants_path), _stacklevel=3)
+                        load_participants(participants_path, groups=groups, numeric=numeric), _stacklevel=3)

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import types
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from ..config import ParameterError, reject_unknown as _reject_unknown
 from ..imaging.ants import SAMPLING_STRATEGIES
 from ..imaging.dti import FIT_METHODS
 from ..imaging.measure import WEIGHTINGS
@@ -45,10 +45,6 @@ ROI_KINDS = ("spheres", "jhu")
 #: gradient-orientation check (:mod:`alps.imaging.gradcheck`): 'off', 'report' (QC column + flag)
 #: or 'correct' (also fit with the corrected b-vectors when the check flags the table).
 GRADCHECK_MODES = ("off", "report", "correct")
-
-
-class ParameterError(ValueError):
-    """An invalid or unknown parameter (the message names it and what is allowed)."""
 
 
 def _param(default, help: str, *, choices=None, check=None, metavar=None, flag=None):
@@ -142,15 +138,6 @@ class _Params:
     def as_dict(self) -> dict[str, Any]:
         """``{name: value}``: what provenance records."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def _reject_unknown(mapping, allowed, where):
-    unknown = [k for k in mapping if k not in allowed]
-    if unknown:
-        hints = {k: difflib.get_close_matches(str(k), allowed, n=1) for k in unknown}
-        said = ", ".join(f"'{k}'" + (f" (did you mean '{hints[k][0]}'?)" if hints[k] else "") for k in unknown)
-        raise ParameterError(f"{where}: unknown parameter{'s' if len(unknown) > 1 else ''} {said}; "
-                             f"allowed: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)

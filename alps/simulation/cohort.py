@@ -44,6 +44,7 @@ import pandas as pd
 from .. import __version__, atomic
 from .bids import GROUND_TRUTH_JSON, PARTICIPANTS_JSON, write_json, write_subject, write_tsv
 from .clinical import ClinicalModel, simulate_clinical
+from .sites import SITE_COLUMNS, SITE_SCALE, SITE_SHIFT, assign_sites
 from .phantom import TISSUE
 from .pose import draw_pose
 from .signal import default_scheme
@@ -64,7 +65,8 @@ LAMBDA_PERP_RANGE = (0.35e-3, 0.45e-3)
 
 #: options of :func:`simulate_cohort` a configuration's ``simulate:`` section may set.
 SIMULATE_OPTIONS = ("seed", "n_mo", "n_vm", "n_hc", "max_rotation", "snr", "n_jobs", "max_translation",
-                    "max_scale", "orientation", "oblique", "n_b0", "n_dirs", "bval", "dtype")
+                    "max_scale", "orientation", "oblique", "n_b0", "n_dirs", "bval", "dtype", "sites",
+                    "site_imbalance")
 
 
 def clinical_table(seed=DEFAULT_SEED, *, n_mo=40, n_vm=40, n_hc=20,
@@ -77,14 +79,20 @@ def clinical_table(seed=DEFAULT_SEED, *, n_mo=40, n_vm=40, n_hc=20,
 
 def simulate_cohort(out_dir, *, seed=DEFAULT_SEED, n_mo=40, n_vm=40, n_hc=20, max_rotation=10.0,
                     snr=25.0, n_jobs=1, max_translation=5.0, max_scale=0.05, orientation="LAS",
-                    oblique=False, n_b0=5, n_dirs=32, bval=1000.0, dtype="int16",
-                    progress=True, model: ClinicalModel | None = None) -> pd.DataFrame:
+                    oblique=False, n_b0=5, n_dirs=32, bval=1000.0, dtype="int16", sites=0,
+                    site_imbalance=0.0, progress=True, model: ClinicalModel | None = None) -> pd.DataFrame:
     """Generate the simulated BIDS cohort in ``out_dir``; returns the ground-truth table.
 
     Writes ``dataset_description.json``, ``README``, ``participants.tsv``/``.json``,
     ``sub-*/dwi/sub-*_dwi.{nii.gz,bval,bvec,json}`` and
     ``derivatives/simulation/{dataset_description.json, ground_truth.tsv, ground_truth.json,
     simulation_parameters.json}``.
+
+    ``sites`` ≥ 2 (``alps simulate --sites N``): subjects are scanned at N sites with planted
+    additive and multiplicative site effects on the imaged ALPS (:mod:`alps.simulation.sites`;
+    ``site_imbalance`` confounds sites with groups): ``participants.tsv`` gains ``site``;
+    ``ground_truth.tsv``'s oracle columns (``alps*``) are what was imaged, ``planted_alps*`` the
+    biology, plus ``site, site_shift, site_scale, imaged_alps_L/R``. ``sites=0`` is unchanged.
     """
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
@@ -96,12 +104,15 @@ def simulate_cohort(out_dir, *, seed=DEFAULT_SEED, n_mo=40, n_vm=40, n_hc=20, ma
     seed = int(seed)
     model = model or ClinicalModel()
     clinical = clinical_table(seed, n_mo=n_mo, n_vm=n_vm, n_hc=n_hc, model=model)
+    multisite = int(sites) >= 2  # scanners with planted site effects (alps.simulation.sites)
+    clinical = assign_sites(clinical, int(sites), seed=seed, imbalance=float(site_imbalance))
+    src = "imaged_alps" if multisite else "planted_alps"
     scheme = default_scheme(seed=seed, n_b0=n_b0, n_dirs=n_dirs, bval=bval)
     tasks = []
     for i, row in enumerate(clinical.itertuples(index=False)):
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, i)))
         pose = draw_pose(rng, max_rotation, max_translation, max_scale)
-        planted = {"alps_L": float(row.planted_alps_L), "alps_R": float(row.planted_alps_R),
+        planted = {"alps_L": float(getattr(row, f"{src}_L")), "alps_R": float(getattr(row, f"{src}_R")),
                    "lam_par": float(rng.uniform(*LAMBDA_PAR_RANGE)),
                    "lam_perp": float(rng.uniform(*LAMBDA_PERP_RANGE))}
         orient = orientation if orientation != "mixed" else ("LAS", "RAS")[int(rng.integers(2))]
@@ -115,8 +126,14 @@ def simulate_cohort(out_dir, *, seed=DEFAULT_SEED, n_mo=40, n_vm=40, n_hc=20, ma
     gt.insert(gt.columns.get_loc("perivascular_L"), "planted_alps",
               clinical["planted_alps"].to_numpy())
     gt = gt[GT_COLUMNS + GT_EXTRA]
+    if multisite:  # the oracle columns hold what the scanner imaged; the biology stays in planted_alps
+        gt["planted_alps_L"] = clinical["planted_alps_L"].to_numpy()
+        gt["planted_alps_R"] = clinical["planted_alps_R"].to_numpy()
+        for c in SITE_COLUMNS:
+            gt[c] = clinical[c].to_numpy()
 
-    participants = clinical.drop(columns=["planted_alps", "planted_alps_L", "planted_alps_R"])
+    participants = clinical.drop(columns=["planted_alps", "planted_alps_L", "planted_alps_R"]
+                                 + ([c for c in SITE_COLUMNS if c != "site"] if multisite else []))
     write_tsv(out_dir / "participants.tsv", participants)
     write_json(out_dir / "participants.json", PARTICIPANTS_JSON)
     deriv = out_dir / "derivatives" / "simulation"
@@ -127,6 +144,8 @@ def simulate_cohort(out_dir, *, seed=DEFAULT_SEED, n_mo=40, n_vm=40, n_hc=20, ma
         "max_translation_mm": max_translation, "max_scale": max_scale, "snr": snr,
         "orientation": orientation, "oblique": oblique, "n_b0": n_b0, "n_dirs": n_dirs,
         "bval": bval, "dtype": dtype, "tissue": TISSUE,
+        **({"sites": int(sites), "site_imbalance": float(site_imbalance), "site_shift": SITE_SHIFT,
+            "site_scale": SITE_SCALE} if multisite else {}),
         "lambda_par_range": LAMBDA_PAR_RANGE, "lambda_perp_range": LAMBDA_PERP_RANGE,
         "clinical_model": model.as_dict(), "alps_version": __version__,
     }

@@ -20,9 +20,12 @@ Conventions
   ``nan_policy='omit'`` drops them, emits a :class:`UserWarning` and records them in
   ``result.attrs['exclusions']`` (a list of ``{participant_id, group, analysis, reason}``
   records; :func:`exclusions` turns it into a DataFrame). Values that are missing *by design*
-  (e.g. ``dhi`` outside VM, clinical variables in HC) are not exclusions: the analysis is
+  (e.g. a score collected in one group only, clinical variables in controls) are not exclusions: the analysis is
   simply restricted to the groups where the variable exists.
-* Coding: ``subtype`` = 1 for VM, 0 for MO; ``sex`` = 0 for F, 1 for M.
+* The study design (:mod:`.design`, the ``design:`` section of the profile) names the groups, the
+  patient subgroup contrast, the covariates and clinical variables; without it the functions use
+  every group label present (order of appearance) and need the study's variables as arguments.
+* Coding: the contrast regressor = 1 for its level, 0 for its reference; ``sex`` = 0 for F, 1 for M.
 
 References
 ----------
@@ -35,20 +38,22 @@ Econometrica 47:1287; Efron & Tibshirani (1993) An Introduction to the Bootstrap
 Preacher & Hayes (2008) Behav Res Methods 40:879 (bootstrap mediation).
 """
 
-from ._prepare import CLINICAL_VARS, StatsInputError, exclusions
+from ._prepare import StatsInputError, exclusions
 from .ancova import ancova
 from .correlation import correlations
 from .demographics import demographics
+from .design import StudyDesign
 from .effects import bc_interval, bh_fdr, fisher_exact_rx2, hedges_g
 from .groups import group_tests, posthoc
+from .harmonise import harmonise
 from .mediation import mediation
 from .regression import Regression, regression, regression_data
 from .reliability import bland_altman, consistency, icc, reliability_table
-from .study import PAPER_VALUES, headline_numbers, reproduction_table
+from .study import headline_numbers, reproduction_table, truth_intervals
 
 __all__ = [
-    "StatsInputError", "PAPER_VALUES", "CLINICAL_VARS", "exclusions", "demographics", "group_tests",
+    "StatsInputError", "StudyDesign", "harmonise", "exclusions", "demographics", "group_tests",
     "posthoc", "ancova", "regression", "regression_data", "Regression", "correlations", "mediation", "headline_numbers",
-    "reproduction_table", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
+    "reproduction_table", "truth_intervals", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
     "reliability_table", "consistency", "icc", "bland_altman",
 ]

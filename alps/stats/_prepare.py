@@ -8,9 +8,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ..io.tables import GROUPS
-
-CLINICAL_VARS = ("duration_years", "attacks_per_month", "vas", "hit6", "psqi", "dhi")
 
 
 class StatsInputError(ValueError):
@@ -35,21 +32,24 @@ def _require_columns(df, cols, where: str) -> None:
 
 
 def _check_groups(df, group_col: str, groups, where: str) -> None:
+    """Every requested group has subjects, and no subject lacks a group label. Which labels a study
+    has is the design's business (:meth:`alps.stats.design.StudyDesign.check_cohort`)."""
     _require_columns(df, [group_col], where)
     labels = set(df[group_col].dropna().astype(str))
-    unknown = sorted(labels - set(GROUPS))
-    if unknown:
-        raise StatsInputError(f"{where}: unknown group label(s) {unknown} in '{group_col}'; "
-                              f"expected a subset of {list(GROUPS)}")
-    req_unknown = sorted(set(groups) - set(GROUPS))
-    if req_unknown:
-        raise StatsInputError(f"{where}: requested unknown group(s) {req_unknown}; "
-                              f"expected a subset of {list(GROUPS)}")
     if df[group_col].isna().any():
         raise StatsInputError(f"{where}: missing group label for {_ids(df[df[group_col].isna()])}")
     absent = [g for g in groups if g not in labels]
     if absent:
-        raise StatsInputError(f"{where}: group(s) {absent} have no subjects")
+        raise StatsInputError(f"{where}: group(s) {absent} have no subjects (unknown group label in "
+                              f"'{group_col}'? labels present: {sorted(labels)})")
+
+
+def _groups(df, groups, group_col: str, where: str) -> tuple:
+    """``groups`` as a tuple, or (None) every label of ``group_col`` in order of first appearance."""
+    if groups is not None:
+        return tuple(groups)
+    _require_columns(df, [group_col], where)
+    return tuple(dict.fromkeys(df[group_col].dropna().astype(str)))
 
 
 def _ids(df, id_col="participant_id") -> list:
@@ -86,8 +86,9 @@ def _code_sex(series: pd.Series, where: str) -> pd.Series:
 
 
 def _prepare(df, cols, *, where, group_col="group", groups=None, id_col="participant_id",
-             nan_policy="raise", derive=()):
-    """Subset to ``groups``, derive coded columns, check numeric, handle NaNs.
+             nan_policy="raise", derive=(), contrast=None):
+    """Subset to ``groups``, derive coded columns (``contrast = (name, level, reference)``: ``name``
+    = 1 for ``level``, 0 otherwise), check numeric, handle NaNs.
 
     Returns (clean_df, exclusion_records).
     """
@@ -100,8 +101,8 @@ def _prepare(df, cols, *, where, group_col="group", groups=None, id_col="partici
         _check_groups(df, group_col, groups, where)
         df = df[df[group_col].isin(groups)]
     df = df.copy()
-    if "subtype" in derive:
-        df["subtype"] = (df[group_col] == "VM").astype(float)
+    if contrast is not None and contrast[0] in derive:
+        df[contrast[0]] = (df[group_col] == contrast[1]).astype(float)
     if "sex" in cols:
         df["sex"] = _code_sex(df["sex"], where)
     df = _numeric(df, [c for c in cols], where)

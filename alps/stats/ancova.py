@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from ..io.tables import GROUPS
-from ._prepare import StatsInputError, _as_tuple, _attach, _prepare
+from . import _libs
+from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare
 from .groups import _group_samples
 
 
@@ -16,12 +15,12 @@ def _ols_rss(X, y):
     return float(r @ r), beta
 
 
-def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=GROUPS, group_col: str = "group",
+def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=None, group_col: str = "group",
            nan_policy: str = "raise", id_col: str = "participant_id") -> pd.DataFrame:
     r"""ANCOVA: group effect on ``dv`` adjusted for covariates (Type II sums of squares).
 
     Model :math:`y = \beta_0 + \sum_g \gamma_g D_g + \sum_c \beta_c x_c + \varepsilon` (group
-    dummies, first group is the reference; ``sex`` coded F=0/M=1), no interactions.
+    dummies, first group is the reference; ``groups=None``: every label in order of appearance; ``sex`` coded F=0/M=1), no interactions.
 
     Returns
     -------
@@ -32,12 +31,14 @@ def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=GROUPS, group_col
 
     Notes
     -----
+    Sums of squares, F, p and partial η² by :func:`pingouin.ancova` (statsmodels Type II);
+    the adjusted means (which pingouin does not report) from the full model's OLS coefficients.
     Type II SS of a term = RSS(model without the term) − RSS(full model);
     :math:`F = (SS/df)/(RSS_{full}/df_{resid})`; partial :math:`\eta^2 = SS/(SS + RSS_{full})`.
     Without interactions Type II equals Type III for the group term.
     """
     where = "ancova"
-    dvs, covs, groups = _as_tuple(dv), _as_tuple(covariates), tuple(groups)
+    dvs, covs, groups = _as_tuple(dv), _as_tuple(covariates), _groups(df, groups, group_col, where)
     rows = []
     d, recs = _prepare(df, list(dvs) + list(covs), where=where, group_col=group_col,
                        groups=groups, id_col=id_col, nan_policy=nan_policy)
@@ -55,26 +56,24 @@ def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=GROUPS, group_col
         if np.linalg.matrix_rank(X) < p_full:
             raise StatsInputError(f"{where}: design matrix is rank deficient (constant or "
                                   f"collinear covariate among {list(covs)}?)")
-        rss, beta = _ols_rss(X, y)
-        dfr = n - p_full
-        terms = [("group", np.column_stack([const, C]), len(groups) - 1)]
-        for j, c in enumerate(covs):
-            keep = [i for i in range(C.shape[1]) if i != j]
-            terms.append((c, np.column_stack([const, dummies, C[:, keep]]), 1))
+        _, beta = _ols_rss(X, y)  # for the adjusted means, which pingouin does not report
+        table = _libs.ancova_table(d.assign(_group=d[group_col].astype(str)), dv=v, between="_group",
+                                   covariates=covs)
+        table.loc[table["term"] == "_group", "term"] = "group"
         cmeans = C.mean(axis=0) if covs else np.empty(0)
-        for name, Xr, dft in terms:
-            rss_r, _ = _ols_rss(Xr, y)
-            ss = rss_r - rss
-            f = (ss / dft) / (rss / dfr)
-            row = {"dv": v, "term": name, "ss": ss, "df": float(dft), "f": f,
-                   "p": float(sps.f.sf(f, dft, dfr)), "partial_eta2": ss / (ss + rss), "n": n}
-            if name == "group":
+        for t in table.itertuples(index=False):
+            if t.term == "residual":
+                continue
+            row = {"dv": v, "term": t.term, "ss": t.ss, "df": t.df, "f": t.f, "p": t.p,
+                   "partial_eta2": t.partial_eta2, "n": n}
+            if t.term == "group":
                 for gi, g in enumerate(groups):
                     dm = np.zeros(len(groups) - 1)
                     if gi > 0:
                         dm[gi - 1] = 1
                     row[f"adj_mean_{g}"] = float(np.concatenate([[1.0], dm, cmeans]) @ beta)
             rows.append(row)
-        rows.append({"dv": v, "term": "residual", "ss": rss, "df": float(dfr), "f": np.nan,
+        res = table[table["term"] == "residual"].iloc[0]
+        rows.append({"dv": v, "term": "residual", "ss": float(res["ss"]), "df": float(res["df"]), "f": np.nan,
                      "p": np.nan, "partial_eta2": np.nan, "n": n})
     return _attach(pd.DataFrame(rows), recs)

@@ -17,12 +17,8 @@ from ._prepare import (
     _require_columns,
     _shapiro_p,
 )
-from .effects import bh_fdr
-
-
-def _residualise(v, Z):
-    beta, *_ = np.linalg.lstsq(Z, v, rcond=None)
-    return v - Z @ beta
+from . import _libs
+from .effects import adjust_p
 
 
 def _fisher_ci(r, n, k, alpha):
@@ -43,9 +39,8 @@ def _corr_p(r, dof):
     return float(2 * sps.t.sf(abs(t), dof))
 
 
-def correlations(df, *, groups=("VM", "MO"), x: str = "alps",
-                 y=("duration_years", "attacks_per_month", "dhi", "vas", "hit6", "psqi"),
-                 partial_covariates=("age", "sex"), method: str = "auto", alpha: float = 0.05,
+def correlations(df, *, groups, y, x: str = "alps", partial_covariates=("age", "sex"), method: str = "auto",
+                 alpha: float = 0.05, p_adjust: str = "fdr_bh",
                  group_col: str = "group", nan_policy: str = "raise",
                  id_col: str = "participant_id") -> pd.DataFrame:
     r"""Bivariate and partial correlations of ``x`` with each ``y`` within each group.
@@ -59,7 +54,8 @@ def correlations(df, *, groups=("VM", "MO"), x: str = "alps",
     x : str
         The variable correlated with every ``y`` (ALPS).
     y : sequence of str
-        Clinical variables. A ``y`` that is entirely missing in a group (e.g. ``dhi`` in MO) is
+        Clinical variables. A ``y`` that is entirely missing in a group (e.g. a score collected in
+        one subgroup only) is
         skipped for that group (not measured by design); partial missingness follows
         ``nan_policy`` (pairwise: only subjects missing ``x``, that ``y`` or a covariate).
     partial_covariates : sequence of str
@@ -80,12 +76,15 @@ def correlations(df, *, groups=("VM", "MO"), x: str = "alps",
 
     Notes
     -----
-    Partial r: Pearson r of the residuals of x and y after OLS on ``[1, covariates]``;
-    :math:`t = r\sqrt{(n-2-k)/(1-r^2)}` with n − 2 − k df (k covariates).
+    Partial r and p: :func:`pingouin.partial_corr` (Pearson r of the residuals of x and y after
+    OLS on ``[1, covariates]``, Spearman on ranks; :math:`t = r\sqrt{(n-2-k)/(1-r^2)}` with
+    n − 2 − k df, k covariates).
     CI: Fisher z, :math:`\tanh(\operatorname{atanh} r \pm z_{1-\alpha/2}/\sqrt{n-3-k})`
     (k = 0 for bivariate; for Spearman this is the usual approximation).
     Bivariate p: ``scipy.stats.pearsonr`` / ``spearmanr`` (t approximation).
-    ``p_fdr``: Benjamini-Hochberg within each family = group × kind (:func:`bh_fdr`).
+    ``p_fdr``: adjusted within each family = group × kind by ``p_adjust`` (default
+    Benjamini-Hochberg, :func:`~alps.stats.effects.adjust_p`; the design's
+    ``multiple_comparisons.correlations``).
     """
     where = "correlations"
     groups, ys, covs = tuple(groups), _as_tuple(y), _as_tuple(partial_covariates)
@@ -135,17 +134,17 @@ def correlations(df, *, groups=("VM", "MO"), x: str = "alps",
                 if n - 3 - k < 1:
                     raise StatsInputError(f"{where}: too few subjects in {g} for partial "
                                           f"{x} ~ {yv} | {used}: n = {n} (need ≥ {k + 4})")
-                Z = d[used].to_numpy(float)
-                xx, yyy = xv, yy
-                if m == "spearman":
-                    xx, yyy = sps.rankdata(xv), sps.rankdata(yy)
-                    Z = np.column_stack([sps.rankdata(c) for c in Z.T]) if k else Z
-                Z = np.column_stack([np.ones(n), Z])
-                rx, ry = _residualise(xx, Z), _residualise(yyy, Z)
-                rp = float(np.corrcoef(rx, ry)[0, 1])
+                if k:
+                    sub = pd.DataFrame({"_x": xv, "_y": yy, **{f"_c{i}": d[c].to_numpy(float)
+                                                               for i, c in enumerate(used)}})
+                    rp, pp = _libs.partial_corr(sub, x="_x", y="_y", covariates=[f"_c{i}" for i in range(k)],
+                                                method=m)
+                else:  # no covariate varies in this group: the partial is the bivariate correlation
+                    rp, pp = r, _corr_p(r, n - 2)
+                # pingouin rounds its CI to 2 decimals: the Fisher-z interval is computed here
                 lo, hi = _fisher_ci(rp, n, k, alpha)
                 rows.append({**base, "kind": "partial", "covariates": ",".join(used), "r": rp,
-                             "ci_low": lo, "ci_high": hi, "p": _corr_p(rp, n - 2 - k)})
+                             "ci_low": lo, "ci_high": hi, "p": pp})
     cols = ["group", "kind", "x", "y", "method", "covariates", "n", "r", "ci_low", "ci_high",
             "p", "p_fdr", "shapiro_x_p", "shapiro_y_p"]
     out = pd.DataFrame(rows)
@@ -153,7 +152,7 @@ def correlations(df, *, groups=("VM", "MO"), x: str = "alps",
         raise StatsInputError(f"{where}: no variable of {list(ys)} is measured in {list(groups)}")
     out["p_fdr"] = np.nan
     for _, idx in out.groupby(["group", "kind"], sort=False).groups.items():
-        out.loc[idx, "p_fdr"] = bh_fdr(out.loc[idx, "p"].to_numpy())
+        out.loc[idx, "p_fdr"] = adjust_p(out.loc[idx, "p"].to_numpy(), p_adjust)
     kind_order = {"bivariate": 0, "partial": 1}
     out["_g"] = out["group"].map({g: i for i, g in enumerate(groups)})
     out["_k"] = out["kind"].map(kind_order)

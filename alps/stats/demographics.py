@@ -5,11 +5,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ..io.tables import GROUPS
 from ._prepare import (
-    CLINICAL_VARS,
     _attach,
     _check_groups,
+    _groups,
     _numeric,
     _require_columns,
     _shapiro_p,
@@ -21,8 +20,8 @@ def _fmt(x, digits):
     return f"{x:.{digits}f}"
 
 
-def demographics(df, *, group_col: str = "group", groups=GROUPS,
-                 continuous=("age",) + CLINICAL_VARS, categorical=("sex",),
+def demographics(df, *, group_col: str = "group", groups=None,
+                 continuous=("age",), categorical=("sex",),
                  alpha: float = 0.05, digits: int = 2, id_col: str = "participant_id"
                  ) -> pd.DataFrame:
     r"""Table 1: per-group summaries and the fitting omnibus test, one row per variable.
@@ -32,9 +31,11 @@ def demographics(df, *, group_col: str = "group", groups=GROUPS,
     df : pandas.DataFrame
         Merged cohort table.
     group_col, groups : keyword-only
-        Grouping column and the groups (and their order) to tabulate.
+        Grouping column and the groups (and their order) to tabulate (None: every label in order
+        of appearance).
     continuous, categorical : sequence of str, keyword-only
-        Numeric variables and categorical variables (``sex``) to summarise.
+        Numeric variables (age and the design's clinical variables) and categorical variables
+        (``sex``) to summarise.
     alpha : float
         Level of the Shapiro-Wilk normality check.
     digits : int
@@ -46,7 +47,7 @@ def demographics(df, *, group_col: str = "group", groups=GROUPS,
         Columns ``variable, summary`` (``mean_sd``, ``median_iqr``, ``count`` or ``n``), one
         formatted column per group (``"mean ± SD"``, ``"median [Q1, Q3]"`` or ``"F/M"`` counts;
         ``"n/a"`` where the variable is not measured), ``n_<group>`` (non-missing counts),
-        ``groups_tested`` (``"MO,VM,HC"``), ``test``, ``statistic``, ``df1``, ``df2``, ``p``,
+        ``groups_tested`` (comma-separated labels), ``test``, ``statistic``, ``df1``, ``df2``, ``p``,
         ``shapiro_min_p``.
 
     Notes
@@ -61,7 +62,7 @@ def demographics(df, *, group_col: str = "group", groups=GROUPS,
     Missing values are ignored per variable (reported in ``n_<group>``).
     """
     where = "demographics"
-    groups = tuple(groups)
+    groups = _groups(df, groups, group_col, where)
     _check_groups(df, group_col, groups, where)
     _require_columns(df, list(continuous) + list(categorical), where)
     d = df[df[group_col].isin(groups)]

@@ -101,13 +101,20 @@ def _anova_ss(samples):
     return ssb, ssw, len(samples) - 1, len(allv) - len(samples)
 
 
-def _holm(p):
+def adjust_p(p, method: str = "holm") -> np.ndarray:
+    """Family-wise / false-discovery-rate adjusted p-values of one family (NaNs kept as NaN, not
+    counted in m), by :func:`statsmodels.stats.multitest.multipletests` (``holm``, ``fdr_bh``,
+    ``bonferroni``, ...; ``none`` returns the p-values unchanged). ``fdr_bh`` is :func:`bh_fdr`
+    (scipy), which the study's tables were computed with."""
+    from statsmodels.stats.multitest import multipletests
+
     p = np.asarray(p, float)
-    m = len(p)
-    order = np.argsort(p)
-    adj = np.empty(m)
-    running = 0.0
-    for i, idx in enumerate(order):
-        running = max(running, min(1.0, (m - i) * p[idx]))
-        adj[idx] = running
-    return adj
+    if method == "none":
+        return p.copy()
+    if method == "fdr_bh":
+        return bh_fdr(p)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method=method)[1]
+    return out

@@ -9,9 +9,9 @@ import pandas as pd
 import pingouin as pg
 from scipy import stats as sps
 
-from ..io.tables import GROUPS
-from ._prepare import StatsInputError, _as_tuple, _attach, _prepare, _shapiro_p
-from .effects import _anova_ss, _holm, hedges_g
+from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
+from . import _libs
+from .effects import _anova_ss, adjust_p, hedges_g
 
 
 def _choose_test(samples, alpha):
@@ -33,7 +33,7 @@ def _group_samples(d, dv, groups, group_col, where, min_per_group=3):
     return samples
 
 
-def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: str = "group",
+def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: str = "group",
                 alpha: float = 0.05, test: str | None = None, nan_policy: str = "raise",
                 id_col: str = "participant_id") -> pd.DataFrame:
     r"""Omnibus comparison of each dependent variable across groups.
@@ -45,7 +45,9 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col
     dv : str or sequence of str, keyword-only
         Dependent variables (one output row each).
     groups : sequence of str
-        Groups compared (≥ 2, each with ≥ 3 subjects).
+        Groups compared (≥ 2, each with ≥ 3 subjects), in the order of the per-group columns;
+        None: every label of ``group_col`` in order of first appearance (the notebooks pass the
+        design's groups).
     alpha : float
         Level of the assumption checks.
     test : {None, 'anova', 'welch_anova', 'kruskal'}
@@ -72,7 +74,7 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col
     (Tomczak & Tomczak 2014) in ``eta2_h``.
     """
     where = "group_tests"
-    dvs, groups = _as_tuple(dv), tuple(groups)
+    dvs, groups = _as_tuple(dv), _groups(df, groups, group_col, where)
     if len(groups) < 2:
         raise StatsInputError(f"{where}: need at least 2 groups, got {groups}")
     if test not in (None, "anova", "welch_anova", "kruskal"):
@@ -117,9 +119,9 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col
 _POSTHOC_FOR = {"anova": "tukey", "welch_anova": "games_howell", "kruskal": "dunn"}
 
 
-def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: str = "group",
-            alpha: float = 0.05, test: str | None = None, nan_policy: str = "raise",
-            id_col: str = "participant_id") -> pd.DataFrame:
+def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: str = "group",
+            alpha: float = 0.05, test: str | None = None, p_adjust: str = "holm",
+            nan_policy: str = "raise", id_col: str = "participant_id") -> pd.DataFrame:
     r"""Pairwise post hoc comparisons matching the omnibus test of :func:`group_tests`.
 
     Parameters
@@ -131,6 +133,9 @@ def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: st
         Welch → Games-Howell, Kruskal-Wallis → Dunn with Holm adjustment).
     test : {None, 'tukey', 'games_howell', 'dunn'}
         Force the post hoc test.
+    p_adjust : str
+        Correction of Dunn's family (:func:`~alps.stats.effects.adjust_p`; the design's
+        ``multiple_comparisons.dunn``, default Holm).
 
     Returns
     -------
@@ -143,17 +148,20 @@ def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: st
     Notes
     -----
     * Tukey HSD: :math:`se = \sqrt{MS_w(1/n_a + 1/n_b)}`, :math:`t = \Delta/se`, ``df`` =
-      N − k, ``p`` from :math:`t_{N-k}`, ``p_adj`` = P(Q > √2|t|) with Q studentized range
-      (k, N−k); CI :math:`\Delta \pm q_{1-\alpha,k,N-k}\,se/\sqrt2`.
-    * Games-Howell: :math:`se = \sqrt{s_a^2/n_a + s_b^2/n_b}`, Welch-Satterthwaite df per pair,
-      ``p`` Welch t, ``p_adj`` and CI as Tukey with the pair's df.
+      N − k, ``p`` from :math:`t_{N-k}`; ``p_adj`` = P(Q > √2|t|) with Q studentized range
+      (k, N−k) and CI :math:`\Delta \pm q_{1-\alpha,k,N-k}\,se/\sqrt2` by
+      :func:`scipy.stats.tukey_hsd`.
+    * Games-Howell (:func:`pingouin.pairwise_gameshowell`: se, t, df, ``p_adj``):
+      :math:`se = \sqrt{s_a^2/n_a + s_b^2/n_b}`, Welch-Satterthwaite df per pair; ``p`` Welch t;
+      the CI (pingouin gives none) as Tukey's with the pair's df.
     * Dunn (1964): mean ranks over the pooled sample, :math:`se = \sqrt{(N(N+1)/12 - T)(1/n_a +
       1/n_b)}` with tie term :math:`T = \sum(t^3 - t)/(12(N-1))`, :math:`z = (\bar R_a - \bar
-      R_b)/se` (``statistic``; ``se`` is in rank units), ``p`` two-sided normal, ``p_adj`` Holm
-      (within dv); ``df``, ``ci_low``, ``ci_high`` are NaN.
+      R_b)/se` (``statistic``; ``se`` is in rank units; computed here because
+      :func:`scikit_posthocs.posthoc_dunn` returns p only), ``p`` two-sided normal (scikit-posthocs),
+      ``p_adj`` by ``p_adjust`` (within dv); ``df``, ``ci_low``, ``ci_high`` are NaN.
     """
     where = "posthoc"
-    dvs, groups = _as_tuple(dv), tuple(groups)
+    dvs, groups = _as_tuple(dv), _groups(df, groups, group_col, where)
     if test not in (None, "tukey", "games_howell", "dunn"):
         raise StatsInputError(f"{where}: unknown test {test!r}")
     if len(groups) < 2:
@@ -177,6 +185,8 @@ def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: st
             for g in groups:
                 mean_rank[g] = ranks[start:start + len(samples[g])].mean()
                 start += len(samples[g])
+        lib = {"tukey": lambda: _libs.tukey_hsd(samples, alpha=alpha), "games_howell": lambda: _libs.games_howell(samples),
+               "dunn": lambda: _libs.dunn_p(samples)}[chosen]()
         block = []
         for ga, gb in itertools.combinations(groups, 2):
             a, b = samples[ga], samples[gb]
@@ -185,29 +195,26 @@ def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=GROUPS, group_col: st
             row = {"dv": v, "test": chosen, "group_a": ga, "group_b": gb,
                    "mean_a": a.mean(), "mean_b": b.mean(), "mean_diff": diff,
                    "hedges_g": hedges_g(a, b)}
-            if chosen in ("tukey", "games_howell"):
-                if chosen == "tukey":
-                    se = math.sqrt(msw * (1 / na + 1 / nb))
-                    dfp = dfw
-                else:
-                    va, vb = a.var(ddof=1) / na, b.var(ddof=1) / nb
-                    se = math.sqrt(va + vb)
-                    dfp = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+            if chosen == "tukey":
+                se = math.sqrt(msw * (1 / na + 1 / nb))
                 t = diff / se
-                qcrit = sps.studentized_range.ppf(1 - alpha, k, dfp)
-                row.update(se=se, statistic=t, df=dfp, p=2 * sps.t.sf(abs(t), dfp),
-                           p_adj=float(min(1.0, sps.studentized_range.sf(abs(t) * math.sqrt(2),
-                                                                         k, dfp))),
-                           ci_low=diff - qcrit * se / math.sqrt(2),
-                           ci_high=diff + qcrit * se / math.sqrt(2))
+                row.update(se=se, statistic=t, df=dfw, p=2 * sps.t.sf(abs(t), dfw), **lib[(ga, gb)])
+            elif chosen == "games_howell":
+                gh = lib[(ga, gb)]
+                # pingouin gives no interval: the simultaneous CI uses the same studentized range
+                qcrit = sps.studentized_range.ppf(1 - alpha, k, gh["df"])
+                half = qcrit * gh["se"] / math.sqrt(2)
+                row.update(se=gh["se"], statistic=gh["statistic"], df=gh["df"],
+                           p=2 * sps.t.sf(abs(gh["statistic"]), gh["df"]), p_adj=min(1.0, gh["p_adj"]),
+                           ci_low=diff - half, ci_high=diff + half)
             else:
+                # scikit-posthocs returns p only: z and its se (rank units) are computed here
                 se = math.sqrt((n_tot * (n_tot + 1) / 12 - tie) * (1 / na + 1 / nb))
                 z = (mean_rank[ga] - mean_rank[gb]) / se
-                row.update(se=se, statistic=z, df=np.nan, p=2 * sps.norm.sf(abs(z)),
-                           ci_low=np.nan, ci_high=np.nan)
+                row.update(se=se, statistic=z, df=np.nan, p=lib[(ga, gb)], ci_low=np.nan, ci_high=np.nan)
             block.append(row)
         if chosen == "dunn":
-            for r, padj in zip(block, _holm([r["p"] for r in block])):
+            for r, padj in zip(block, adjust_p([r["p"] for r in block], p_adjust)):
                 r["p_adj"] = padj
         rows.extend(block)
     cols = ["dv", "test", "group_a", "group_b", "mean_a", "mean_b", "mean_diff", "se",

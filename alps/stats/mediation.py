@@ -1,14 +1,13 @@
 """Simple mediation x → m → y with bias-corrected bootstrap intervals."""
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from ._prepare import StatsInputError, _as_tuple, _attach, _prepare
+from . import _libs
+from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare
 from .effects import bc_interval
 
 
@@ -22,25 +21,11 @@ def _batched_ols(X, y):
         return np.einsum("bpq,bq->bp", np.linalg.pinv(XtX), Xty)
 
 
-def _ols_table(X, y, j, alpha):
-    """Coefficient j of y ~ X with classical se, p and t-based CI."""
-    n, p = X.shape
-    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-    resid = y - X @ beta
-    dfr = n - p
-    s2 = resid @ resid / dfr
-    cov = np.linalg.inv(X.T @ X) * s2
-    se = math.sqrt(cov[j, j])
-    t = beta[j] / se
-    h = sps.t.ppf(1 - alpha / 2, dfr) * se
-    return float(beta[j]), se, float(2 * sps.t.sf(abs(t), dfr)), beta[j] - h, beta[j] + h
-
-
-def mediation(df, *, x: str = "duration_years", m: str = "alps", y: str = "dhi",
-              covariates=(), groups=("VM",), group_col: str = "group", n_boot: int = 5000,
+def mediation(df, *, x: str, y: str, m: str = "alps", covariates=(), groups=None, group_col: str = "group", n_boot: int = 5000,
               seed: int = 20260505, alpha: float = 0.05, min_abs_total: float = 0.0,
               nan_policy: str = "raise", id_col: str = "participant_id") -> pd.DataFrame:
-    r"""Simple mediation x → m → y (ALPS mediating duration → DHI) with BC bootstrap CIs.
+    r"""Simple mediation x → m → y (e.g. ALPS mediating disease duration → a clinical score) with
+    BC bootstrap CIs.
 
     Parameters
     ----------
@@ -51,7 +36,7 @@ def mediation(df, *, x: str = "duration_years", m: str = "alps", y: str = "dhi",
     covariates : sequence of str
         Entered in every regression (``sex`` coded F=0/M=1).
     groups : sequence of str
-        Groups included (default VM only).
+        Groups included (the design's; None: every subject).
     n_boot : int
         Bootstrap resamples (cases resampled with replacement); ≥ 200 required, a
         :class:`UserWarning` below 5000 (use ≥ 5000 for reported results).
@@ -72,7 +57,11 @@ def mediation(df, *, x: str = "duration_years", m: str = "alps", y: str = "dhi",
     -----
     OLS fits (C = covariates): :math:`m = i_1 + a x + C` ; :math:`y = i_2 + c' x + b m + C` ;
     :math:`y = i_3 + c x + C`. For OLS on the same cases :math:`c = c' + ab` exactly.
-    a, b, c, c′: classical OLS se, t-test p, t-based CI (``ci_method = "t"``).
+    a, b, c, c′: :class:`statsmodels.api.OLS` with classical se, t-test p, t-based CI
+    (``ci_method = "t"``). The bootstrap is computed here, not by
+    ``pingouin.mediation_analysis``: the same case resamples give the indirect effect *and* the
+    proportion mediated (pingouin has no interval for the ratio), all resamples are fitted in one
+    batched solve, and the result is a deterministic function of ``seed``.
     ``indirect`` = :math:`ab`; ``proportion_mediated`` = :math:`ab/c`. For both: ``se`` = SD of
     the bootstrap replicates, CI = bias-corrected percentile interval (:func:`bc_interval`,
     ``ci_method = "bc_bootstrap"``), ``p`` = two-sided bootstrap p
@@ -94,8 +83,9 @@ def mediation(df, *, x: str = "duration_years", m: str = "alps", y: str = "dhi",
     if int(n_boot) < 5000:
         warnings.warn(f"{where}: n_boot = {n_boot} < 5000; fine for a smoke test, too few for "
                       f"reported bias-corrected CIs", UserWarning, stacklevel=2)
+    groups = _groups(df, groups, group_col, where)
     d, recs = _prepare(df, [x, m, y, *covs], where=where, group_col=group_col,
-                       groups=tuple(groups), id_col=id_col, nan_policy=nan_policy)
+                       groups=groups, id_col=id_col, nan_policy=nan_policy)
     n = len(d)
     p_max = 3 + len(covs)
     if n < p_max + 5:
@@ -110,10 +100,10 @@ def mediation(df, *, x: str = "duration_years", m: str = "alps", y: str = "dhi",
     one = np.ones(n)
     Xa = np.column_stack([one, X, C])          # m ~ x (+C): a = coef 1
     Xb = np.column_stack([one, X, M, C])       # y ~ x + m (+C): c' = coef 1, b = coef 2
-    a_ = _ols_table(Xa, M, 1, alpha)
-    cp_ = _ols_table(Xb, Y, 1, alpha)
-    b_ = _ols_table(Xb, Y, 2, alpha)
-    c_ = _ols_table(Xa, Y, 1, alpha)
+    a_ = _libs.ols_coef(Xa, M, 1, alpha=alpha)
+    cp_ = _libs.ols_coef(Xb, Y, 1, alpha=alpha)
+    b_ = _libs.ols_coef(Xb, Y, 2, alpha=alpha)
+    c_ = _libs.ols_coef(Xa, Y, 1, alpha=alpha)
     ind = a_[0] * b_[0]
     prop = ind / c_[0] if c_[0] != 0 else float("nan")
 

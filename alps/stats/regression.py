@@ -9,7 +9,7 @@ import statsmodels.api as sm
 from statsmodels.stats.diagnostic import het_breuschpagan
 from statsmodels.stats.outliers_influence import OLSInfluence, variance_inflation_factor
 
-from ._prepare import StatsInputError, _as_tuple, _attach, _prepare, _shapiro_p
+from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
 
 
 class Regression(NamedTuple):
@@ -19,27 +19,26 @@ class Regression(NamedTuple):
     model: pd.DataFrame
 
 
-def regression_data(df, *, outcome: str = "alps",
-                    predictors=("subtype", "duration_years", "attacks_per_month"),
-                    covariates=("age", "sex"), groups=("MO", "VM"), group_col: str = "group",
-                    nan_policy: str = "raise", id_col: str = "participant_id") -> pd.DataFrame:
+def regression_data(df, *, outcome: str = "alps", predictors, covariates=("age", "sex"), groups=None,
+                    contrast=None, group_col: str = "group", nan_policy: str = "raise",
+                    id_col: str = "participant_id") -> pd.DataFrame:
     """The cases and coded columns :func:`regression` fits with the same arguments: the
-    ``groups`` only, ``subtype`` derived from ``group`` (VM = 1, MO = 0), ``sex`` coded F = 0,
+    ``groups`` only, the ``contrast`` regressor derived from ``group`` (``contrast = (name, level,
+    reference)``: 1 for ``level``, 0 for ``reference``), ``sex`` coded F = 0,
     M = 1, every column numeric; with ``nan_policy='omit'`` the subjects with a missing value are
     dropped (listed in ``result.attrs['exclusions']``). Figures of the regression draw these
     rows, so they show exactly the subjects the coefficients come from."""
     preds, covs = _as_tuple(predictors), _as_tuple(covariates)
     regs = list(dict.fromkeys(preds + covs))
-    derive = ("subtype",) if "subtype" in regs and "subtype" not in df.columns else ()
-    d, recs = _prepare(df, [outcome] + regs, where="regression", group_col=group_col, groups=tuple(groups),
-                       id_col=id_col, nan_policy=nan_policy, derive=derive)
+    derive = (contrast[0],) if contrast is not None and contrast[0] in regs and contrast[0] not in df.columns else ()
+    groups = _groups(df, groups, group_col, "regression")
+    d, recs = _prepare(df, [outcome] + regs, where="regression", group_col=group_col, groups=groups,
+                       id_col=id_col, nan_policy=nan_policy, derive=derive, contrast=contrast)
     return _attach(d, recs)
 
 
-def regression(df, *, outcome: str = "alps",
-               predictors=("subtype", "duration_years", "attacks_per_month"),
-               covariates=("age", "sex"), groups=("MO", "VM"), group_col: str = "group",
-               robust: str = "auto", alpha: float = 0.05, nan_policy: str = "raise",
+def regression(df, *, outcome: str = "alps", predictors, covariates=("age", "sex"), groups=None,
+               contrast=None, group_col: str = "group", robust: str = "auto", alpha: float = 0.05, nan_policy: str = "raise",
                id_col: str = "participant_id") -> Regression:
     r"""Multiple OLS regression of ``outcome`` in patients.
 
@@ -50,10 +49,13 @@ def regression(df, *, outcome: str = "alps",
     outcome : str, keyword-only
         Dependent variable.
     predictors, covariates : sequence of str
-        Regressors (all entered together; covariates are just labelled as such). ``subtype`` is
-        derived from ``group`` (VM = 1, MO = 0); ``sex`` is coded F = 0, M = 1.
+        Regressors (all entered together; covariates are just labelled as such); ``sex`` is coded
+        F = 0, M = 1.
     groups : sequence of str
-        Groups included (default the patients, MO and VM).
+        Groups included (the design's patients; None: every subject).
+    contrast : (name, level, reference) or None
+        The patient subgroup contrast: regressor ``name`` derived from ``group`` (1 for
+        ``level``, 0 otherwise), e.g. the design's ``subtype``.
     robust : {'auto', 'never', 'always'}
         HC3 heteroskedasticity-consistent standard errors (Long & Ervin 2000): ``auto`` uses
         them when the Breusch-Pagan p < ``alpha``.
@@ -79,14 +81,15 @@ def regression(df, *, outcome: str = "alps",
     Cook's distance, count of subjects with :math:`D_i > 4/n`.
     """
     where = "regression"
-    preds, covs, groups = _as_tuple(predictors), _as_tuple(covariates), tuple(groups)
+    preds, covs = _as_tuple(predictors), _as_tuple(covariates)
+    groups = _groups(df, groups, group_col, where)
     if robust not in ("auto", "never", "always"):
         raise StatsInputError(f"{where}: robust must be 'auto', 'never' or 'always'")
     regs = list(dict.fromkeys(preds + covs))
     if outcome in regs:
         raise StatsInputError(f"{where}: outcome '{outcome}' is also a regressor")
     d = regression_data(df, outcome=outcome, predictors=preds, covariates=covs, groups=groups,
-                        group_col=group_col, nan_policy=nan_policy, id_col=id_col)
+                        contrast=contrast, group_col=group_col, nan_policy=nan_policy, id_col=id_col)
     recs = d.attrs["exclusions"]
     n, p = len(d), len(regs) + 1
     if n < p + 3:

@@ -1,5 +1,5 @@
-"""The reproduced study: its published values, every headline quantity computed on a cohort, and
-the reproduction table that sets them side by side."""
+"""The reproduced study: every headline quantity of a design computed on a cohort, and the
+reproduction table that sets them beside the published values (the design's ``published``)."""
 from __future__ import annotations
 
 import warnings
@@ -7,92 +7,83 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..io.tables import GROUPS
 from ._prepare import StatsInputError
 from .correlation import correlations
 from .groups import group_tests
 from .mediation import mediation
 from .regression import regression
 
-#: citations of the paper, typed in from the abstract — not results of this code.
-PAPER_VALUES: dict = {
-    "n_MO": 40,
-    "n_VM": 40,
-    "n_HC": 20,
-    "alps_order": "MO > HC > VM",
-    "reg_b_subtype": -0.055,
-    "reg_p_subtype": 0.002,
-    "reg_b_duration": -0.003,
-    "reg_p_duration": 0.001,
-    "reg_b_frequency": -0.053,
-    "reg_p_frequency": 0.001,
-    "r_vm_duration": -0.714,
-    "p_vm_duration": "<0.001",
-    "r_vm_dhi": -0.564,
-    "p_vm_dhi": 0.002,
-    "proportion_mediated": 0.7953,
-}
-
-
-def headline_numbers(df, *, n_boot: int = 5000, seed: int = 20260505,
-                     covariates=("age", "sex"), nan_policy: str = "omit") -> dict:
-    """Every headline quantity of the study computed on a merged cohort table.
+def headline_numbers(df, design, *, n_boot: int = 5000, seed: int = 20260505,
+                     nan_policy: str = "omit") -> dict:
+    """Every headline quantity of a study (its :class:`~alps.stats.design.StudyDesign`) computed on
+    a merged cohort table.
 
     Parameters
     ----------
     df : pandas.DataFrame
         Merged cohort table (participants + an ALPS table).
+    design : StudyDesign
+        Which groups, regression, correlations and mediation; an analysis the design does not
+        declare contributes no key.
     n_boot, seed : keyword-only
         Bootstrap settings of the mediation.
-    covariates : sequence of str
-        Covariates of the regression (the study's default: age, sex).
     nan_policy : {'omit', 'raise'}
         Passed to every analysis.
 
     Returns
     -------
     dict
-        ``n_MO, n_VM, n_HC``; ``mean_alps_MO/HC/VM``; ``alps_order`` (e.g. ``"MO > HC > VM"``);
-        ``omnibus_test``, ``omnibus_p`` (of :func:`group_tests` on ``alps``);
-        ``reg_b_subtype, reg_p_subtype, reg_b_duration, reg_p_duration, reg_b_frequency,
-        reg_p_frequency`` (:func:`regression` with ``covariates``; ``reg_robust_se``);
-        ``r_vm_duration, p_vm_duration, r_vm_dhi, p_vm_dhi`` and their ``*_method``
-        (bivariate, :func:`correlations` rule); ``indirect``, ``proportion_mediated``,
-        ``proportion_mediated_ci_low/high`` (:func:`mediation`, VM, no covariates).
-        Plain Python floats/ints/str (JSON-serialisable).
+        ``n_<group>``, ``mean_alps_<group>`` (groups in the design's order); ``alps_order`` (e.g.
+        ``"MO > HC > VM"``); ``omnibus_test``, ``omnibus_p`` (:func:`group_tests` on ``alps``);
+        ``reg_b_<key>, reg_p_<key>`` per predictor (``key``: the clinical variable's short key or
+        the contrast's name) and ``reg_robust_se``; ``r_<group>_<key>, p_<group>_<key>,
+        r_<group>_<key>_method`` (lower-case group) for each headline correlation (bivariate);
+        ``indirect``, ``proportion_mediated``, ``proportion_mediated_ci_low/high``
+        (:func:`mediation`). Plain Python floats/ints/str (JSON-serialisable).
     """
+    labels = design.labels
+    out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        gt = group_tests(df, dv="alps", nan_policy=nan_policy).iloc[0]
-        reg_res = regression(df, covariates=covariates, nan_policy=nan_policy)
-        reg = reg_res.terms.set_index("term")
-        cor = correlations(df, groups=("VM",), y=("duration_years", "dhi"),
-                           partial_covariates=(), nan_policy=nan_policy).set_index("y")
-        med = mediation(df, n_boot=n_boot, seed=seed, nan_policy=nan_policy).set_index("path")
-    means = {g: float(gt[f"mean_{g}"]) for g in GROUPS}
-    out = {f"n_{g}": int(gt[f"n_{g}"]) for g in GROUPS}
-    out.update({f"mean_alps_{g}": means[g] for g in GROUPS})
-    out["alps_order"] = " > ".join(sorted(GROUPS, key=lambda g: -means[g]))
-    out["omnibus_test"] = str(gt["test"])
-    out["omnibus_p"] = float(gt["p"])
-    for key, term in (("subtype", "subtype"), ("duration", "duration_years"),
-                      ("frequency", "attacks_per_month")):
-        out[f"reg_b_{key}"] = float(reg.loc[term, "b"])
-        out[f"reg_p_{key}"] = float(reg.loc[term, "p"])
-    out["reg_robust_se"] = str(reg_res.model.loc[0, "robust_se"])
-    for key, var in (("duration", "duration_years"), ("dhi", "dhi")):
-        out[f"r_vm_{key}"] = float(cor.loc[var, "r"])
-        out[f"p_vm_{key}"] = float(cor.loc[var, "p"])
-        out[f"r_vm_{key}_method"] = str(cor.loc[var, "method"])
-    out["indirect"] = float(med.loc["indirect", "estimate"])
-    out["proportion_mediated"] = float(med.loc["proportion_mediated", "estimate"])
-    out["proportion_mediated_ci_low"] = float(med.loc["proportion_mediated", "ci_low"])
-    out["proportion_mediated_ci_high"] = float(med.loc["proportion_mediated", "ci_high"])
+        gt = group_tests(df, dv="alps", nan_policy=nan_policy, **design.group_kwargs()).iloc[0]
+        means = {g: float(gt[f"mean_{g}"]) for g in labels}
+        out.update({f"n_{g}": int(gt[f"n_{g}"]) for g in labels})
+        out.update({f"mean_alps_{g}": means[g] for g in labels})
+        out["alps_order"] = " > ".join(sorted(labels, key=lambda g: -means[g]))
+        out["omnibus_test"] = str(gt["test"])
+        out["omnibus_p"] = float(gt["p"])
+        if design.regression is not None:
+            reg_res = regression(df, nan_policy=nan_policy, **design.regression_kwargs())
+            reg = reg_res.terms.set_index("term")
+            for term in design.regression.predictors:
+                key = design.variable(term).key
+                out[f"reg_b_{key}"] = float(reg.loc[term, "b"])
+                out[f"reg_p_{key}"] = float(reg.loc[term, "p"])
+            out["reg_robust_se"] = str(reg_res.model.loc[0, "robust_se"])
+        if design.correlations is not None and design.correlations.headline:
+            by_group = {}
+            for g, v in design.correlations.headline:
+                by_group.setdefault(g, []).append(v)
+            for g, ys in by_group.items():
+                cor = correlations(df, groups=(g,), y=tuple(ys), partial_covariates=(), nan_policy=nan_policy,
+                                   group_col=design.group_column).set_index("y")
+                for v in ys:
+                    key = f"{g.lower()}_{design.variable(v).key}"
+                    out[f"r_{key}"] = float(cor.loc[v, "r"])
+                    out[f"p_{key}"] = float(cor.loc[v, "p"])
+                    out[f"r_{key}_method"] = str(cor.loc[v, "method"])
+        if design.mediation is not None:
+            med = mediation(df, n_boot=n_boot, seed=seed, nan_policy=nan_policy,
+                            **design.mediation_kwargs()).set_index("path")
+            out["indirect"] = float(med.loc["indirect", "estimate"])
+            out["proportion_mediated"] = float(med.loc["proportion_mediated", "estimate"])
+            out["proportion_mediated_ci_low"] = float(med.loc["proportion_mediated", "ci_low"])
+            out["proportion_mediated_ci_high"] = float(med.loc["proportion_mediated", "ci_high"])
     return out
 
 
-def reproduction_table(measured: dict, truth: dict | None = None) -> pd.DataFrame:
-    """Side-by-side table of the paper's values, the simulation truth and the measured values.
+def reproduction_table(measured: dict, truth: dict | None = None, *, published=None) -> pd.DataFrame:
+    """Side-by-side table of the published values, the simulation truth and the measured values.
 
     Parameters
     ----------
@@ -100,23 +91,80 @@ def reproduction_table(measured: dict, truth: dict | None = None) -> pd.DataFram
         :func:`headline_numbers` of the measured cohort.
     truth : dict or None
         :func:`headline_numbers` of the ground-truth ALPS (simulation), or ``None`` (real data).
+    published : dict or None, keyword-only
+        The paper's values (the design's ``published`` mapping, quoted from the paper).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``quantity, paper, truth, measured`` (object dtype: numbers or strings such as
-        ``"<0.001"``); rows: the keys of :data:`PAPER_VALUES` first, then the other keys of
-        ``measured``/``truth`` in order. ``paper`` is NaN where the abstract gives no value.
+        ``"<0.001"``); rows: the keys of ``published`` first, then the other keys of
+        ``measured``/``truth`` in order. ``paper`` is NaN where the paper gives no value.
     """
     if not isinstance(measured, dict):
         raise StatsInputError("reproduction_table: measured must be a dict")
     if truth is not None and not isinstance(truth, dict):
         raise StatsInputError("reproduction_table: truth must be a dict or None")
-    keys = list(PAPER_VALUES)
+    published = dict(published or {})
+    keys = list(published)
     for k in list(measured) + list(truth or {}):
         if k not in keys:
             keys.append(k)
-    rows = [{"quantity": k, "paper": PAPER_VALUES.get(k, np.nan),
+    rows = [{"quantity": k, "paper": published.get(k, np.nan),
              "truth": (truth or {}).get(k, np.nan) if truth is not None else np.nan,
              "measured": measured.get(k, np.nan)} for k in keys]
     return pd.DataFrame(rows, columns=["quantity", "paper", "truth", "measured"], dtype=object)
+
+
+def truth_intervals(truth_df, measured: dict, design, *, n_boot: int = 5000, seed: int = 20260505,
+                    alpha: float = 0.05, nan_policy: str = "omit") -> pd.DataFrame:
+    r"""Does each measured headline quantity fall inside the confidence interval of the same quantity
+    computed on the planted (ground-truth) ALPS of the same subjects?
+
+    Intervals (1 − ``alpha``): group means — t interval (:math:`\bar y \pm t_{n-1} s/\sqrt n`);
+    regression coefficients — the regression's own CI; headline correlations — Fisher z (as in
+    :func:`correlations`); indirect effect and proportion mediated — the BC bootstrap CI of
+    :func:`mediation` (same ``n_boot``/``seed``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per quantity: ``quantity, truth, truth_ci_low, truth_ci_high, measured, inside``
+        (``inside``: ``ci_low ≤ measured ≤ ci_high``).
+    """
+    from scipy import stats as sps
+
+    rows = []
+
+    def add(key, est, lo, hi):
+        if key in measured:
+            m = float(measured[key])
+            rows.append({"quantity": key, "truth": float(est), "truth_ci_low": float(lo), "truth_ci_high": float(hi),
+                         "measured": m, "inside": bool(lo <= m <= hi)})
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for g in design.labels:
+            v = pd.to_numeric(truth_df.loc[truth_df[design.group_column] == g, "alps"]).dropna().to_numpy(float)
+            if len(v) > 1:
+                h = sps.t.ppf(1 - alpha / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+                add(f"mean_alps_{g}", v.mean(), v.mean() - h, v.mean() + h)
+        if design.regression is not None:
+            terms = regression(truth_df, alpha=alpha, nan_policy=nan_policy,
+                               **design.regression_kwargs()).terms.set_index("term")
+            for term in design.regression.predictors:
+                r = terms.loc[term]
+                add(f"reg_b_{design.variable(term).key}", r["b"], r["ci_low"], r["ci_high"])
+        if design.correlations is not None:
+            for g, v in design.correlations.headline:
+                c = correlations(truth_df, groups=(g,), y=(v,), partial_covariates=(), alpha=alpha,
+                                 nan_policy=nan_policy, group_col=design.group_column).iloc[0]
+                add(f"r_{g.lower()}_{design.variable(v).key}", c["r"], c["ci_low"], c["ci_high"])
+        if design.mediation is not None:
+            med = mediation(truth_df, n_boot=n_boot, seed=seed, alpha=alpha, nan_policy=nan_policy,
+                            **design.mediation_kwargs()).set_index("path")
+            for path in ("indirect", "proportion_mediated"):
+                r = med.loc[path]
+                add(path, r["estimate"], r["ci_low"], r["ci_high"])
+    return pd.DataFrame(rows, columns=["quantity", "truth", "truth_ci_low", "truth_ci_high", "measured", "inside"])
+
