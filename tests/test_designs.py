@@ -54,7 +54,11 @@ def _run_series(profile, root):
                          "reproduction_csv": t["reproduction"], "key_numbers_json": t["key_numbers"],
                          "truth_check_csv": t["truth_check"]},
         "07_figures": {"tables_dir": str(tab), "figures_dir": str(out / "figures"),
-                       "derivatives_dir": str(out / "derivatives" / "alps"), "data_dir": str(data)},
+                       "derivatives_dir": str(out / "derivatives" / "alps"), "data_dir": str(data),
+                       **common, "posthoc_csv": t["posthoc"], "regression_csv": t["regression"],
+                       "correlations_csv": t["correlations"], "mediation_csv": t["mediation"],
+                       "harmonisation_csv": str(tab / "harmonisation.csv"), "truth_table": str(files["truth"]),
+                       "rotation_sweep_csv": None},
     }
     for name, params in runs.items():
         run_notebook(name, nb / f"{name}.ipynb", profile=profile, parameters=params)
