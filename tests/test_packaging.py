@@ -111,8 +111,9 @@ def test_jupyterlab_opens_sources_as_notebooks_without_data_or_checkpoints_in_th
     settings = json.loads((ROOT / "jupyter" / "overrides.json").read_text())
     assert settings["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]["python"] == "Jupytext Notebook"
     for target in ("env", "lab"):
-        out = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), target], capture_output=True,
-                             text=True)
+        # -W: as if the settings file had just changed, so that the copy shows however set up this checkout is
+        out = subprocess.run(["make", "-n", "-W", "jupyter/overrides.json", "--no-print-directory", "-C", str(ROOT),
+                              target], capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert "cp jupyter/overrides.json .venv/share/jupyter/lab/settings/overrides.json" in out.stdout
         assert "alps simulate" not in out.stdout  # no data generated
