@@ -193,7 +193,8 @@ else:
 
 # %% [markdown]
 # ## Supplementary S2 — Measured vs planted ALPS (simulated cohort)
-# Template-axis index (the default) beside the classic scanner-axis index. With real data
+# Template-axis index (the default, with each scan's ±1.96 SE from `alps_se`) beside the classic
+# scanner-axis index. With real data
 # (no ground truth) this figure states that instead.
 
 # %%
@@ -202,7 +203,8 @@ fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.75, 3.0))
 if truth_path is not None and truth_path.is_file():
     truth = pd.read_csv(truth_path, sep="\t")[["participant_id", "alps"]].rename(columns={"alps": "alps_truth"})
     merged = alps_tab.merge(truth, on="participant_id")
-    figures.measured_vs_truth(merged, measured="alps", ax=axes[0], title="Template axes (default)")
+    figures.measured_vs_truth(merged, measured="alps", se="alps_se" if "alps_se" in merged.columns else None,
+                              ax=axes[0], title="Template axes (default), ±1.96 SE")
     if "alps_scanner" in merged.columns:
         figures.measured_vs_truth(merged, measured="alps_scanner", ax=axes[1],
                                   color=plotting.OKABE_ITO["orange"], title="Scanner axes (classic)")

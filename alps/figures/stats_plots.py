@@ -239,12 +239,22 @@ def mediation_diagram(med: pd.DataFrame, *, labels=("Exposure", "ALPS index", "O
 
 
 def measured_vs_truth(merged: pd.DataFrame, *, measured: str = "alps", truth: str = "alps_truth",
-                      ax=None, color=OKABE_ITO["blue"], title=None):
+                      se: str | None = None, ax=None, color=OKABE_ITO["blue"], title=None):
     """Scatter of measured vs planted ALPS with the identity line; r and bias are computed from
-    the drawn points (they are the figure's own description, not a reported result)."""
-    _require(merged, [measured, truth], "measured_vs_truth data")
-    d = merged[[measured, truth]].dropna()
+    the drawn points (they are the figure's own description, not a reported result).
+
+    ``se`` names a column of per-scan standard errors (e.g. ``alps_se``): each point gets a
+    ±1.96 SE bar and the text the share of scans whose interval holds the planted value
+    (coverage; about 95 % when the SEs describe the scan's noise and the bias is small).
+    """
+    _require(merged, [measured, truth] + ([se] if se else []), "measured_vs_truth data")
+    d = merged[[measured, truth] + ([se] if se else [])].dropna()
     ax = get_ax(ax)
+    extra = ""
+    if se:
+        ax.errorbar(d[truth], d[measured], yerr=1.96 * d[se], fmt="none", ecolor=color, alpha=0.35, lw=0.6)
+        covered = float(((d[measured] - d[truth]).abs() <= 1.96 * d[se]).mean())
+        extra = f"\nwithin ±1.96 SE: {100 * covered:.0f} %"
     ax.scatter(d[truth], d[measured], s=10, color=color, alpha=0.8, edgecolor="white", linewidth=0.3)
     lo = float(min(d.min()))
     hi = float(max(d.max()))
@@ -252,7 +262,7 @@ def measured_vs_truth(merged: pd.DataFrame, *, measured: str = "alps", truth: st
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=0.7, ls="--")
     r = np.corrcoef(d[truth], d[measured])[0, 1] if len(d) > 2 else np.nan
     bias = float((d[measured] - d[truth]).mean())
-    ax.text(0.04, 0.96, f"r = {r:.3f}\nbias = {bias:+.3f}\nn = {len(d)}", transform=ax.transAxes,
+    ax.text(0.04, 0.96, f"r = {r:.3f}\nbias = {bias:+.3f}\nn = {len(d)}{extra}", transform=ax.transAxes,
             va="top", fontsize=7)
     ax.set_xlabel("Planted (ground-truth) ALPS")
     ax.set_ylabel("Measured ALPS")
