@@ -13,7 +13,7 @@ from ._prepare import (
     _require_columns,
     _shapiro_p,
 )
-from .effects import _anova_ss, fisher_exact_rx2
+from .effects import fisher_exact_rx2
 
 
 def _fmt(x, digits):
@@ -96,9 +96,8 @@ def demographics(df, *, group_col: str = "group", groups=None,
         big = [samples[g] for g in tested if len(samples[g]) >= 2]
         if len(tested) >= 3 and len(big) == len(tested):
             if normal:
-                ssb, ssw, df1, df2 = _anova_ss(big)
-                stat = (ssb / df1) / (ssw / df2)
-                p = sps.f.sf(stat, df1, df2)
+                res = sps.f_oneway(*big)
+                stat, df1, df2, p = res.statistic, len(big) - 1, sum(len(s) for s in big) - len(big), res.pvalue
                 test = "anova"
             else:
                 res = sps.kruskal(*big)

@@ -67,7 +67,8 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: 
     -----
     With :math:`SS_b = \sum_j n_j(\bar y_j - \bar y)^2`, :math:`SS_w = \sum_j\sum_i(y_{ij} -
     \bar y_j)^2`, :math:`SS_t = SS_b + SS_w`, :math:`MS_w = SS_w/(N-k)`:
-    ANOVA :math:`F = (SS_b/(k-1))/MS_w`; :math:`\eta^2 = SS_b/SS_t`;
+    ANOVA :math:`F = (SS_b/(k-1))/MS_w` (``scipy.stats.f_oneway``; the sums of squares are kept
+    for the effect sizes, which scipy does not give); :math:`\eta^2 = SS_b/SS_t`;
     :math:`\omega^2 = (SS_b - (k-1)MS_w)/(SS_t + MS_w)` (reported for every test as descriptive
     effect sizes). Welch's ANOVA: Welch (1951), via ``pingouin.welch_anova``. Kruskal-Wallis H
     (tie-corrected, ``scipy.stats.kruskal``) with :math:`\eta^2_H = (H - k + 1)/(N - k)`
@@ -91,9 +92,9 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: 
         eta2 = ssb / sst if sst > 0 else np.nan
         omega2 = (ssb - k1 * msw) / (sst + msw) if sst > 0 else np.nan
         eta2_h = np.nan
-        if chosen == "anova":
-            stat, df1, df2 = (ssb / k1) / msw, k1, dfw
-            p = sps.f.sf(stat, df1, df2)
+        if chosen == "anova":  # scipy's F test; the sums of squares above are for the effect sizes
+            res = sps.f_oneway(*samples)
+            stat, df1, df2, p = res.statistic, k1, dfw, res.pvalue
         elif chosen == "welch_anova":
             sub = pd.DataFrame({"g": np.repeat(groups, [len(s) for s in samples]),
                                 "y": np.concatenate(samples)})
