@@ -121,3 +121,28 @@ def test_every_option_has_help_and_default():
             if not text or (a.option_strings and "default" not in text):
                 missing.append(f"{name} {'/'.join(a.option_strings) or a.dest}")
     assert not missing, missing
+
+
+def test_run_checks_the_dataset_first_and_names_each_problem(monkeypatch, capsys, tmp_path):
+    """``alps run`` on a BIDS folder prints ``alps validate``'s errors (file and problem) before
+    running; the run still goes ahead (the scan with the error fails, the others run)."""
+    import alps.cli.run as R
+
+    bids = tmp_path / "bids"
+    write_good(bids, "a")
+    bad = write_good(bids, "b")
+    bval = bad.with_name(bad.name.replace(".nii.gz", ".bval"))
+    bval.write_text(" ".join(bval.read_text().split()[:-1]) + "\n")  # one b-value fewer than volumes
+    called = {}
+    rows = pd.DataFrame({"participant_id": ["sub-a"], "status": ["ok"], "alps": [1.5], "error": [""]})
+    monkeypatch.setattr(R, "run_cohort", lambda *a, **k: called.setdefault("rows", rows))
+    assert main(["run", str(bids), str(tmp_path / "o")]) == 0
+    text = capsys.readouterr().out
+    errors = [line for line in text.splitlines() if line.startswith("alps run: error:")]
+    assert len(errors) == 1 and str(bad.parent / "sub-b_dwi.") in errors[0] and "b-values" in errors[0], text
+    assert "dataset check: 1 error(s)" in text and "rows" in called  # ... and the run went ahead
+    monkeypatch.setattr(R, "run_cohort", lambda *a, **k: rows)
+    write_good(tmp_path / "clean", "a")
+    (tmp_path / "clean" / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.9.0"}')
+    main(["run", str(tmp_path / "clean"), str(tmp_path / "o2")])
+    assert "alps run: error" not in capsys.readouterr().out
