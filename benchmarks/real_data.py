@@ -50,7 +50,14 @@ SCANS = {
     "toshiba6006sag30": "toshiba_galan_tilts/6006_DTI_SAG_30d",
     "toshiba9006cor20": "toshiba_galan_tilts/9006_DTI_COR_20d",
     "toshiba10006all20": "toshiba_galan_tilts/10006_DTI_ALL_20d",
+    "canon9000ortho": "canon_galan_tilts/9000_DTI_PA-ortho",
+    "canon11000sag20": "canon_galan_tilts/11000_DTI_PA-SAG_20d",
+    "canon12000ax20": "canon_galan_tilts/12000_DTI_PA-AX_20d",
+    "canon13000cor20": "canon_galan_tilts/13000_DTI_PA-COR_20d",
+    "canon14000all20": "canon_galan_tilts/14000_DTI_PA-ALL_20d",
 }
+#: the tilt heads: head -> its five series (names of SCANS); the first, the ortho series, is the reference
+HEADS = {head: [n for n in SCANS if n.startswith(head)] for head in ("toshiba", "canon")}
 VALUES = ["alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R", "alps_scanner"]
 
 
@@ -123,11 +130,12 @@ def main(argv=None) -> int:
                    "status": r["status"], "error": r["error"]}
             row.update({k: r.get(k) for k in VALUES + ["reg_corr", "reg_dice", "qc_flags"]})
             rows.append(row)
-        tosh = df[df["participant_id"].str.startswith("sub-toshiba") & (df["status"] == "ok")]
-        spread = {"scan": "toshiba_spread", "roi_radius": radius, "registration": args.registration,
-                  "options": tag.strip("_") or "default", "status": f"n={len(tosh)}", "error": ""}
-        spread.update({k: float(tosh[k].max() - tosh[k].min()) if len(tosh) else float("nan") for k in VALUES})
-        rows.append(spread)
+        for head, names in HEADS.items():
+            ok = df[df["participant_id"].isin([f"sub-{n}" for n in names]) & (df["status"] == "ok")]
+            spread = {"scan": f"{head}_spread", "roi_radius": radius, "registration": args.registration,
+                      "options": tag.strip("_") or "default", "status": f"n={len(ok)}", "error": ""}
+            spread.update({k: float(ok[k].max() - ok[k].min()) if len(ok) else float("nan") for k in VALUES})
+            rows.append(spread)
         print(f"radius {radius:g} mm: derivatives in {out}")
     res = pd.DataFrame(rows)
     Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
@@ -138,21 +146,21 @@ def main(argv=None) -> int:
 
 
 def orientation_main(args) -> int:
-    """Fibre-field agreement of each tilted Toshiba series with the ortho series (``--orientation``)."""
+    """Fibre-field agreement of each tilted series with its head's ortho series (``--orientation``)."""
     from alps.validation import fibre_field_agreement
 
-    names = [n for n in SCANS if n.startswith("toshiba")]
-    ref = "toshiba7006ortho"
-    motion = series_motion(names)
-    _, _, t_ref, a_ref = load_fit(args.reuse, ref)
     rows = []
-    for name in names:
-        if name == ref:
-            continue
-        _, mask, t, a = load_fit(args.reuse, name)
-        res = fibre_field_agreement(t_ref, a_ref, t, a, motion[name], mask_b=mask)
-        res["extra_rotvec_deg"] = " ".join(f"{v:.2f}" for v in res["extra_rotvec_deg"])
-        rows.append({"scan": name, "reference": ref, **res})
+    for names in HEADS.values():
+        ref = names[0]
+        motion = series_motion(names)
+        _, _, t_ref, a_ref = load_fit(args.reuse, ref)
+        for name in names:
+            if name == ref:
+                continue
+            _, mask, t, a = load_fit(args.reuse, name)
+            res = fibre_field_agreement(t_ref, a_ref, t, a, motion[name], mask_b=mask)
+            res["extra_rotvec_deg"] = " ".join(f"{v:.2f}" for v in res["extra_rotvec_deg"])
+            rows.append({"scan": name, "reference": ref, **res})
     df = pd.DataFrame(rows)
     Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out_csv, index=False, float_format="%.4f")
@@ -180,14 +188,15 @@ def _mean_b(stem, b0: bool):
 
 
 def series_motion(names) -> dict:
-    """Rigid motion (4x4 RAS, series world → ortho world) of each Toshiba series: mean b0 →
-    ortho mean b0, dense Mattes MI (same contrast, so this is the head's true motion)."""
+    """Rigid motion (4x4 RAS, series world → reference world) of each series of one head
+    (``names``, the first — the ortho series — is the reference): mean b0 → reference mean b0,
+    dense Mattes MI (same contrast, so this is the head's true motion)."""
     import numpy as np
 
     from alps.imaging import registration as R
     from alps.imaging.ants import run_linear
 
-    ref_name = "toshiba7006ortho"
+    ref_name = names[0]
     ref = R.nib_to_ants(_mean_b(SCANS[ref_name], True))
     stages = (("Rigid", ((500, 4, 2), (300, 2, 1), (200, 1, 0))),)
     out = {}
@@ -246,6 +255,34 @@ def bootstrap_main(args) -> int:
     template-axis index and, beside it, the scanner-axis one (columns ``alps_L`` ... hold the
     index of the row's ``axes``).
     """
+    from alps.imaging import noise
+
+    deriv = Path(args.reuse)
+    rows = []
+    for head, names in HEADS.items():
+        rows += _bootstrap_head(args, deriv, head, names)
+    res = pd.DataFrame(rows)
+    cons = []
+    keys = ["head", "axes", "registration", "roi_radius", "weighting"]
+    for (head, axes, label, radius, weighting), grp in res.groupby(keys, sort=False):
+        for k in ("alps_L", "alps_R", "alps"):
+            c = noise.spread_consistency(grp[k], grp[f"sd_{k}"], target=0.08).iloc[0].to_dict()
+            cons.append({"head": head, "axes": axes, "registration": label, "roi_radius": radius,
+                         "weighting": weighting, "index": k,
+                         "mean_sd": float(grp[f"sd_{k}"].mean()),
+                         "mean_sd_unadjusted": float(grp[f"sd_{k}_unadjusted"].mean()), **c})
+    cons = pd.DataFrame(cons)
+    out = Path(args.out_csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    res.to_csv(out, index=False, float_format="%.4f")
+    cons.to_csv(out.with_name(out.stem + "_consistency.csv"), index=False, float_format="%.4f")
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(cons.drop(columns=["n", "df", "target"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+def _bootstrap_head(args, deriv, head, names) -> list[dict]:
+    """The per-series rows of :func:`bootstrap_main` for one head (``names``; reference the first)."""
     import json
 
     import numpy as np
@@ -255,17 +292,15 @@ def bootstrap_main(args) -> int:
     from alps.imaging import registration as R
     from alps.imaging.roi import default_spheres
 
-    deriv = Path(args.reuse)
-    tosh = [n for n in SCANS if n.startswith("toshiba")]
-    ref = "toshiba7006ortho"
+    ref = names[0]
     own = {}
-    for name in tosh:
+    for name in names:
         pre = json.loads((deriv / f"sub-{name}" / "dwi" / f"sub-{name}_desc-preprocess.json").read_text())
         own[name] = np.asarray(pre["registration"]["template_to_subject"], float)
-    motion = series_motion(tosh)
-    sets = {"own": own, f"oracle<{ref}": {n: np.linalg.inv(motion[n]) @ motion[ref] @ own[ref] for n in tosh}}
+    motion = series_motion(names)
+    sets = {"own": own, f"oracle<{ref}": {n: np.linalg.inv(motion[n]) @ motion[ref] @ own[ref] for n in names}}
     rows = []
-    for name in tosh:
+    for name in names:
         stem = REAL / SCANS[name]
         dwi = aio.load_dwi(str(stem) + ".nii.gz", str(stem) + ".bval", str(stem) + ".bvec")
         _, _, tensor, aff = load_fit(deriv, name)
@@ -278,7 +313,7 @@ def bootstrap_main(args) -> int:
                                                default_spheres(radius_mm=radius), weighting=weighting)
                     point = measure.measure(tensor, aff, reg, w)
                     for axes, pre_ in (("template", "alps"), ("scanner", "alps_scanner")):
-                        row = {"scan": name, "registration": label, "roi_radius": radius, "weighting": weighting,
+                        row = {"scan": name, "head": head, "registration": label, "roi_radius": radius, "weighting": weighting,
                                "axes": axes, **{k: point[k.replace("alps", pre_)] for k in ("alps_L", "alps_R", "alps")}}
                         for lev, tag in ((True, ""), (False, "_unadjusted")):
                             boot = noise.bootstrap_scan(dwi, reg, w, axes=axes, n_boot=args.bootstrap, seed=0,
@@ -286,23 +321,7 @@ def bootstrap_main(args) -> int:
                             row.update({f"sd_{k}{tag}": float(boot[k].std(ddof=1)) for k in ("alps_L", "alps_R", "alps")})
                         rows.append(row)
         print(f"{name}: done", flush=True)
-    res = pd.DataFrame(rows)
-    cons = []
-    keys = ["axes", "registration", "roi_radius", "weighting"]
-    for (axes, label, radius, weighting), grp in res.groupby(keys, sort=False):
-        for k in ("alps_L", "alps_R", "alps"):
-            c = noise.spread_consistency(grp[k], grp[f"sd_{k}"], target=0.08).iloc[0].to_dict()
-            cons.append({"axes": axes, "registration": label, "roi_radius": radius, "weighting": weighting, "index": k,
-                         "mean_sd": float(grp[f"sd_{k}"].mean()),
-                         "mean_sd_unadjusted": float(grp[f"sd_{k}_unadjusted"].mean()), **c})
-    cons = pd.DataFrame(cons)
-    out = Path(args.out_csv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    res.to_csv(out, index=False, float_format="%.4f")
-    cons.to_csv(out.with_name(out.stem + "_consistency.csv"), index=False, float_format="%.4f")
-    with pd.option_context("display.width", 250, "display.max_columns", 30):
-        print(cons.drop(columns=["n", "df", "target"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    return 0
+    return rows
 
 
 def load_fit(deriv, name):
@@ -347,16 +366,20 @@ def reuse_main(args) -> int:
             import shutil
 
             shutil.rmtree(tmp, ignore_errors=True)
-    tosh = [n for n in SCANS if n.startswith("toshiba")]
-    motion = series_motion(tosh)
-    sets = {variant: t2s}
+    motion = {}
+    for names in HEADS.values():
+        motion.update(series_motion(names))
+    # one set of registrations per label: the variant for every scan, then per head and
+    # reference series the oracle of that head; each label's heads get a <head>_spread row
+    sets = {variant: (t2s, list(HEADS))}
     if args.oracle:
-        for src in tosh:
-            t2o = motion[src] @ t2s[src]
-            sets[f"oracle<{src}"] = {n: np.linalg.inv(motion[n]) @ t2o for n in tosh}
+        for head, names in HEADS.items():
+            for src in names:
+                t2o = motion[src] @ t2s[src]
+                sets[f"oracle<{src}"] = ({n: np.linalg.inv(motion[n]) @ t2o for n in names}, [head])
     rows = []
-    for label, mats in sets.items():
-        cons = consistency({n: mats[n] for n in tosh}, motion)
+    for label, (mats, heads) in sets.items():
+        cons = {head: consistency({n: mats[n] for n in HEADS[head]}, motion) for head in heads}
         for radius in args.roi_radius:
             vals = {}
             for name, m in mats.items():
@@ -369,12 +392,14 @@ def reuse_main(args) -> int:
                 rows.append({"scan": name, "roi_radius": radius, "registration": label, "status": "ok",
                              "time_s": times.get(name, np.nan) if label == variant else np.nan,
                              **{k: v[k] for k in VALUES + ["fa_rois"]}})
-            ts = [vals[n] for n in tosh]
-            spread = {"scan": "toshiba_spread", "roi_radius": radius, "registration": label, "status": f"n={len(ts)}"}
-            spread.update({k: float(max(t[k] for t in ts) - min(t[k] for t in ts)) for k in VALUES})
-            spread["fa_rois"] = float(np.mean([t["fa_rois"] for t in ts]))
-            spread.update(cons)
-            rows.append(spread)
+            for head in heads:
+                ts = [vals[n] for n in HEADS[head]]
+                spread = {"scan": f"{head}_spread", "roi_radius": radius, "registration": label,
+                          "status": f"n={len(ts)}"}
+                spread.update({k: float(max(t[k] for t in ts) - min(t[k] for t in ts)) for k in VALUES})
+                spread["fa_rois"] = float(np.mean([t["fa_rois"] for t in ts]))
+                spread.update(cons[head])
+                rows.append(spread)
     res = pd.DataFrame(rows)
     Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
     res.to_csv(args.out_csv, index=False, float_format="%.4f")
