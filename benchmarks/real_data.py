@@ -1,20 +1,23 @@
-"""Reproduce the real-scan figures: ALPS on the Philips scan and the five tilted Toshiba series.
+"""Reproduce the real-scan figures: ALPS on the Philips scan and the two tilt heads (five series each).
 
     .venv/bin/python benchmarks/real_data.py OUT_CSV [--work DIR] [--n-jobs 2] [--roi-radius 2.5 ...]
     .venv/bin/python benchmarks/real_data.py OUT_CSV --reuse DERIV_DIR [--metric GC] [--sampling 1.0] [--linear similarity]
     .venv/bin/python benchmarks/real_data.py OUT_CSV --reuse DERIV_DIR --bootstrap 300     # noise floor, Q test
     .venv/bin/python benchmarks/real_data.py OUT_CSV --reuse DERIV_DIR --orientation       # gradient tables
+    .venv/bin/python benchmarks/real_data.py OUT_CSV --reuse DERIV_DIR --slab-ratio        # whole-WM diffusivities
 
 Builds a temporary BIDS view (symlinks) of ``../shared/data/real_dwi``, runs
 :func:`alps.pipeline.run_cohort` on it for each requested ROI radius, and writes one CSV row per
-scan and radius with the template-axis and scanner-axis ALPS (L, R, mean), plus rows
-``toshiba_spread`` (max − min over the five Toshiba tilts). QC PNGs stay under ``--work``.
+scan and radius with the template-axis and scanner-axis ALPS (L, R, mean), plus one row
+``<head>_spread`` (max − min over the head's five tilts) per tilt head of ``HEADS`` — the Toshiba
+head (``toshiba_spread``) and the Canon head (``canon_spread``); each head's reference series is
+its ortho series. QC PNGs stay under ``--work``.
 
 ``--reuse DERIV_DIR`` (a derivatives folder of an earlier run) skips loading and tensor fitting:
 it re-registers the saved FA maps with the chosen variant (``--metric``, ``--sampling``,
 ``--linear``, ``--erode-mm``) and re-measures, for fast iteration on the registration. It also
-reports the registration *consistency* across the Toshiba tilts: each series' mean b0 is
-registered rigidly to the ortho series' mean b0 (same contrast, the head's true motion between
+reports, per head, the registration *consistency* across its tilts: each series' mean b0 is
+registered rigidly to the head's ortho series' mean b0 (same contrast, the head's true motion between
 series), and the template ROI centres and the subject→template rotation are expressed in the
 ortho series' world frame — they should then coincide; ``centre_rms_mm`` / ``centre_max_mm``
 (RMS and largest pairwise distance of the mapped centres) and ``rot_max_deg`` (largest pairwise
@@ -22,10 +25,15 @@ angle between the rotations) measure how far they do not. ``--oracle`` adds rows
 series uses the ortho registration carried over by that rigid motion (perfectly consistent ROIs
 and rotation): the spread left there is the floor set by noise, grid and distortion.
 
-``--orientation`` (with ``--reuse``): for each tilted Toshiba series, the fibre field against the
+``--orientation`` (with ``--reuse``): for each tilted series, the fibre field against its head's
 ortho series' at the same anatomy (:func:`alps.validation.fibre_field_agreement`, through the
 same rigid motion): the extra rotation of the fibre field, which is ~0° when every series'
 gradient table is read in the right frame and the slab tilt (20–30°) when one is not.
+
+``--bootstrap B`` (with ``--reuse``): the noise floor of each head's spread and Cochran's Q
+(:func:`bootstrap_main`). ``--slab-ratio`` (with ``--reuse``): acquisition-level diffusivities
+over the whole template white-matter slab at the ventricle-body level (:func:`slab_values`),
+which no ROI placement can change, and their spread per head.
 """
 from __future__ import annotations
 
