@@ -21,9 +21,11 @@ registered rigidly to the head's ortho series' mean b0 (same contrast, the head'
 series), and the template ROI centres and the subject→template rotation are expressed in the
 ortho series' world frame — they should then coincide; ``centre_rms_mm`` / ``centre_max_mm``
 (RMS and largest pairwise distance of the mapped centres) and ``rot_max_deg`` (largest pairwise
-angle between the rotations) measure how far they do not. ``--oracle`` adds rows where every
-series uses the ortho registration carried over by that rigid motion (perfectly consistent ROIs
-and rotation): the spread left there is the floor set by noise, grid and distortion.
+angle between the rotations) measure how far they do not, and each series' ``centre_vs_ref_mm``
+(RMS over the four centres of its distance from the ortho series' centres) which series is off.
+``--oracle`` adds rows where every series uses the ortho registration carried over by that rigid
+motion (perfectly consistent ROIs and rotation): the spread left there is the floor set by
+noise, grid and distortion.
 
 ``--orientation`` (with ``--reuse``): for each tilted series, the fibre field against its head's
 ortho series' at the same anatomy (:func:`alps.validation.fibre_field_agreement`, through the
@@ -69,9 +71,11 @@ HEADS = {head: [n for n in SCANS if n.startswith(head)] for head in ("toshiba", 
 VALUES = ["alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R", "alps_scanner"]
 
 
-def make_bids(root: Path, real: Path = REAL) -> Path:
-    """Symlink the real scans into a minimal BIDS layout ``sub-<name>/dwi/sub-<name>_dwi.*``."""
-    for sub, stem in SCANS.items():
+def make_bids(root: Path, real: Path = REAL, *, names=None) -> Path:
+    """Symlink the real scans ``names`` (keys of SCANS; default all) into a minimal BIDS layout
+    ``sub-<name>/dwi/sub-<name>_dwi.*``."""
+    for sub in SCANS if names is None else names:
+        stem = SCANS[sub]
         d = root / f"sub-{sub}" / "dwi"
         d.mkdir(parents=True, exist_ok=True)
         for ext in (".nii.gz", ".bval", ".bvec", ".json"):
@@ -323,6 +327,21 @@ def consistency(t2s: dict, motion: dict) -> dict:
             "rot_max_deg": float(max(np.degrees(Rotation.from_matrix(qs[i] @ qs[j].T).magnitude()) for i, j in pairs))}
 
 
+def centre_offsets(t2s: dict, motion: dict, ref: str) -> dict:
+    """Per series, the RMS (over the four ROI centres) distance in mm between its template ROI
+    centres and the reference series' ones, both expressed in the reference world frame."""
+    import numpy as np
+
+    c = np.asarray(CENTRES)
+
+    def mapped(name):
+        t2o = motion[name] @ t2s[name]
+        return c @ t2o[:3, :3].T + t2o[:3, 3]
+
+    r = mapped(ref)
+    return {n: float(np.sqrt((np.linalg.norm(mapped(n) - r, axis=-1) ** 2).mean())) for n in t2s}
+
+
 def bootstrap_main(args) -> int:
     """Noise floor of the tilt spread, and whether the five Toshiba values differ by more than it.
 
@@ -465,6 +484,9 @@ def reuse_main(args) -> int:
     rows = []
     for label, (mats, heads) in sets.items():
         cons = {head: consistency({n: mats[n] for n in HEADS[head]}, motion) for head in heads}
+        offset = {}
+        for head in heads:
+            offset.update(centre_offsets({n: mats[n] for n in HEADS[head]}, motion, HEADS[head][0]))
         for radius in args.roi_radius:
             vals = {}
             for name, m in mats.items():
@@ -476,7 +498,8 @@ def reuse_main(args) -> int:
                 vals[name] = v
                 rows.append({"scan": name, "roi_radius": radius, "registration": label, "status": "ok",
                              "time_s": times.get(name, np.nan) if label == variant else np.nan,
-                             **{k: v[k] for k in VALUES + ["fa_rois"]}})
+                             **{k: v[k] for k in VALUES + ["fa_rois"]},
+                             "centre_vs_ref_mm": offset.get(name, np.nan)})
             for head in heads:
                 ts = [vals[n] for n in HEADS[head]]
                 spread = {"scan": f"{head}_spread", "roi_radius": radius, "registration": label,
