@@ -197,7 +197,9 @@ def slab_values(lay, *, z_mm=SLAB_Z_MM, wm_p=SLAB_WM_P) -> dict:
     (``lay``: a :class:`alps.pipeline.ScanLayout`), the tensor is sampled there (trilinear, each
     component) and rotated into template axes as :func:`alps.imaging.measure.measure` does
     (``q = R_reg · polar(A_vox)``); points outside the scan's brain mask are dropped. Returns the
-    means of ``Dxx, Dyy, Dzz`` (template axes), ``dxx_dyy = mean Dxx / mean Dyy``,
+    means of ``Dxx, Dyy, Dzz`` (template axes), ``dxx_dyy = mean Dxx / mean Dyy`` (and
+    ``dxx_dyy_L``/``dxx_dyy_R`` over the template's left (x < 0) and right halves: two
+    independent noise samples, so a series-to-series change seen in both is not noise),
     ``dxx_dzz = mean Dxx / mean Dzz``, the median MD and FA and the number of points. Over
     thousands of voxels these are nearly free of noise and of ROI placement: what differs between
     repeated scans of one head here is the acquisition (grid, distortion, noise floor).
@@ -222,20 +224,25 @@ def slab_values(lay, *, z_mm=SLAB_Z_MM, wm_p=SLAB_WM_P) -> dict:
     sub = reg.points_to_subject(xyz)
     vox = (sub - aff[:3, 3]) @ np.linalg.inv(aff[:3, :3]).T
     inside = map_coordinates(mask.astype(np.float32), vox.T, order=0, mode="constant", cval=0.0) > 0
-    vox = vox[inside]
+    vox, left = vox[inside], xyz[inside, 0] < 0
     d = np.stack([map_coordinates(tensor[..., i, j], vox.T, order=1, mode="nearest")
                   for i in range(3) for j in range(3)], -1).reshape(-1, 3, 3)
     q = reg.rotation @ T.polar_rotation(np.asarray(aff)[:3, :3])
     d = T.rotate(d, q)
     fa, md = T.fa_md(d)
     dxx, dyy, dzz = (float(d[:, i, i].mean()) for i in range(3))
+    side = {f"dxx_dyy_{h}": float(d[sel, 0, 0].mean() / d[sel, 1, 1].mean()) for h, sel in (("L", left), ("R", ~left))}
     return {"n_points": int(len(d)), "n_outside": int((~inside).sum()), "dxx": dxx, "dyy": dyy, "dzz": dzz,
-            "dxx_dyy": dxx / dyy, "dxx_dzz": dxx / dzz, "md_median": float(np.median(md)),
+            "dxx_dyy": dxx / dyy, **side, "dxx_dzz": dxx / dzz, "md_median": float(np.median(md)),
             "fa_median": float(np.median(fa))}
 
 
 def slab_main(args) -> int:
-    """``--slab-ratio``: :func:`slab_values` per tilt series and the spread (max − min) per head."""
+    """``--slab-ratio``: :func:`slab_values` per tilt series, and per head the spread (max − min),
+    the spread relative to the head's mean (``*_rel``) and the Pearson correlation over the five
+    series of the left and right hemispheres' Dxx/Dyy (``dxx_dyy_lr_corr``)."""
+    import numpy as np
+
     from alps.pipeline import find_scan
 
     rows = []
@@ -248,7 +255,9 @@ def slab_main(args) -> int:
         keys = [k for k in vals[0] if k not in ("n_points", "n_outside")]
         spread = {k: float(max(v[k] for v in vals) - min(v[k] for v in vals)) for k in keys}
         rel = {f"{k}_rel": spread[k] / (sum(v[k] for v in vals) / len(vals)) for k in keys}
-        rows.append({"scan": f"{head}_spread", "head": head, **spread, **rel})
+        # do the two hemispheres' ratios move together from series to series (not noise)?
+        lr = float(np.corrcoef([v["dxx_dyy_L"] for v in vals], [v["dxx_dyy_R"] for v in vals])[0, 1])
+        rows.append({"scan": f"{head}_spread", "head": head, **spread, **rel, "dxx_dyy_lr_corr": lr})
     df = pd.DataFrame(rows)
     Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out_csv, index=False, float_format="%.6g")
