@@ -200,18 +200,18 @@ def slab_values(lay, *, z_mm=SLAB_Z_MM, wm_p=SLAB_WM_P) -> dict:
     means of ``Dxx, Dyy, Dzz`` (template axes), ``dxx_dyy = mean Dxx / mean Dyy`` (and
     ``dxx_dyy_L``/``dxx_dyy_R`` over the template's left (x < 0) and right halves: two
     independent noise samples, so a series-to-series change seen in both is not noise),
-    ``dxx_dzz = mean Dxx / mean Dzz``, the median MD and FA and the number of points. Over
-    thousands of voxels these are nearly free of noise and of ROI placement: what differs between
-    repeated scans of one head here is the acquisition (grid, distortion, noise floor).
+    ``dxx_dzz = mean Dxx / mean Dzz``, the median MD and FA and the number of points. Averaged
+    over thousands of voxels these depend little on noise and not on ROI placement: what differs
+    between repeated scans of one head here is mostly the acquisition (grid, distortion, noise
+    floor).
     """
+    import nibabel as nib
     import numpy as np
     from scipy.ndimage import map_coordinates
 
     from alps.imaging import dti, template
     from alps.imaging import tensor as T
     from alps.pipeline import load_registration
-
-    import nibabel as nib
 
     wm = template.load("wm", resolution=2)
     p = wm.get_fdata()
