@@ -201,6 +201,7 @@ bench: | $(STAMP) ## Benchmarks (not tests, ~15 min): per-stage time/memory, sca
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_data.csv --work build/bench-real --roi-radius 2.5 5 --n-jobs 1 && \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_oracle.csv --reuse build/bench-real/derivatives_r2.5_affine --oracle && \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_orientation.csv --reuse build/bench-real/derivatives_r2.5_affine --orientation && \
+	  $(PY) benchmarks/real_data.py $(BENCH)/real_slab.csv --reuse build/bench-real/derivatives_r2.5_affine --slab-ratio && \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_noise.csv --reuse build/bench-real/derivatives_r2.5_affine --bootstrap 500 --roi-radius 2.5 5 && \
 	  $(PY) benchmarks/tilt_reliability.py build/bench-tilts/out > $(BENCH)/tilt_reliability.md && \
 	  $(PY) benchmarks/local_registration.py build/bench-tilts/out $(BENCH)/local_registration.csv; \
