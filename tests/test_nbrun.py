@@ -64,6 +64,9 @@ out_json = ""
 import json, sys, warnings
 warnings.warn("merge_cohort: 1 subject(s) excluded: sub-09 (scan failed)")
 print("per-subject line", file=sys.stderr)
+from alps.progress import progress_bar
+for _ in progress_bar(range(3), desc="subjects"):
+    pass
 open(out_json, "w").write(json.dumps({"out_json": out_json}))
 '''
 
@@ -85,6 +88,7 @@ def test_relative_paths_progress_and_warnings_on_the_console(tmp_path, monkeypat
     err = capfd.readouterr().err
     assert "sub-09 (scan failed)" in err and "per-subject line" in err and "warn: 100%" in err
     assert "without encryption" not in err
+    assert "subjects: 100%" in err and "IProgress" not in err  # alps's bars: text, no ipywidgets warning
     assert sorted(p.name for p in work.iterdir()) == ["nb", "sub"]
 
 

@@ -104,7 +104,7 @@ def run_cohort(input_path, out_dir, *, params: PipelineParams | None = None, par
 
 def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png, scheduler, tables,
          lock_tables):
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar as tqdm
 
     write_dataset_description(out_dir, input_path)
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"

@@ -95,7 +95,7 @@ def simulate_cohort(out_dir, *, seed=DEFAULT_SEED, n_mo=40, n_vm=40, n_hc=20, ma
     biology, plus ``site, site_shift, site_scale, imaged_alps_L/R``. ``sites=0`` is unchanged.
     """
     from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar as tqdm
 
     if orientation not in ("LAS", "RAS", "mixed"):
         raise ValueError(f"orientation must be LAS, RAS or mixed, got {orientation!r}")
