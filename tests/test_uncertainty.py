@@ -141,6 +141,8 @@ def test_measured_vs_truth_shows_se_bars_and_their_coverage():
     def coverage(frame):
         ax = measured_vs_truth(frame, se="alps_se")
         text = ax.texts[0].get_text()
+        ax.figure.canvas.draw()
+        assert ax.get_xlim()[0] > 0.5 and ax.get_ylim()[0] > 0.5  # the axes frame the points (not 0: the SEs)
         plt.close(ax.figure)
         return float(text.split("within ±1.96 SE: ")[1].split(" %")[0])
 

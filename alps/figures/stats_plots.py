@@ -256,8 +256,8 @@ def measured_vs_truth(merged: pd.DataFrame, *, measured: str = "alps", truth: st
         covered = float(((d[measured] - d[truth]).abs() <= 1.96 * d[se]).mean())
         extra = f"\nwithin ±1.96 SE: {100 * covered:.0f} %"
     ax.scatter(d[truth], d[measured], s=10, color=color, alpha=0.8, edgecolor="white", linewidth=0.3)
-    lo = float(min(d.min()))
-    hi = float(max(d.max()))
+    lo = float(min(d[[measured, truth]].min()))
+    hi = float(max(d[[measured, truth]].max()))
     pad = 0.03 * (hi - lo)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=0.7, ls="--")
     r = np.corrcoef(d[truth], d[measured])[0, 1] if len(d) > 2 else np.nan
