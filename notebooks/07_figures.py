@@ -131,7 +131,8 @@ else:
     others_all = list(regressors["term"])
     shown = [t for t in design.regression.predictors if t in design.clinical_names][:2]
     fig, axes = plt.subplots(1, 1 + len(shown), figsize=(plotting.PAGE_WIDTH * (1.5 + len(shown)) / 3.5, 2.5),
-                             gridspec_kw={"width_ratios": [1.5] + [1] * len(shown)}, squeeze=False)
+                             gridspec_kw={"width_ratios": [1.5] + [1] * len(shown)}, squeeze=False,
+                             layout="constrained")  # spacing per panel: A's B/P column does not widen every gap
     axes = axes[0]
     figures.forest_plot(terms, labels=labels, ax=axes[0])
     for ax, term in zip(axes[1:], shown):
@@ -139,7 +140,6 @@ else:
                                    others=[t for t in others_all if t != term], labels=labels, ax=ax)
     for ax, letter in zip(axes, "ABC"):
         plotting.panel_label(ax, letter)
-    fig.tight_layout()
     plotting.save_figure(fig, fig_dir / "fig3_regression")
 
 # %% [markdown]

@@ -146,7 +146,9 @@ def partial_regression(data: pd.DataFrame, *, outcome: str, term: str, others, l
 
     ax.xaxis.set_major_locator(MaxNLocator(4))
     labels = labels or VAR_LABELS
-    ax.set_xlabel(f"{labels.get(term, term)} | others")
+    import textwrap
+
+    ax.set_xlabel(textwrap.fill(str(labels.get(term, term)), 22) + " | others")
     ax.set_ylabel(f"{labels.get(outcome, outcome)} | others")
     return ax
 
