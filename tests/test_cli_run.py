@@ -58,7 +58,7 @@ def test_summary_shows_session_and_run(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(R, "run_cohort", lambda *a, **k: rows)
     assert main(["run", str(tmp_path), str(tmp_path / "o"), "--allow-failures"]) == 0
     text = capsys.readouterr().out
-    header = text.splitlines()[1].split()
+    header = next(line.split() for line in text.splitlines() if line.split()[:1] == ["participant_id"])
     assert header[:4] == ["participant_id", "session_id", "run", "status"]
     assert "FAILED sub-01 ses-2" in text
 
