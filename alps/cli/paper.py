@@ -16,8 +16,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder (created; relative paths are from the current folder); required, no default")
     parser.add_argument("--participants", default=None, metavar="TSV",
-                        help="participants table: participant_id, group (MO/VM/HC), age, sex (F/M) and the "
-                        "clinical columns (default: DIR/participants.tsv)")
+                        help="participants table: participant_id, group (the labels of the profile's design; MO/VM/HC "
+                        "by default), age, sex (F/M) and the design's clinical columns (default: DIR/participants.tsv)")
     parser.add_argument("--profile", default="default",
                         help="configuration profile giving the pipeline's and notebooks' parameters "
                         "(config/<name>.yaml; default: default)")
