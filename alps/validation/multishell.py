@@ -118,7 +118,13 @@ def multishell_bias(*, scenario: str = "kurtosis", kurtosis: float | None = None
             q, _ = shells.fit_model_tensor(data[..., idx], bvals[idx], bvecs_fsl[idx], affine, mask, model=model)
         means = {n: q[i * n_voxels:(i + 1) * n_voxels].mean(axis=0) for i, n in enumerate(ROI_NAMES)}
         rows.append({**row, "bvals_used": info["bvals_used"], "alps": alps_from_roi_tensors(means)["alps"]})
-    df = pd.DataFrame(rows)
+    return with_bias(pd.DataFrame(rows))
+
+
+def with_bias(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with ``bias = alps - alps_planted``, ``bias_b1000 = alps - alps_planted_b1000`` and
+    both relative to their planted value (``rel_bias``, ``rel_bias_b1000``)."""
+    df = df.copy()
     df["bias"] = df["alps"] - df["alps_planted"]
     df["bias_b1000"] = df["alps"] - df["alps_planted_b1000"]
     df["rel_bias"] = df["bias"] / df["alps_planted"]
