@@ -25,11 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_scans(path) -> pd.DataFrame:
     """``alps.tsv`` as written by ``alps run`` (``n/a`` = missing; ids as text)."""
+    from ..io.tables import read_tsv
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file (run 'alps run INPUT OUT_DIR' first)")
-    return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False,
-                       dtype={"participant_id": str, "session_id": str})
+    return read_tsv(path, "ALPS table", text_columns=("participant_id", "session_id"))
 
 
 def cli(args) -> int:
@@ -41,10 +42,14 @@ def cli(args) -> int:
     out = Path(args.out_dir)
     try:
         scans = read_scans(out / "alps.tsv")
+    except (FileNotFoundError, ValueError, pd.errors.ParserError) as exc:  # missing, empty, unreadable
+        print(f"alps reliability: {exc}")
+        return 2
+    try:
         table = rel.reliability_table(scans, by=args.by, session=args.session, seed=args.seed)
         ba = pd.concat([rel.bland_altman(scans, by=args.by, session=args.session, index=i) for i in rel.INDICES],
                        ignore_index=True)
-    except (FileNotFoundError, StatsInputError, pd.errors.ParserError) as exc:
+    except StatsInputError as exc:
         print(f"alps reliability: {exc}")
         return 2
     atomic.write_table(out / RELIABILITY_FILES["table"], table)

@@ -36,13 +36,14 @@ EXCLUSION_COLUMNS = ("participant_id", "group", "source", "reason")
 _NA_VALUES = ["n/a", "N/A", "NA", "nan", "NaN", ""]
 
 
-def _read_tsv(path, what: str) -> pd.DataFrame:
+def read_tsv(path, what: str, *, text_columns=("participant_id",)) -> pd.DataFrame:
+    """A BIDS-style TSV (``n/a`` and the like are missing; ``text_columns`` kept as text)."""
     path = Path(path)
     if not str(path) or not path.is_file():
         raise FileNotFoundError(f"{what}: file not found: {path}")
     try:
         df = pd.read_csv(path, sep="\t", na_values=_NA_VALUES, keep_default_na=False,
-                         dtype={"participant_id": str})
+                         dtype={c: str for c in text_columns})
     except pd.errors.EmptyDataError as exc:
         raise ValueError(f"{what}: {path} is empty") from exc
     df.columns = [str(c).strip() for c in df.columns]
@@ -115,7 +116,7 @@ def load_participants(path, *, groups=None, numeric=None) -> pd.DataFrame:
         non-numeric clinical values (the message names column and participant ids).
     """
     what = "participants table"
-    df = _read_tsv(path, what)
+    df = read_tsv(path, what)
     what = f"participants table ({path})"  # messages below name the file
     numeric = tuple(c for c in NUMERIC_PARTICIPANT_COLUMNS if c in df.columns) if numeric is None else tuple(numeric)
     _require(df, PARTICIPANT_COLUMNS + numeric, what)
@@ -227,7 +228,7 @@ def load_alps(path, *, session: str | None = None, session_policy: str = "strict
         ``ok``.
     """
     what = "ALPS table"
-    df = _read_tsv(path, what)
+    df = read_tsv(path, what)
     what = f"ALPS table ({path})"
     _require(df, ALPS_COLUMNS, what)
     df["participant_id"] = df["participant_id"].astype("string").str.strip().astype(object)
