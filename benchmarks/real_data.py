@@ -86,6 +86,12 @@ def make_bids(root: Path, real: Path = REAL, *, names=None) -> Path:
     return root
 
 
+def _save(df: pd.DataFrame, path, *, float_format: str = "%.4f") -> None:
+    """Write a result table as CSV, creating its folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False, float_format=float_format)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_csv")
@@ -155,8 +161,7 @@ def main(argv=None) -> int:
             rows.append(spread)
         print(f"radius {radius:g} mm: derivatives in {out}")
     res = pd.DataFrame(rows)
-    Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
-    res.to_csv(args.out_csv, index=False, float_format="%.4f")
+    _save(res, args.out_csv, float_format="%.4f")
     with pd.option_context("display.width", 200):
         print(res.drop(columns=["error"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
@@ -179,8 +184,7 @@ def orientation_main(args) -> int:
             res["extra_rotvec_deg"] = " ".join(f"{v:.2f}" for v in res["extra_rotvec_deg"])
             rows.append({"scan": name, "reference": ref, **res})
     df = pd.DataFrame(rows)
-    Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out_csv, index=False, float_format="%.4f")
+    _save(df, args.out_csv, float_format="%.4f")
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
@@ -259,8 +263,7 @@ def slab_main(args) -> int:
         lr = float(np.corrcoef([v["dxx_dyy_L"] for v in vals], [v["dxx_dyy_R"] for v in vals])[0, 1])
         rows.append({"scan": f"{head}_spread", "head": head, **spread, **rel, "dxx_dyy_lr_corr": lr})
     df = pd.DataFrame(rows)
-    Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out_csv, index=False, float_format="%.6g")
+    _save(df, args.out_csv, float_format="%.6g")
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return 0
@@ -386,9 +389,8 @@ def bootstrap_main(args) -> int:
                          "mean_sd_unadjusted": float(grp[f"sd_{k}_unadjusted"].mean()), **c})
     cons = pd.DataFrame(cons)
     out = Path(args.out_csv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    res.to_csv(out, index=False, float_format="%.4f")
-    cons.to_csv(out.with_name(out.stem + "_consistency.csv"), index=False, float_format="%.4f")
+    _save(res, out)
+    _save(cons, out.with_name(out.stem + "_consistency.csv"))
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(cons.drop(columns=["n", "df", "target"]).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
@@ -518,8 +520,7 @@ def reuse_main(args) -> int:
                 spread.update(cons[head])
                 rows.append(spread)
     res = pd.DataFrame(rows)
-    Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
-    res.to_csv(args.out_csv, index=False, float_format="%.4f")
+    _save(res, args.out_csv, float_format="%.4f")
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(res.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
