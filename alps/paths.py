@@ -121,6 +121,12 @@ def products(profile: str = "default") -> dict[str, Path]:
     }
 
 
+def from_folder(path, base=None) -> Path:
+    """``path`` (``~`` expanded) made absolute against ``base`` (default: the current folder),
+    as a user means a relative path typed on the command line."""
+    return ((Path(base) if base is not None else Path.cwd()) / Path(path).expanduser()).resolve()
+
+
 def resolve(profile: str, **given) -> dict[str, Path | None]:
     """Return ``given`` paths with every empty value (``""``) replaced by :func:`products`'
     default; ``None`` stays ``None`` (an optional input or product that does not exist, e.g. no

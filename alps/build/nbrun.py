@@ -49,11 +49,10 @@ def is_path_parameter(name: str) -> bool:
 def absolute_paths(parameters, base=None) -> dict:
     """``parameters`` with every relative, non-empty path value (:func:`is_path_parameter`) made
     absolute against ``base`` (default: the current folder)."""
-    base = Path(base) if base is not None else Path.cwd()
     out = dict(parameters or {})
     for k, v in out.items():
         if is_path_parameter(k) and isinstance(v, str) and v:
-            out[k] = str((base / Path(v).expanduser()).resolve())
+            out[k] = str(paths.from_folder(v, base))
     return out
 
 

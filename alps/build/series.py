@@ -31,10 +31,6 @@ NOTEBOOKS = ("01_preprocess", "02_alps", "03_group_tests", "04_regression", "05_
              "07_figures")
 
 
-def _abs(path) -> Path:
-    return (Path.cwd() / Path(path).expanduser()).resolve()
-
-
 def plan_series(bids, out, *, participants=None, truth_table=None, session: str | None = None,
                 session_policy: str = "strict", rotation_sweep: bool = False) -> tuple[dict, list[str]]:
     """The parameters of every notebook for a run of the series on ``bids`` into ``out``.
@@ -47,17 +43,17 @@ def plan_series(bids, out, *, participants=None, truth_table=None, session: str 
     FileNotFoundError
         The dataset, the participants table or a given truth table does not exist.
     """
-    bids, out = _abs(bids), _abs(out)
+    bids, out = paths.from_folder(bids), paths.from_folder(out)
     if not bids.is_dir():
         raise FileNotFoundError(f"{bids}: BIDS dataset folder not found")
-    part = _abs(participants) if participants else bids / "participants.tsv"
+    part = paths.from_folder(participants) if participants else bids / "participants.tsv"
     if not part.is_file():
         raise FileNotFoundError(f"{part}: participants table not found (give one with --participants; it needs "
                                 "participant_id, group, age, sex and the clinical columns, see alps.io.tables)")
     notes = []
     sim_truth = bids / "derivatives" / "simulation" / "ground_truth.tsv"
     if truth_table:
-        truth = _abs(truth_table)
+        truth = paths.from_folder(truth_table)
         if not truth.is_file():
             raise FileNotFoundError(f"{truth}: ground-truth table not found")
     elif sim_truth.is_file():
@@ -115,7 +111,7 @@ def run_series(bids, out, *, profile: str = "default", participants=None, truth_
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     plan, notes = plan_series(bids, out, participants=participants, truth_table=truth_table, session=session,
                               session_policy=session_policy, rotation_sweep=rotation_sweep)
-    out = _abs(out)
+    out = paths.from_folder(out)
     import jupytext
 
     for note in notes:
@@ -126,6 +122,6 @@ def run_series(bids, out, *, profile: str = "default", participants=None, truth_
         target = out / "notebooks" / f"{name}.ipynb"
         log(f"alps paper: {name} -> {target}")
         run_notebook(name, target, profile=profile, parameters=given, progress=progress)
-    report = build_report(out, profile=profile, data_dir=_abs(bids), output=out / "report.html", notes=notes)
+    report = build_report(out, profile=profile, data_dir=paths.from_folder(bids), output=out / "report.html", notes=notes)
     log(f"alps paper: report -> {report}")
     return report
