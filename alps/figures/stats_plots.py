@@ -9,10 +9,11 @@ import textwrap
 import numpy as np
 import pandas as pd
 
+from ..pipeline.columns import label
 from .style import OKABE_ITO, get_ax, group_colors, p_text, stars
 
-ALPS_LABELS = {"alps": "ALPS index (mean of hemispheres)", "alps_L": "ALPS index, left",
-               "alps_R": "ALPS index, right"}
+#: axis labels of the indices: their long names in the column registry (:mod:`alps.pipeline.columns`)
+ALPS_LABELS = {k: label(k) for k in ("alps", "alps_L", "alps_R")}
 #: axis labels of variables the design does not describe (its clinical variables have their own)
 VAR_LABELS = {"age": "Age (years)", "sex": "Sex (M vs F)", "alps": "ALPS index"}
 

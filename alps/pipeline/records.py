@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import atomic
 from ..imaging.ants import SCRATCH_PREFIX
 from ..io.files import sha256
-from .layout import COHORT_TABLES, read_json, scan_layout
+from .layout import COHORT_FILES, read_json, scan_layout
 
 #: run-dependent columns (returned by :func:`alps.pipeline.run_cohort`, written to ``timings.tsv`` only).
 RUN_COLUMNS_PREFIX = ("time_",)
@@ -70,10 +70,10 @@ def clean_stale_temporaries(directory) -> list[Path]:
 
 
 def clean_table_temporaries(out_dir) -> list[Path]:
-    """Delete temporaries of the cohort tables left in OUT_DIR (call with OUT_DIR's lock held)."""
+    """Delete temporaries of the cohort tables (and their data dictionaries) left in OUT_DIR (call with OUT_DIR's lock held)."""
     removed = []
     for f in Path(out_dir).glob(".*"):
-        if f.is_file() and any(atomic.is_temporary(f.name, n) for n in COHORT_TABLES):
+        if f.is_file() and any(atomic.is_temporary(f.name, n) for n in COHORT_FILES):
             unlink(f)
             removed.append(f)
     return removed
