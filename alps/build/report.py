@@ -67,51 +67,43 @@ def fmt_number(value, *, p_value: bool = False) -> str:
     return f"{value:.3g}"
 
 
-def quantity_label(key: str, design) -> str:
-    """A headline quantity's key (``reg_b_duration``, ``r_vm_dhi`` ...) in words, from the design."""
-    names = {g: design.name_of(g) for g in design.labels}
-    lower = {g.lower(): g for g in design.labels}
-    keys = {design.variable(t).key: design.variable(t) for t in
-            (design.regression.predictors if design.regression else ())}
-    keys.update({design.variable(v).key: design.variable(v) for _, v in
-                 (design.correlations.headline if design.correlations else ())})
+#: headline statistics in words (:class:`alps.stats.Headline`), without their group or variable.
+STATISTIC_WORDS = {
+    "n": "number of subjects", "mean_alps": "mean ALPS index", "alps_order": "order of the group means",
+    "omnibus_test": "omnibus test of ALPS across groups", "omnibus_p": "p of the omnibus test",
+    "reg_b": "regression coefficient of", "reg_p": "p of the regression coefficient of",
+    "reg_robust_se": "regression standard errors", "r": "correlation of ALPS with",
+    "p": "p of the correlation of ALPS with", "r_method": "method of the correlation of ALPS with",
+    "indirect": "indirect (mediated) effect a·b", "proportion_mediated": "proportion mediated",
+    "proportion_mediated_ci_low": "proportion mediated, CI lower bound",
+    "proportion_mediated_ci_high": "proportion mediated, CI upper bound"}
 
-    def var(k):
-        if design.contrast is not None and k == design.contrast.name:
-            return f"{design.contrast.level} vs {design.contrast.reference} ({k})"
-        v = keys.get(k)
-        return f"{v.label} ({v.unit})" if v is not None and v.unit else (v.label if v is not None else k)
 
-    for prefix, words in (("n_", "number of subjects, "), ("mean_alps_", "mean ALPS index, ")):
-        if key.startswith(prefix) and key[len(prefix):] in names:
-            return words + names[key[len(prefix):]]
-    fixed = {"alps_order": "order of the group means", "omnibus_test": "omnibus test of ALPS across groups",
-             "omnibus_p": "p of the omnibus test", "reg_robust_se": "regression standard errors",
-             "indirect": "indirect (mediated) effect a·b", "proportion_mediated": "proportion mediated",
-             "proportion_mediated_ci_low": "proportion mediated, CI lower bound",
-             "proportion_mediated_ci_high": "proportion mediated, CI upper bound"}
-    if key in fixed:
-        return fixed[key]
-    for prefix, words in (("reg_b_", "regression coefficient of "), ("reg_p_", "p of the regression coefficient of ")):
-        if key.startswith(prefix):
-            return words + var(key[len(prefix):])
-    for prefix, words in (("r_", "correlation of ALPS with "), ("p_", "p of the correlation of ALPS with ")):
-        if key.startswith(prefix) and "_" in key[len(prefix):]:
-            g, rest = key[len(prefix):].split("_", 1)
-            method = rest.endswith("_method")
-            rest = rest[: -len("_method")] if method else rest
-            if g in lower:
-                text = words + var(rest) + ", " + names[lower[g]]
-                return ("method of the " + text[0].lower() + text[1:]) if method else text
-    return key
+def quantity_label(q, design) -> str:
+    """A headline quantity (:class:`alps.stats.Headline`) in words, from its fields and the design:
+    ``reg_b`` of ``duration_years`` → "regression coefficient of headache duration (years)"."""
+    words = STATISTIC_WORDS.get(q.statistic, q.key or q.statistic)
+    if q.variable is not None:
+        if design.contrast is not None and q.variable == design.contrast.name:
+            var = f"{design.contrast.level} vs {design.contrast.reference} ({q.variable})"
+        else:
+            v = design.variable(q.variable)
+            var = f"{v.label} ({v.unit})" if v.unit else v.label
+        words = f"{words} {var}"
+    if q.group is not None:
+        words = f"{words}, {design.name_of(q.group)}"
+    return words
 
 
 def headline_html(out_dir: Path, design) -> str:
     """The reproduction table for people: quantities in words, numbers to 3 significant digits (p as
     "< 0.001"), and whether each measured value lies inside the planted truth's 95 % CI
     (``truth_check.csv``)."""
+    from ..stats import headline_quantities
+
     tab = out_dir / "tables"
     repro = pd.read_csv(tab / "reproduction.csv", dtype=str, keep_default_na=False)
+    quantities = {q.key: q for q in headline_quantities(design)}
     check = {}
     if (tab / "truth_check.csv").is_file():
         tc = pd.read_csv(tab / "truth_check.csv")
@@ -119,10 +111,11 @@ def headline_html(out_dir: Path, design) -> str:
             check = {r.quantity: r for r in tc.itertuples(index=False)}
     rows = []
     for r in repro.itertuples(index=False):
-        is_p = r.quantity.startswith(("p_", "reg_p_")) or r.quantity == "omnibus_p"
+        q = quantities.get(r.quantity)  # a published value the design does not compute: its key
+        is_p = q is not None and q.is_p_value
         c = check.get(r.quantity)
         ci = (f"{fmt_number(c.truth_ci_low)} to {fmt_number(c.truth_ci_high)}" if c is not None else "")
-        rows.append({"quantity": quantity_label(r.quantity, design),
+        rows.append({"quantity": quantity_label(q, design) if q is not None else r.quantity,
                      "paper": fmt_number(r.paper or None, p_value=is_p),
                      "planted truth": fmt_number(r.truth or None, p_value=is_p),
                      "truth 95 % CI": ci, "measured": fmt_number(r.measured or None, p_value=is_p),

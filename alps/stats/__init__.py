@@ -49,11 +49,11 @@ from .harmonise import harmonise
 from .mediation import mediation
 from .regression import Regression, regression, regression_data
 from .reliability import bland_altman, consistency, icc, reliability_table
-from .study import headline_numbers, reproduction_table, truth_intervals
+from .study import Headline, headline_numbers, headline_quantities, headline_values, reproduction_table, truth_intervals
 
 __all__ = [
     "StatsInputError", "StudyDesign", "harmonise", "exclusions", "demographics", "group_tests",
     "posthoc", "ancova", "regression", "regression_data", "Regression", "correlations", "mediation", "headline_numbers",
-    "reproduction_table", "truth_intervals", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
+    "Headline", "headline_quantities", "headline_values", "reproduction_table", "truth_intervals", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
     "reliability_table", "consistency", "icc", "bland_altman",
 ]
