@@ -84,41 +84,17 @@ def notebook_source(name: str) -> Path:
 
 
 def products(profile: str = "default") -> dict[str, Path]:
-    """Default input and output paths of the notebook series for a profile.
+    """Default location of every file the notebook series reads or writes for a profile, by the
+    parameter that names it (:data:`alps.manifest.FILES`: ``data_dir``, ``participants``,
+    ``alps_table`` ...).
 
-    These mirror the Makefile, so a notebook opened in JupyterLab with empty path parameters
-    reads and writes the same files as ``make paper`` (``make`` passes them explicitly).
+    The Makefile's rules come from the same manifest, so a notebook opened in JupyterLab with
+    empty path parameters reads and writes the same files as ``make paper``.
     """
+    from .manifest import locations
+
     d = profile_dirs(profile)
-    tab = d["tables"]
-    return {
-        "data_dir": d["data"],
-        "participants": d["data"] / "participants.tsv",
-        "truth_table": d["data"] / "derivatives" / "simulation" / "ground_truth.tsv",
-        "derivatives_dir": d["derivatives"] / "alps",
-        "preprocess_tsv": d["derivatives"] / "alps" / "preprocess.tsv",
-        "tables_dir": tab,
-        "figures_dir": d["figures"],
-        "alps_tsv": tab / "alps.tsv",
-        "alps_table": tab / "alps.tsv",
-        "qc_tsv": tab / "qc.tsv",
-        "provenance_tsv": tab / "provenance.tsv",
-        "validation_csv": tab / "alps_validation.csv",
-        "rotation_sweep_csv": tab / "rotation_sweep.csv",
-        "demographics_csv": tab / "demographics.csv",
-        "group_tests_csv": tab / "group_tests.csv",
-        "posthoc_csv": tab / "posthoc.csv",
-        "ancova_csv": tab / "ancova.csv",
-        "exclusions_csv": tab / "exclusions.csv",
-        "harmonisation_csv": tab / "harmonisation.csv",
-        "regression_csv": tab / "regression.csv",
-        "regression_model_csv": tab / "regression_model.csv",
-        "correlations_csv": tab / "correlations.csv",
-        "mediation_csv": tab / "mediation.csv",
-        "reproduction_csv": tab / "reproduction.csv",
-        "key_numbers_json": tab / "key_numbers.json",
-        "truth_check_csv": tab / "truth_check.csv",
-    }
+    return locations(d["data"], d["out"])
 
 
 def from_folder(path, base=None) -> Path:
@@ -128,38 +104,15 @@ def from_folder(path, base=None) -> Path:
 
 
 def resolve(profile: str, **given) -> dict[str, Path | None]:
-    """Return ``given`` paths with every empty value (``""``) replaced by :func:`products`'
-    default; ``None`` stays ``None`` (an optional input or product that does not exist, e.g. no
-    ground truth for real data, or the simulation-only rotation sweep skipped).
+    """Return ``given`` paths (notebook parameters of :data:`alps.manifest.FILES`) made absolute,
+    with every empty value (``""``) replaced by the file inside a folder given with it (e.g.
+    ``alps_table`` inside ``tables_dir``), or else by :func:`products`' default; ``None`` stays
+    ``None`` (an optional input or product that does not exist, e.g. no ground truth for real
+    data, or the simulation-only rotation sweep skipped).
 
-    Notebooks call ``p = paths.resolve(profile, alps_table=alps_table, ...)`` right after their
-    parameters cell.
+    Notebooks 01 and 02 call ``p = paths.resolve(profile, data_dir=data_dir, ...)`` right after
+    their parameters cell; 03–07 through :func:`alps.build.series.analysis_setup`.
     """
-    defaults = products(profile)
-    out = {}
-    for key, value in given.items():
-        if value is None:
-            out[key] = None
-        elif value == "":
-            if key not in defaults:
-                raise KeyError(f"no default path for parameter {key!r}")
-            out[key] = defaults[key]
-        else:
-            out[key] = Path(value).expanduser().resolve()
-    return out
+    from .manifest import resolve as _resolve
 
-
-def resolve_in(folder, **given) -> dict[str, Path | None]:
-    """Like :func:`resolve`, but an empty value is the product's file name (as in
-    :func:`products`) inside ``folder``: e.g. notebook 07 reads ``posthoc_csv`` from
-    ``tables_dir`` unless it is given."""
-    names = {k: v.name for k, v in products().items()}
-    out = {}
-    for key, value in given.items():
-        if value == "":
-            if key not in names:
-                raise KeyError(f"no default file name for parameter {key!r}")
-            out[key] = Path(folder) / names[key]
-        else:
-            out[key] = None if value is None else Path(value).expanduser().resolve()
-    return out
+    return _resolve(products(profile), given)

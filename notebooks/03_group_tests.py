@@ -37,18 +37,12 @@ harmonisation_csv = ""
 # %%
 import pandas as pd
 
-from alps import atomic, paths, stats
-from alps.io.tables import load_cohort
+from alps import atomic, stats
+from alps.build.series import analysis_setup
 
-pd.set_option("display.width", 200)
-pd.set_option("display.max_columns", 30)
-p = paths.resolve(profile, alps_table=alps_table, participants=participants,
-                  demographics_csv=demographics_csv, group_tests_csv=group_tests_csv,
-                  posthoc_csv=posthoc_csv, ancova_csv=ancova_csv, exclusions_csv=exclusions_csv,
-                  harmonisation_csv=harmonisation_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
-cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
-                               session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
+# the shared setup of notebooks 03-07: resolved paths, the study design, the cohort and who is excluded
+setup = analysis_setup("03_group_tests", globals())
+p, design, cohort, excluded = setup.paths, setup.design, setup.cohort, setup.excluded
 print(f"analysed: {len(cohort)} subjects "
       f"({', '.join(f'{g} {n}' for g, n in cohort['group'].value_counts().items())}); "
       f"excluded: {len(excluded)}")

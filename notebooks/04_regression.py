@@ -34,16 +34,12 @@ regression_model_csv = ""
 # %%
 import pandas as pd
 
-from alps import atomic, paths, stats
-from alps.io.tables import load_cohort
+from alps import atomic, stats
+from alps.build.series import analysis_setup
 
-pd.set_option("display.width", 200)
-pd.set_option("display.max_columns", 30)
-p = paths.resolve(profile, alps_table=alps_table, participants=participants,
-                  regression_csv=regression_csv, regression_model_csv=regression_model_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
-cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
-                               session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
+# the shared setup of notebooks 03-07: resolved paths, the study design, the cohort and who is excluded
+setup = analysis_setup("04_regression", globals())
+p, design, cohort, excluded = setup.paths, setup.design, setup.cohort, setup.excluded
 print(f"patients analysed: {cohort[design.group_column].isin(design.regression_groups).sum()}; "
       f"excluded before analysis: {list(excluded['participant_id'])}")
 

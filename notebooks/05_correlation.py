@@ -35,16 +35,12 @@ correlations_csv = ""
 # %%
 import pandas as pd
 
-from alps import atomic, paths, stats
-from alps.io.tables import load_cohort
+from alps import atomic, stats
+from alps.build.series import analysis_setup
 
-pd.set_option("display.width", 200)
-pd.set_option("display.max_columns", 30)
-p = paths.resolve(profile, alps_table=alps_table, participants=participants,
-                  correlations_csv=correlations_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
-cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
-                               session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
+# the shared setup of notebooks 03-07: resolved paths, the study design, the cohort and who is excluded
+setup = analysis_setup("05_correlation", globals())
+p, design, cohort, excluded = setup.paths, setup.design, setup.cohort, setup.excluded
 print(f"excluded before analysis: {list(excluded['participant_id'])}")
 
 # %%

@@ -20,20 +20,21 @@ and the rotation sweep (a simulated subject rotated about each axis) runs only w
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
+from ..manifest import NOTEBOOKS, SERIES, locations
 from .nbrun import declared_parameters, run_notebook
 
-__all__ = ["NOTEBOOKS", "plan_series", "run_series"]
-
-NOTEBOOKS = ("01_preprocess", "02_alps", "03_group_tests", "04_regression", "05_correlation", "06_mediation",
-             "07_figures")
+__all__ = ["NOTEBOOKS", "plan_series", "run_series", "analysis_setup", "Analysis"]
 
 
 def plan_series(bids, out, *, participants=None, truth_table=None, session: str | None = None,
                 session_policy: str = "strict", rotation_sweep: bool = False) -> tuple[dict, list[str]]:
-    """The parameters of every notebook for a run of the series on ``bids`` into ``out``.
+    """The parameters of every notebook for a run of the series on ``bids`` into ``out``: each
+    notebook's files (:data:`alps.manifest.SERIES`) at their places under the two folders
+    (:func:`alps.manifest.locations`), and the session choice of the analysis notebooks.
 
     Returns ``({notebook: {parameter: value}}, notes)``: every path absolute (relative ones from
     the current folder); ``notes`` say which products are skipped and why.
@@ -46,54 +47,76 @@ def plan_series(bids, out, *, participants=None, truth_table=None, session: str 
     bids, out = paths.from_folder(bids), paths.from_folder(out)
     if not bids.is_dir():
         raise FileNotFoundError(f"{bids}: BIDS dataset folder not found")
-    part = paths.from_folder(participants) if participants else bids / "participants.tsv"
+    files = locations(bids, out)
+    part = paths.from_folder(participants) if participants else files["participants"]
     if not part.is_file():
         raise FileNotFoundError(f"{part}: participants table not found (give one with --participants; it needs "
                                 "participant_id, group, age, sex and the clinical columns, see alps.io.tables)")
+    files["participants"] = part
     notes = []
-    sim_truth = bids / "derivatives" / "simulation" / "ground_truth.tsv"
     if truth_table:
-        truth = paths.from_folder(truth_table)
-        if not truth.is_file():
-            raise FileNotFoundError(f"{truth}: ground-truth table not found")
-    elif sim_truth.is_file():
-        truth = sim_truth
-    else:
-        truth = None
+        files["truth_table"] = paths.from_folder(truth_table)
+        if not files["truth_table"].is_file():
+            raise FileNotFoundError(f"{files['truth_table']}: ground-truth table not found")
+    elif not files["truth_table"].is_file():
+        files["truth_table"] = None
         notes.append("No ground truth (not a simulated cohort): the measured-vs-planted validation "
                      "(alps_validation.csv has zero rows, figure S2) and the truth column of "
                      "reproduction.csv are skipped.")
     if not rotation_sweep:
+        files["rotation_sweep_csv"] = None
         notes.append("Rotation sweep skipped (a simulation-only product: one simulated subject rotated "
                      "about each axis; --rotation-sweep runs it): no rotation_sweep.csv, figure S3 states it.")
-    der, tab, fig = out / "derivatives" / "alps", out / "tables", out / "figures"
-    t = {k: str(tab / v.name) for k, v in paths.products().items()
-         if v.parent == paths.products()["tables_dir"]}
-    stats_in = {"alps_table": t["alps_table"], "participants": str(part), "session": session or "",
-                "session_policy": session_policy}
-    truth_s = str(truth) if truth else None
-    plan = {
-        "01_preprocess": {"data_dir": str(bids), "derivatives_dir": str(der),
-                          "preprocess_tsv": str(der / "preprocess.tsv")},
-        "02_alps": {"data_dir": str(bids), "derivatives_dir": str(der), "truth_table": truth_s,
-                    **{k: t[k] for k in ("alps_tsv", "qc_tsv", "provenance_tsv", "validation_csv")},
-                    "rotation_sweep_csv": t["rotation_sweep_csv"] if rotation_sweep else None,
-                    **({} if rotation_sweep else {"rotation_angles": []})},
-        "03_group_tests": {**stats_in, **{k: t[k] for k in ("demographics_csv", "group_tests_csv", "posthoc_csv",
-                                                            "ancova_csv", "exclusions_csv",
-                                                            "harmonisation_csv")}},
-        "04_regression": {**stats_in, "regression_csv": t["regression_csv"],
-                          "regression_model_csv": t["regression_model_csv"]},
-        "05_correlation": {**stats_in, "correlations_csv": t["correlations_csv"]},
-        "06_mediation": {**stats_in, "truth_table": truth_s, **{k: t[k] for k in ("mediation_csv", "reproduction_csv",
-                                                                                  "key_numbers_json", "truth_check_csv")}},
-        "07_figures": {**stats_in, "tables_dir": str(tab), "figures_dir": str(fig), "derivatives_dir": str(der),
-                       "data_dir": str(bids), "truth_table": truth_s,
-                       "rotation_sweep_csv": t["rotation_sweep_csv"] if rotation_sweep else None,
-                       **{k: t[k] for k in ("posthoc_csv", "regression_csv", "correlations_csv", "mediation_csv",
-                                            "harmonisation_csv")}},
-    }
+    plan = {}
+    for nb in SERIES:
+        given = {k: None if files[k] is None else str(files[k]) for k in nb.files}
+        if nb.analysis:
+            given.update(session=session or "", session_policy=session_policy)
+        if "rotation_sweep_csv" in nb.writes and not rotation_sweep:
+            given["rotation_angles"] = []
+        plan[nb.name] = given
     return plan, notes
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What notebooks 03–07 start from (:func:`analysis_setup`): their resolved ``paths``, the
+    study ``design``, the analysed ``cohort`` and the ``excluded`` subjects."""
+
+    paths: dict
+    design: object
+    cohort: object
+    excluded: object
+
+
+def analysis_setup(name: str, parameters: dict) -> Analysis:
+    """The shared first step of the analysis notebooks 03–07.
+
+    ``parameters``: the notebook's parameters (its ``globals()``; only the names its manifest
+    entry and the analysis parameters ``profile``, ``design``, ``session`` and ``session_policy``
+    are read). Resolves its file parameters (:func:`alps.paths.resolve`: an empty path is the file
+    inside a folder given with it, else the profile's), builds the
+    :class:`~alps.stats.design.StudyDesign` from the ``design`` mapping, and loads the cohort
+    (:func:`alps.io.tables.load_cohort`: the ALPS table merged with the participants, for the
+    chosen session); sets pandas' display width for the tables shown."""
+    import pandas as pd
+
+    from ..io.tables import load_cohort
+    from ..manifest import notebook
+    from ..stats import StudyDesign
+
+    nb = notebook(name)
+    if not nb.analysis:
+        raise ValueError(f"{name} is not an analysis notebook of the series (03-07)")
+    profile = parameters.get("profile", "default")
+    p = paths.resolve(profile, **{k: parameters.get(k, "") for k in nb.files})
+    design = StudyDesign.from_mapping(parameters.get("design") or {}, source=f"config/{profile}.yaml [design]")
+    cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=parameters.get("session") or None,
+                                   session_policy=parameters.get("session_policy", "strict"), groups=design.labels,
+                                   numeric=design.numeric_columns)
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 30)
+    return Analysis(paths=p, design=design, cohort=cohort, excluded=excluded)
 
 
 def run_series(bids, out, *, profile: str = "default", participants=None, truth_table=None,
