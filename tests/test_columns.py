@@ -113,3 +113,14 @@ def test_the_warning_is_an_error_in_the_test_suite():
         with warnings.catch_warnings():
             warnings.simplefilter("error", C.UndescribedColumnWarning)
             C.data_dictionary(["brand_new"])
+
+
+def test_the_report_shows_each_table_s_columns_in_words(tmp_path):
+    from alps.build.report import dictionary_html
+
+    _, tables = cohort_tables([{"participant_id": "sub-01", "status": "ok", "error": "", "alps": 1.5,
+                                "dxx_proj_L": 1e-3}])
+    write_tables({"alps.tsv": tables["alps.tsv"]}, tmp_path)
+    text = dictionary_html(tmp_path / "alps.tsv")
+    assert "<code>dxx_proj_L</code> (mm^2/s)" in text and "ALPS index, mean of alps_L and alps_R" in text
+    assert dictionary_html(tmp_path / "other.csv") == ""

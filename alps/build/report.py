@@ -158,6 +158,19 @@ def provenance_html(path: Path, link: str) -> str:
     return "".join(parts)
 
 
+def dictionary_html(table: Path, rel=str) -> str:
+    """The columns of a table in words, from the BIDS data dictionary beside it (``alps.json``
+    beside ``alps.tsv``, written from :mod:`alps.pipeline.columns`); empty when it has none."""
+    path = table.with_suffix(".json")
+    if table.suffix != ".tsv" or not path.is_file():
+        return ""
+    entries = json.loads(path.read_text())
+    items = "".join(f"<dt><code>{html.escape(k)}</code>" + (f" ({html.escape(e['Units'])})" if e.get("Units") else "")
+                    + f"</dt><dd>{html.escape(e.get('Description', ''))}</dd>" for k, e in entries.items())
+    return (f"<details><summary>Columns ({len(entries)}; <a href='{rel(path)}'>{html.escape(path.name)}</a>)"
+            f"</summary><dl class=note>{items}</dl></details>")
+
+
 def _table_html_df(df, max_rows: int = 40) -> str:
     note = ""
     if len(df) > max_rows:
@@ -219,7 +232,8 @@ def build_report(out_dir, *, profile: str = "default", data_dir=None, output=Non
                      + f"</p><img src='{rel(fig)}' alt='{html.escape(fig.stem)}'>")
     parts.append("<h2>Tables</h2>")
     for tab in tables:
-        parts.append(f"<h3><a href='{rel(tab)}'>{html.escape(tab.name)}</a></h3>{_table_html(tab)}")
+        parts.append(f"<h3><a href='{rel(tab)}'>{html.escape(tab.name)}</a></h3>{_table_html(tab)}"
+                     + dictionary_html(tab, rel))
     key = out_dir / "tables" / "key_numbers.json"
     if key.is_file():
         parts.append(f"<h2>Key numbers (<a href='{rel(key)}'>JSON</a>)</h2>"
@@ -227,7 +241,7 @@ def build_report(out_dir, *, profile: str = "default", data_dir=None, output=Non
     parts.append("<h2>Parameters</h2><pre>"
                  + html.escape(yaml.safe_dump(config.load_profile(profile), sort_keys=False)) + "</pre>")
     if provenance.is_file():
-        parts.append(provenance_html(provenance, rel(provenance)))
+        parts.append(provenance_html(provenance, rel(provenance)) + dictionary_html(provenance, rel))
     parts.append("<h2>Software versions</h2>" + pd.DataFrame(
         sorted(software_versions().items()), columns=["package", "version"]).to_html(index=False, border=0))
     parts.append("</body></html>")
