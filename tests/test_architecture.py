@@ -357,3 +357,15 @@ def test_makefile_source_groups_cover_every_module():
     missing = sorted(p.relative_to(ROOT).as_posix() for p in PKG.rglob("*.py")
                      if p.relative_to(ROOT).as_posix() not in covered)
     assert not missing, missing
+
+
+def test_the_statistics_libraries_are_called_in_one_module():
+    """stats/_libs.py said it was the one place the libraries are called while groups.py called
+    pg.welch_anova, regression.py statsmodels, reliability.py pg.intraclass_corr, effects.py
+    multipletests and harmonise.py neuroCombat."""
+    libs = ("pingouin", "statsmodels", "scikit_posthocs", "neuroCombat")
+    callers = sorted({f.relative_to(ROOT).as_posix() for f in PKG.rglob("*.py") for node in ast.walk(ast.parse(f.read_text()))
+                      if isinstance(node, (ast.Import, ast.ImportFrom))
+                      and any((getattr(node, "module", None) or "").split(".")[0] == lib
+                              or any(a.name.split(".")[0] == lib for a in node.names) for lib in libs)})
+    assert callers == ["alps/stats/_libs.py"], callers

@@ -414,6 +414,19 @@ def test_bh_fdr_by_hand_and_families(truth_df):
             "kind"} <= set(res.columns)
 
 
+def test_adjusted_p_values_are_named_for_the_correction(truth_df):
+    """A Holm or Bonferroni correction was written into a column named p_fdr."""
+    from alps.stats.effects import adjust_p
+
+    for method, col in (("holm", "p_holm"), ("bonferroni", "p_bonferroni"), ("fdr_bh", "p_fdr")):
+        res = st.correlations(truth_df, **{**COR, "p_adjust": method})
+        assert col in res.columns and not ({"p_fdr", "p_holm", "p_bonferroni"} - {col}) & set(res.columns), method
+        for _, sub in res.groupby(["group", "kind"]):
+            assert sub[col].to_numpy() == pytest.approx(adjust_p(sub.p.to_numpy(), method))
+    with pytest.raises(st.StatsInputError, match="p_adjust must be one of"):
+        st.correlations(truth_df, **{**COR, "p_adjust": "fdr"})
+
+
 def test_correlation_method_rule():
     rng = np.random.default_rng(2)
     n = 40

@@ -4,9 +4,10 @@ group tests and post hoc (:mod:`.groups`), ANCOVA (:mod:`.ancova`), regression
 building blocks (:mod:`.effects`, :mod:`._prepare`) and the reproduced study's published values
 and headline numbers (:mod:`.study`).
 
-This is the only package of :mod:`alps` that imports :mod:`pingouin` or :mod:`statsmodels`;
-their output columns are renamed here, so every function returns tidy DataFrames with stable
-snake_case columns (documented per function).
+The statistics libraries (pingouin, statsmodels, scikit-posthocs, neuroCombat, scipy's Tukey HSD)
+are called in one module, :mod:`._libs`, which renames their output, so every function returns
+tidy DataFrames with stable snake_case columns (documented per function); no other module of
+:mod:`alps` imports them (``tests/test_architecture.py``).
 
 Conventions
 -----------

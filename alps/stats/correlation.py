@@ -21,6 +21,21 @@ from . import _libs
 from .effects import adjust_p
 
 
+#: the column of :func:`correlations` holding the p-values adjusted by each method (``fdr_bh``:
+#: Benjamini-Hochberg false-discovery rate, the default; family-wise methods by their names).
+ADJUSTED_P_COLUMNS = {"fdr_bh": "p_fdr", "fdr_by": "p_fdr_by", "holm": "p_holm", "bonferroni": "p_bonferroni",
+                      "sidak": "p_sidak", "holm-sidak": "p_holm_sidak", "none": "p_unadjusted"}
+
+
+def adjusted_p_column(method: str) -> str:
+    """The name of the adjusted-p column of :func:`correlations` for ``p_adjust=method``
+    (:data:`ADJUSTED_P_COLUMNS`): named for what it holds, e.g. ``p_holm``, never ``p_fdr`` for a
+    family-wise correction."""
+    if method not in ADJUSTED_P_COLUMNS:
+        raise StatsInputError(f"correlations: p_adjust must be one of {sorted(ADJUSTED_P_COLUMNS)}, got {method!r}")
+    return ADJUSTED_P_COLUMNS[method]
+
+
 def _fisher_ci(r, n, k, alpha):
     se_n = n - 3 - k
     if se_n <= 0 or not np.isfinite(r) or abs(r) >= 1:
@@ -71,8 +86,9 @@ def correlations(df, *, groups, y, x: str = "alps", partial_covariates=("age", "
     -------
     pandas.DataFrame
         One row per group × kind × y; columns ``group, kind`` (``bivariate``/``partial``),
-        ``x, y, method, covariates, n, r, ci_low, ci_high, p, p_fdr, shapiro_x_p,
-        shapiro_y_p``.
+        ``x, y, method, covariates, n, r, ci_low, ci_high, p``, the adjusted p
+        (:func:`adjusted_p_column`: ``p_fdr`` by default, ``p_holm`` …), ``shapiro_x_p``,
+        ``shapiro_y_p``.
 
     Notes
     -----
@@ -82,14 +98,15 @@ def correlations(df, *, groups, y, x: str = "alps", partial_covariates=("age", "
     CI: Fisher z, :math:`\tanh(\operatorname{atanh} r \pm z_{1-\alpha/2}/\sqrt{n-3-k})`
     (k = 0 for bivariate; for Spearman this is the usual approximation).
     Bivariate p: ``scipy.stats.pearsonr`` / ``spearmanr`` (t approximation).
-    ``p_fdr``: adjusted within each family = group × kind by ``p_adjust`` (default
-    Benjamini-Hochberg, :func:`~alps.stats.effects.adjust_p`; the design's
+    Adjusted p (``p_fdr`` for the default Benjamini-Hochberg, ``p_holm`` for Holm …): within each
+    family = group × kind by ``p_adjust`` (:func:`~alps.stats.effects.adjust_p`; the design's
     ``multiple_comparisons.correlations``).
     """
     where = "correlations"
     groups, ys, covs = tuple(groups), _as_tuple(y), _as_tuple(partial_covariates)
     if method not in ("auto", "pearson", "spearman"):
         raise StatsInputError(f"{where}: method must be 'auto', 'pearson' or 'spearman'")
+    p_col = adjusted_p_column(p_adjust)
     if nan_policy not in ("raise", "omit"):
         raise StatsInputError(f"{where}: nan_policy must be 'raise' or 'omit'")
     _require_columns(df, [x, *ys, *covs, group_col], where)
@@ -146,13 +163,13 @@ def correlations(df, *, groups, y, x: str = "alps", partial_covariates=("age", "
                 rows.append({**base, "kind": "partial", "covariates": ",".join(used), "r": rp,
                              "ci_low": lo, "ci_high": hi, "p": pp})
     cols = ["group", "kind", "x", "y", "method", "covariates", "n", "r", "ci_low", "ci_high",
-            "p", "p_fdr", "shapiro_x_p", "shapiro_y_p"]
+            "p", p_col, "shapiro_x_p", "shapiro_y_p"]
     out = pd.DataFrame(rows)
     if out.empty:
         raise StatsInputError(f"{where}: no variable of {list(ys)} is measured in {list(groups)}")
-    out["p_fdr"] = np.nan
+    out[p_col] = np.nan
     for _, idx in out.groupby(["group", "kind"], sort=False).groups.items():
-        out.loc[idx, "p_fdr"] = adjust_p(out.loc[idx, "p"].to_numpy(), p_adjust)
+        out.loc[idx, p_col] = adjust_p(out.loc[idx, "p"].to_numpy(), p_adjust)
     kind_order = {"bivariate": 0, "partial": 1}
     out["_g"] = out["group"].map({g: i for i, g in enumerate(groups)})
     out["_k"] = out["kind"].map(kind_order)

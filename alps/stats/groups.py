@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pandas as pd
-import pingouin as pg
 from scipy import stats as sps
 
 from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
@@ -96,12 +95,7 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: 
             res = sps.f_oneway(*samples)
             stat, df1, df2, p = res.statistic, k1, dfw, res.pvalue
         elif chosen == "welch_anova":
-            sub = pd.DataFrame({"g": np.repeat(groups, [len(s) for s in samples]),
-                                "y": np.concatenate(samples)})
-            w = pg.welch_anova(data=sub, dv="y", between="g")
-            w = w.rename(columns={"ddof1": "df1", "ddof2": "df2", "F": "statistic",
-                                  "p_unc": "p", "p-unc": "p"})
-            stat, df1, df2, p = (float(w.loc[0, c]) for c in ("statistic", "df1", "df2", "p"))
+            stat, df1, df2, p = _libs.welch_anova(dict(zip(groups, samples)))
         else:
             res = sps.kruskal(*samples)
             stat, df1, df2, p = res.statistic, k1, np.nan, res.pvalue

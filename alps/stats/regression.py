@@ -5,10 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from statsmodels.stats.diagnostic import het_breuschpagan
-from statsmodels.stats.outliers_influence import OLSInfluence, variance_inflation_factor
-
+from . import _libs
 from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
 
 
@@ -100,36 +97,32 @@ def regression(df, *, outcome: str = "alps", predictors, covariates=("age", "sex
         raise StatsInputError(f"{where}: regressor(s) {const_cols} are constant in groups "
                               f"{list(groups)}")
     y = d[outcome].to_numpy(float)
-    X = sm.add_constant(d[regs].to_numpy(float), has_constant="add")
+    X = np.column_stack([np.ones(n), d[regs].to_numpy(float)])
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise StatsInputError(f"{where}: regressors {regs} are perfectly collinear")
-    fit = sm.OLS(y, X).fit()
-    bp_p = float(het_breuschpagan(fit.resid, X)[1])
-    use_hc3 = robust == "always" or (robust == "auto" and bp_p < alpha)
-    rfit = fit.get_robustcov_results(cov_type="HC3") if use_hc3 else fit
-    ci = np.asarray(rfit.conf_int(alpha=alpha))
+    fit = _libs.ols(X, y, alpha=alpha, robust=robust)
     sd_y = y.std(ddof=1)
     names = ["Intercept"] + regs
     terms = pd.DataFrame({
         "term": names,
         "role": ["intercept"] + ["predictor" if c in preds else "covariate" for c in regs],
-        "b": np.asarray(rfit.params),
-        "se": np.asarray(rfit.bse),
-        "beta": [np.nan] + [float(fit.params[i + 1] * d[c].std(ddof=1) / sd_y)
+        "b": fit["b"],
+        "se": fit["se"],
+        "beta": [np.nan] + [float(fit["b_classical"][i + 1] * d[c].std(ddof=1) / sd_y)
                             for i, c in enumerate(regs)],
-        "t": np.asarray(rfit.tvalues),
-        "p": np.asarray(rfit.pvalues),
-        "ci_low": ci[:, 0],
-        "ci_high": ci[:, 1],
-        "vif": [np.nan] + [float(variance_inflation_factor(X, i + 1)) for i in range(len(regs))],
+        "t": fit["t"],
+        "p": fit["p"],
+        "ci_low": fit["ci"][:, 0],
+        "ci_high": fit["ci"][:, 1],
+        "vif": [np.nan] + fit["vif"],
     })
-    cooks = OLSInfluence(fit).cooks_distance[0]
+    cooks = fit["cooks_d"]
     model = pd.DataFrame([{
-        "outcome": outcome, "n": n, "r2": float(fit.rsquared), "r2_adj": float(fit.rsquared_adj),
-        "f": float(np.squeeze(rfit.fvalue)), "f_p": float(np.squeeze(rfit.f_pvalue)),
-        "df_model": float(fit.df_model), "df_resid": float(fit.df_resid),
-        "shapiro_p": _shapiro_p(fit.resid), "breusch_pagan_p": bp_p,
+        "outcome": outcome, "n": n, "r2": fit["r2"], "r2_adj": fit["r2_adj"],
+        "f": fit["f"], "f_p": fit["f_p"],
+        "df_model": fit["df_model"], "df_resid": fit["df_resid"],
+        "shapiro_p": _shapiro_p(fit["resid"]), "breusch_pagan_p": fit["breusch_pagan_p"],
         "max_cooks_d": float(np.max(cooks)), "n_cooks_gt_4n": int(np.sum(cooks > 4 / n)),
-        "robust_se": "HC3" if use_hc3 else "none",
+        "robust_se": "HC3" if fit["hc3"] else "none",
     }])
     return Regression(_attach(terms, recs), _attach(model, recs))
