@@ -28,8 +28,10 @@ Reliability
   (:mod:`.group`); Dask clusters through :mod:`.distributed`;
 * the tables contain no timing or run-dependent columns (same inputs + parameters →
   byte-identical tables); wall times and the ``*_reused`` flags are in ``timings.tsv``;
-* privacy: BIDS sidecars are never read and input NIfTI headers/extensions are never copied
-  (every output image is built from arrays with a fresh header).
+* privacy: of the BIDS sidecars only the scanner-metadata fields of
+  :data:`alps.io.metadata.SIDECAR_COLUMNS` are read (manufacturer, model, field strength, software
+  version, TE, TR, phase encoding: nothing identifying), and input NIfTI headers/extensions are
+  never copied (every output image is built from arrays with a fresh header).
 """
 from .cohort import run_cohort
 from .layout import COHORT_TABLES, LOCK_NAME, ScanLayout, find_scan, load_registration, read_json, scan_layout
