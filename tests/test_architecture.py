@@ -190,6 +190,28 @@ def test_json_writer_writes_null_for_non_finite_values(tmp_path):
     assert "NaN" not in p.read_text() and "Infinity" not in p.read_text()
 
 
+def test_the_writer_never_changes_the_process_umask(tmp_path, monkeypatch):
+    """atomic._umask set the process umask to 0 and back around every write, which races with
+    other threads creating files (they got mode 0o666). The kernel now applies the umask when the
+    temporary file is created; files still get 0o666 & ~umask."""
+    import os
+    import stat
+
+    mask = os.umask(0o027)
+    try:
+        def no_umask(*_):
+            raise AssertionError("os.umask called")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        for p in (atomic.write_text(tmp_path / "a.txt", "x"),
+                  atomic.write_with(tmp_path / "b.bin", lambda t: open(t, "wb").write(b"y"))):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o640, oct(p.stat().st_mode)
+        monkeypatch.undo()
+    finally:
+        os.umask(mask)
+    assert not list(tmp_path.glob(".*"))
+
+
 def test_one_bvec_writer_without_negative_zeros(tmp_path):
     from alps.io.gradients import write_bvals_bvecs
 
