@@ -28,6 +28,22 @@ def test_environment_yml_installs_the_package_with_dev_extra():
     assert major_minor >= floor
 
 
+def test_requires_python_is_a_version_the_suite_runs_on():
+    """requires-python said 3.10 while the suite imports tomllib (3.11+): on 3.10 it could not even
+    be collected. 3.10 is not supported: the floor is the oldest Python the tests run on (CI and
+    environment.yml use 3.11)."""
+    import ast
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    floor = tuple(int(x) for x in pyproject["project"]["requires-python"].lstrip(">=").split("."))
+    uses_tomllib = [f.name for f in sorted((ROOT / "tests").glob("*.py")) + sorted((ROOT / "alps").rglob("*.py"))
+                    if any(isinstance(n, ast.Import) and any(a.name == "tomllib" for a in n.names)
+                           for n in ast.walk(ast.parse(f.read_text())))]
+    if uses_tomllib:
+        assert floor >= (3, 11), f"{uses_tomllib} import tomllib (Python 3.11+), requires-python is {floor}"
+    assert sys.version_info[:2] >= floor
+
+
 def test_pingouin_and_statsmodels_are_pinned_to_a_series():
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     for name in ("pingouin", "statsmodels"):
