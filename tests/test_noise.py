@@ -123,3 +123,67 @@ def test_spread_consistency_analytic():
 def test_spread_consistency_rejects_bad_input(bad, match):
     with pytest.raises(ValueError, match=match):
         noise.spread_consistency(*bad)
+
+
+def _multishell_rois(model, n_vox):
+    """A (4·n_vox, 1, 1) grid of the four ROIs with the multi-shell phantom's planted signal: kurtosis
+    0.6 (dki) or free water 0.15 (fwdti), shells where the model holds, one-hot ROI weights."""
+    from alps.validation.multishell import _scheme, phantom_signal, roi_tensors
+
+    bvals, g = _scheme((1000, 2000) if model == "dki" else (500, 1000), 20, 3, 0)
+    D = roi_tensors(1.5)
+    kw = {"kurtosis": 0.6} if model == "dki" else {"free_water": 0.15}
+    clean = np.concatenate([np.tile(phantom_signal(D[n], bvals, g, **kw), (n_vox, 1)) for n in ROI_NAMES])
+    weights = {n: np.zeros((4 * n_vox, 1, 1)) for n in ROI_NAMES}
+    for i, n in enumerate(ROI_NAMES):
+        weights[n][i * n_vox:(i + 1) * n_vox] = 1.0
+    return bvals, g, clean, weights
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, n_real, n_scans, n_boot", [("dki", 150, 4, 50), ("fwdti", 100, 3, 30)])
+def test_bootstrap_of_dki_and_fwdti_is_the_spread_of_their_own_estimator(model, n_real, n_scans, n_boot):
+    """The bootstrap resamples around the model's own fit and refits by it: its SD of ALPS from one
+    noisy scan at a time matches the SD of the model's index over independent noise realisations.
+    Bootstrapping a WLS DTI fit instead (what the per-scan SEs did for every model) understates it."""
+    from alps.imaging import estimators
+
+    n_vox = 6 if model == "dki" else 4
+    bvals, g, clean, weights = _multishell_rois(model, n_vox)
+    rng = np.random.default_rng(11)
+    sigma = 1000.0 / 20
+
+    def noisy():
+        return np.hypot(clean + sigma * rng.standard_normal(clean.shape), sigma * rng.standard_normal(clean.shape))
+
+    def index(sig):
+        q = estimators.fit_tensors(sig, bvals, g, model=model)
+        return alps_from_roi_tensors({n: q[i * n_vox:(i + 1) * n_vox].mean(0) for i, n in enumerate(ROI_NAMES)})["alps"]
+
+    true_sd = np.std([index(noisy()) for _ in range(n_real)], ddof=1)
+    own, dti_wls = [], []
+    for k in range(n_scans):
+        sig = noisy()[:, None, None, :]
+        own.append(noise.bootstrap_roi_alps(sig, bvals, g, weights, np.eye(3), n_boot=n_boot, seed=k,
+                                            model=model)["alps"].std(ddof=1))
+        dti_wls.append(noise.bootstrap_roi_alps(sig, bvals, g, weights, np.eye(3), n_boot=n_boot,
+                                                seed=k)["alps"].std(ddof=1))
+    ratio, wrong = np.mean(own) / true_sd, np.mean(dti_wls) / true_sd
+    assert 0.8 < ratio < 1.25, (ratio, true_sd)
+    assert wrong < 0.75, wrong
+
+
+def test_the_estimators_refit_with_the_pipeline_s_fits():
+    """The replicates are refitted by the very functions of stage 1."""
+    from alps.imaging import estimators, shells
+    from alps.io.gradients import voxel_to_fsl
+
+    bvals, g, clean, _ = _multishell_rois("dki", 2)
+    aff = np.diag([-2.0, 2.0, 2.0, 1.0])  # an x flip: the FSL convention's case
+    data = clean[:, None, None, :]
+    mask = np.ones(data.shape[:3], bool)
+    q, _ = shells.fit_model_tensor(data, bvals, voxel_to_fsl(g, aff), aff, mask, model="dki")
+    assert np.array_equal(estimators.fit_tensors(clean, bvals, g, model="dki"), q)
+    ref = dti.fit_tensor(data, bvals, voxel_to_fsl(g, aff), aff, mask, method="OLS").tensor[mask]
+    assert np.array_equal(estimators.fit_tensors(clean, bvals, g, model="dti", fit_method="OLS"), ref)
+    assert np.array_equal(estimators.fit_tensors(clean, bvals, g), dti.wls_fit(clean, bvals, g))
