@@ -61,8 +61,7 @@ def test_what_the_measure_stage_computes_is_declared():
 def test_what_the_uncertainty_returns_is_declared(tmp_path):
     from alps.pipeline.uncertainty import scan_se
 
-    rec = {"provenance": {"parameters": {"denoise": False, "gibbs": False, "motion_correction": False}}}
-    out = scan_se(SimpleNamespace(), rec, None, {}, n_boot=0, seed=0, se_max=0.1)
+    out = scan_se(SimpleNamespace(signal_changed=()), {}, n_boot=0, seed=0, se_max=0.1)
     assert not [k for k in out if C.lookup(k) is None]
 
 

@@ -1,5 +1,6 @@
 """Stage 2 of a scan: template ROIs → native weights → ALPS in template and scanner axes →
-QC flags and image, from the outputs of stage 1 (:mod:`alps.pipeline.preprocess`).
+QC flags and image → standard errors, from stage 1's result
+(:class:`~alps.pipeline.contract.Preprocessed`, :mod:`alps.pipeline.preprocess`).
 
 Writes ``<key>_desc-alpsrois_dseg.nii.gz``, ``<key>_desc-qc.png`` and ``<key>_desc-alps.json``.
 """
@@ -16,12 +17,13 @@ from ..imaging import tensor as T
 from ..imaging import template as tpl
 from ..imaging.roi import DEFAULT_CENTERS_MM, default_spheres
 from ..io.files import sha256
-from .layout import load_registration, read_json, scan_layout
+from .contract import Preprocessed, ScanResult
+from .layout import read_json
 from .params import MeasureParams
 from .preprocess import save_map
 from . import provenance as _prov
 from .provenance import reuse_key
-from .records import outputs_intact, unlink
+from .records import unlink
 from .uncertainty import scan_se
 
 
@@ -47,25 +49,21 @@ def check_roi_coverage(shape, affine, registration, centers_mm, radius_mm, *, pa
                          "(lateral-ventricle bodies) with the full left-right extent")
 
 
-def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force: bool = False,
-                    qc_png: bool = True, **overrides) -> dict:
-    """ROIs → ALPS (template and scanner axes) → QC, from the outputs of
-    :func:`alps.pipeline.preprocess_subject`.
+def measure_subject(pre, out_dir, *, params: MeasureParams | None = None, force: bool = False,
+                    qc_png: bool = True, **overrides) -> ScanResult:
+    """ROIs → ALPS (template and scanner axes) → QC → standard errors, from stage 1's result.
 
-    ``params`` (default: the defaults) with ``overrides`` (names of
-    :class:`~alps.pipeline.params.MeasureParams`). Returns the result row (also written to
-    ``<key>_desc-alps.json``).
+    ``pre``: the :class:`~alps.pipeline.contract.Preprocessed` of
+    :func:`alps.pipeline.preprocess_subject`, or the scan (its finished stage 1 is loaded from
+    OUT_DIR). ``params`` (default: the defaults) with ``overrides`` (names of
+    :class:`~alps.pipeline.params.MeasureParams`). Returns the typed
+    :class:`~alps.pipeline.contract.ScanResult` (its record is written to ``<key>_desc-alps.json``).
     """
     p = (params or MeasureParams()).replace(**overrides)
-    lay = scan_layout(out_dir, item)
-    pre = read_json(lay.preprocess_json)
-    if not pre or pre.get("status") != "ok":
-        raise RuntimeError(f"{lay.preprocess_json}: no successful preprocessing for {item.key}; "
-                           "run preprocess_subject first")
-    if not outputs_intact(lay.dir, pre):
-        raise RuntimeError(f"{lay.preprocess_json}: preprocessing outputs of {item.key} are missing or "
-                           "modified; rerun preprocess_subject")
-    provenance = {"preprocess": pre["provenance"], "preprocess_outputs_sha256": pre["outputs_sha256"],
+    if not isinstance(pre, Preprocessed):
+        pre = Preprocessed.load(pre, out_dir)
+    item, lay = pre.item, pre.layout
+    provenance = {"preprocess": pre.record["provenance"], "preprocess_outputs_sha256": pre.record["outputs_sha256"],
                   "parameters": p.as_dict(), "versions": _prov.package_versions()}
     if p.roi == "jhu":
         from ..imaging.atlas import find_jhu
@@ -73,18 +71,17 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
         provenance["atlas_sha256"] = sha256(find_jhu(p.atlas_path))
     old = read_json(lay.result_json)
     outputs = [lay.dseg] + ([lay.qc_png] if qc_png else [])
-    if (not force and old and old.get("status") == "ok"
+    if (not force and old and old.get("status") == "ok" and "values" in old
             and reuse_key(old.get("provenance") or {}) == reuse_key(provenance)
             and all(f.is_file() for f in outputs)):
-        old["reused"] = True
-        return old
+        return ScanResult.from_record(old, reused=True)
     unlink(lay.result_json)
 
     t0 = time.perf_counter()
     tensor, aff = dti.load_tensor_image(lay.tensor)
     fa = np.asarray(nib.load(str(lay.fa)).dataobj, np.float32)
     md = np.asarray(nib.load(str(lay.md)).dataobj, np.float32)
-    reg = load_registration(pre, lay.dir)
+    reg = pre.registration
     check_roi_coverage(fa.shape, aff, reg, DEFAULT_CENTERS_MM,
                        p.roi_radius if p.roi == "spheres" else 0.0, path=item.dwi)
     weights = measure.roi_weights(p.roi, fa.shape, aff, reg, radius_mm=p.roi_radius,
@@ -99,33 +96,19 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
     values = measure.measure(tensor, aff, reg, weights, fa=fa, md=md)
     dseg = measure.dseg_from_weights(weights, fa.shape)
     save_map(dseg, aff, lay.dseg, np.uint8)
-    row = {"participant_id": item.participant_id, "session_id": item.session_id, "status": "ok", "error": ""}
-    row.update(values)
-    row.update(pre["registration"]["metrics"])
-    gc = pre.get("gradcheck")
-    if gc:
-        row.update({"gradcheck_best": gc["best"], "gradcheck_margin": gc["margin"],
-                    "gradcheck_flag": gc["flag"], "gradcheck_corrected": gc["corrected"]})
     # flag (not fail) the band between the preprocess failure threshold and the QC warning one
-    pre_params = pre["provenance"]["parameters"]
-    fl = qc.flags(row, min_reg_corr=max(p.qc_min_reg_corr, pre_params["min_reg_corr"]),
-                  min_reg_dice=pre_params["min_reg_dice"])
-    row["qc_flags"] = ";".join(fl)
-    row["qc_pass"] = not fl
-    t_measure = time.perf_counter() - t0
-    row.update(scan_se(item, pre, reg, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max))
+    flags = qc.flags({**values, **pre.columns()}, min_reg_corr=max(p.qc_min_reg_corr, pre.params.min_reg_corr),
+                     min_reg_dice=pre.params.min_reg_dice)
+    times = {"measure": round(time.perf_counter() - t0, 3)}
+    se = scan_se(pre, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max)
+    times["se"] = se.pop("time_se_s")
     if qc_png:
         t = time.perf_counter()
         _qc_png(lay, fa, tensor, aff, reg, dseg, p)
-        row["time_qc_s"] = round(time.perf_counter() - t, 3)
-    row["time_measure_s"] = round(t_measure, 3)
-    for k, v in pre.get("times_s", {}).items():
-        row[f"time_{k}_s"] = v
-    record = dict(row)
-    record["provenance"] = provenance
-    atomic.write_json(lay.result_json, record)
-    record["reused"] = False
-    return record
+        times["qc"] = round(time.perf_counter() - t, 3)
+    result = ScanResult(values=values, qc_flags=tuple(flags), se=se, times=times, provenance=provenance)
+    atomic.write_json(lay.result_json, result.as_record(item))
+    return result
 
 
 def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams):

@@ -1,4 +1,12 @@
-"""One scan through both stages, under its lock; failures become rows, never exceptions."""
+"""One scan through both stages, under its lock; failures become rows, never exceptions.
+
+The scan's row is made here, once, from the typed stage results
+(:mod:`alps.pipeline.contract`): the scan's ids and scanner metadata, stage 1's
+:meth:`~alps.pipeline.contract.Preprocessed.columns`, stage 2's
+:meth:`~alps.pipeline.contract.ScanResult.columns`, the input hashes and parameters for
+``provenance.tsv`` and the run-dependent times and reuse flags for ``timings.tsv``; every column
+is declared in :mod:`alps.pipeline.columns`.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -9,6 +17,7 @@ import traceback
 from .. import io as aio
 from ..io import InputError, check_input_files
 from ..io.metadata import scan_metadata
+from .contract import Preprocessed, stage_columns
 from .locking import scan_lock
 from .measure import measure_subject
 from .params import PipelineParams
@@ -60,25 +69,26 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelinePa
         hashes = aio.input_hashes(item)
         row["time_hash_s"] = round(time.perf_counter() - t, 3)
         row.update({f"{PROV_PREFIX}{k}_sha256": v for k, v in hashes.items()})
+        pre = None
         if "preprocess" in stages:
             stage = "preprocess"
-            rec = preprocess_subject(item, out_dir, params=params.preprocess, force=force, hashes=hashes)
-            prov = rec.get("provenance") or {}
+            pre = preprocess_subject(item, out_dir, params=params.preprocess, force=force, hashes=hashes)
+            row["preprocess_reused"] = pre.reused
+        elif "measure" in stages:  # a finished stage 1 on disk
+            stage = "measure"
+            pre = Preprocessed.load(item, out_dir)
+        if pre is not None:  # stage 1's cells, once
+            prov = pre.record.get("provenance") or {}
             row[f"{PROV_PREFIX}preprocess_parameters"] = kv(prov.get("parameters"))
             row[f"{PROV_PREFIX}versions"] = kv(prov.get("versions"))
-            row["preprocess_reused"] = rec.get("reused", False)
-            row.update(rec["registration"]["metrics"])
-            row.update(rec.get("acquisition") or {})
-            row.update(rec.get("motion") or {})
-            row.update({f"time_{k}_s": v for k, v in rec.get("times_s", {}).items()})
+            row.update(pre.columns())
+            row.update(stage_columns(pre.times))
         if "measure" in stages:
             stage = "measure"
-            res = measure_subject(item, out_dir, params=params.measure, force=force, qc_png=qc_png)
-            row[f"{PROV_PREFIX}measure_parameters"] = kv((res.get("provenance") or {}).get("parameters"))
-            res = {k: v for k, v in res.items() if k != "provenance"}
-            row.update(res)
-            row["measure_reused"] = res.get("reused", False)
-            row.pop("reused", None)
+            res = measure_subject(pre, out_dir, params=params.measure, force=force, qc_png=qc_png)
+            row[f"{PROV_PREFIX}measure_parameters"] = kv(res.provenance.get("parameters"))
+            row.update(res.columns())
+            row["measure_reused"] = res.reused
         row["status"] = "ok"
         row["error"] = ""
     except FileNotFoundError as exc:
