@@ -52,6 +52,7 @@ from IPython.display import Image, display
 from alps import atomic, paths
 from alps.pipeline import run_cohort
 from alps.pipeline.params import from_profile
+from alps.pipeline.columns import data_dictionary
 from alps.pipeline.tables import copy_table
 from alps.validation import validation_table
 
@@ -80,6 +81,14 @@ print(f"{(res['status'] == 'ok').sum()} of {len(res)} scans measured; "
       f"{int(res['qc_pass'].fillna(False).astype(bool).sum())} pass QC")
 res[["participant_id", "status", "alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R",
      "alps_scanner", "reg_corr", "qc_flags"]]
+
+# %% [markdown]
+# What each column of `alps.tsv` is (its data dictionary, `alps.json`; declared in
+# `alps.pipeline.columns`, which names the function that computes each one):
+
+# %%
+pd.DataFrame([{"column": k, "units": e.get("Units", ""), "description": e["Description"]}
+              for k, e in data_dictionary(res.columns[:14]).items()])
 
 # %% [markdown]
 # ## QC images of a couple of subjects

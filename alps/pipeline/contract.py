@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from ..imaging import shells
-from ..io import InputError
 from .layout import ScanLayout, load_registration, read_json, scan_layout
 from .params import PreprocessParams
 from .records import outputs_intact
@@ -195,10 +194,7 @@ class Preprocessed:
         if not outputs_intact(lay.dir, rec):
             raise RuntimeError(f"{lay.preprocess_json}: preprocessing outputs of {item.key} are missing or "
                                "modified; rerun preprocess_subject")
-        try:
-            return cls.from_record(item, out_dir, rec, reused=True)
-        except InputError as exc:
-            raise RuntimeError(f"{lay.preprocess_json}: {exc}") from exc
+        return cls.from_record(item, out_dir, rec, reused=True)
 
     @property
     def signal_changed(self) -> tuple:
