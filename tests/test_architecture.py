@@ -391,3 +391,26 @@ def test_the_statistics_libraries_are_called_in_one_module():
                       and any((getattr(node, "module", None) or "").split(".")[0] == lib
                               or any(a.name.split(".")[0] == lib for a in node.names) for lib in libs)})
     assert callers == ["alps/stats/_libs.py"], callers
+
+
+def test_itk_threads_are_set_in_one_place_once(tmp_path, monkeypatch):
+    """ITK's thread count was set in three places, two of them on every scan and cohort run
+    (changing the environment while other threads run is a race). Now alps.imaging.ants.ants_module
+    sets it, once, before antspyx is first imported."""
+    from types import SimpleNamespace
+
+    from alps.imaging.ants import ants_module
+    from alps.pipeline import process_subject
+
+    setters = sorted(f.relative_to(ROOT).as_posix() for f in PKG.rglob("*.py")
+                     if re.search(r"environ\[[\"']ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", f.read_text()))
+    assert setters == ["alps/imaging/ants.py"], setters
+    ants_module()
+    monkeypatch.setenv("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "7")
+    ants_module()
+    item = SimpleNamespace(participant_id="sub-x", session_id=None, entities=(), error="no such scan", key="sub-x",
+                           dwi=tmp_path / "x.nii.gz", bval=tmp_path / "x.bval", bvec=tmp_path / "x.bvec")
+    assert process_subject(item, tmp_path / "out")["status"] == "failed"
+    import os
+
+    assert os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "7"  # left alone after the import

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import nibabel as nib
@@ -25,13 +26,26 @@ class RegistrationError(RuntimeError):
 #: ANTs LPS <-> nibabel RAS flip.
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
-def ants_module(threads: int | None = 1):
-    """Import antspyx after fixing the ITK thread count (only effective before first import)."""
-    if threads:
-        os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(int(threads))
-    import ants
+#: ITK threads of every ANTs call of the package: one, so that registrations do not depend on the
+#: machine or on ``n_jobs`` (with a fixed seed, repeated runs give identical transforms).
+ITK_THREADS = 1
+_ANTS_IMPORT = threading.Lock()
 
-    return ants
+
+def ants_module(threads: int | None = None):
+    """antspyx, imported with ITK's thread count fixed to :data:`ITK_THREADS`.
+
+    The one place the package sets ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``: once per process,
+    under a lock, just before antspyx is first imported (ITK reads it then; changing it later has
+    no effect, and changing the environment while other threads run is not safe). ``threads`` is
+    ignored (kept for the callers that still pass it). A program that imports antspyx itself
+    before alps must set the variable to 1 first."""
+    if "ants" not in sys.modules:
+        with _ANTS_IMPORT:
+            if "ants" not in sys.modules:
+                os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(ITK_THREADS)
+                import ants  # noqa: F401
+    return sys.modules["ants"]
 
 
 # ----------------------------------------------------------------------------- conversions

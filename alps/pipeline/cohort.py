@@ -3,7 +3,6 @@ parallel (joblib, one ITK thread per worker so results do not depend on ``n_jobs
 cluster, then the cohort tables (:mod:`alps.pipeline.tables`)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -107,7 +106,6 @@ def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png,
     from ..progress import progress_bar as tqdm
 
     write_dataset_description(out_dir, input_path)
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
     rows = []
     bar = tqdm(total=len(items), desc=f"alps {'+'.join(stages)}", disable=not progress, unit="subj")
     kw = dict(params=params, stages=stages, force=force, qc_png=qc_png)

@@ -10,7 +10,6 @@ is declared in :mod:`alps.pipeline.columns`.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import traceback
 
@@ -43,7 +42,6 @@ def process_subject(item, out_dir, *, params: PipelineParams | None = None, stag
     never touch the same scan at once, and records the returned row in the scan's run record for
     ``alps group``.
     """
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
     params = (params or PipelineParams()).replace(**overrides)
     try:
         with scan_lock(out_dir, item):
