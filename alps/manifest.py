@@ -1,5 +1,5 @@
 """The notebook series in one place: each notebook, the files it reads and writes (by the
-parameter that names them), the code and configuration it depends on.
+parameter that names them), its other parameters, the code and configuration it depends on.
 
 Derived from it:
 
@@ -11,7 +11,7 @@ Derived from it:
 
 Every file has one name, the parameter that names it in every notebook that reads or writes it
 (``alps_table`` is written by 02 and read by 03–07). A notebook's parameters cell declares exactly
-its files' parameters (``tests/test_packaging.py`` checks it).
+:attr:`Notebook.parameters` (``tests/test_packaging.py`` checks it).
 
 Adding a notebook or a product: one entry here (and the notebook's parameters cell).
 
@@ -77,19 +77,29 @@ FILES = {
 class Notebook:
     """One notebook of the series (``notebooks/<name>.py``).
 
-    ``reads``/``writes``: parameters of :data:`FILES`; ``figures``: figure stems it writes under
-    ``figures_dir`` (PNG + PDF); ``sources``: the Makefile's source groups whose code it runs;
-    ``config``: profile sections it reads besides its own ``notebooks.<name>``; ``analysis``: one
-    of the statistics notebooks (03–07), which take the study ``design``, ``session`` and
-    ``session_policy`` and start with :func:`alps.build.series.analysis_setup`."""
+    ``reads``/``writes``: parameters of :data:`FILES`; ``options``: its other parameters (besides
+    ``profile``, and the ``pipeline`` mapping of a notebook whose ``config`` has it, or the study
+    ``design``, ``session`` and ``session_policy`` of an analysis notebook); ``figures``: figure stems
+    it writes under ``figures_dir`` (PNG + PDF); ``sources``: the Makefile's source groups whose code
+    it runs; ``config``: profile sections it reads besides its own ``notebooks.<name>``;
+    ``analysis``: one of the statistics notebooks (03–07), which start with
+    :func:`alps.build.series.analysis_setup`."""
 
     name: str
     reads: tuple = ()
     writes: tuple = ()
+    options: tuple = ()
     figures: tuple = ()
     sources: tuple = ()
     config: tuple = ()
     analysis: bool = False
+
+    @property
+    def parameters(self) -> tuple:
+        """Every parameter of its parameters cell: ``profile``, the configured mappings, the
+        analysis choices, its options and its files."""
+        return (("profile",) + tuple(c for c in self.config if c in ("pipeline", "design"))
+                + (("session", "session_policy") if self.analysis else ()) + self.options + self.files)
 
     @property
     def files(self) -> tuple:
@@ -106,7 +116,7 @@ SERIES = (
              sources=("IMAGING_SRC", "FIG_SRC", "CORE_SRC"), config=("pipeline",)),
     Notebook("02_alps", reads=("data_dir", "derivatives_dir", "truth_table"),
              writes=("alps_table", "qc_tsv", "provenance_tsv", "validation_csv", "rotation_sweep_csv"),
-             sources=("IMAGING_SRC", "SIM_SRC", "VALID_SRC", "CORE_SRC"), config=("pipeline",)),
+             options=("rotation_angles", "rotation_snr"), sources=("IMAGING_SRC", "SIM_SRC", "VALID_SRC", "CORE_SRC"), config=("pipeline",)),
     Notebook("03_group_tests", reads=_STATS_IN,
              writes=("demographics_csv", "group_tests_csv", "posthoc_csv", "ancova_csv", "exclusions_csv",
                      "harmonisation_csv"), sources=_STATS_SRC, config=("design",), analysis=True),
@@ -116,7 +126,7 @@ SERIES = (
              config=("design",), analysis=True),
     Notebook("06_mediation", reads=_STATS_IN + ("truth_table",),
              writes=("mediation_csv", "reproduction_csv", "key_numbers_json", "truth_check_csv"),
-             sources=_STATS_SRC, config=("design",), analysis=True),
+             options=("n_boot", "seed"), sources=_STATS_SRC, config=("design",), analysis=True),
     Notebook("07_figures", reads=("tables_dir", "derivatives_dir", "data_dir") + _STATS_IN
              + ("posthoc_csv", "regression_csv", "correlations_csv", "mediation_csv", "harmonisation_csv",
                 "truth_table", "rotation_sweep_csv"),

@@ -158,6 +158,7 @@ def test_one_manifest_gives_every_notebook_its_files_and_each_file_one_name():
         src = paths.notebook_source(nb.name).read_text()
         declared = declared_parameters(jupytext.read(paths.notebook_source(nb.name)))
         assert {k for k in declared if is_path_parameter(k) or k in manifest.FILES} == set(nb.files), nb.name
+        assert declared == set(nb.parameters), (nb.name, declared ^ set(nb.parameters))
         if nb.analysis:  # 03-07: one shared setup, no copy of it
             assert src.count(f'analysis_setup("{nb.name}", globals())') == 1, nb.name
             assert "load_cohort(" not in src and "paths.resolve" not in src and "StudyDesign.from_mapping" not in src
