@@ -14,7 +14,7 @@ from . import locking
 from .locking import cohort_lock
 from .params import PipelineParams
 from .provenance import write_dataset_description
-from .records import clean_stale_temporaries, clean_table_temporaries, read_run_record
+from .records import clean_table_temporaries, read_run_record
 from .subject import STAGES, process_subject
 from .tables import cohort_tables, write_tables
 
@@ -96,8 +96,9 @@ def run_cohort(input_path, out_dir, *, params: PipelineParams | None = None, par
     kw = dict(params=params, stages=stages, force=force, progress=progress, qc_png=qc_png,
               scheduler=scheduler, tables=tables)
     if participant_label is None:  # cohort level: the whole run under OUT_DIR's lock
-        with cohort_lock(out_dir):
-            clean_stale_temporaries(out_dir)
+        with cohort_lock(out_dir) as held:
+            if held:  # only the tables' temporaries: scans clean their own (under their locks)
+                clean_table_temporaries(out_dir)
             return _run(items, input_path, out_dir, lock_tables=False, **kw)
     return _run(items, input_path, out_dir, lock_tables=True, **kw)
 
@@ -132,8 +133,9 @@ def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png,
     df, _ = cohort_tables(rows, stages)
     if tables:
         if lock_tables:  # participant level: the other scans keep their rows
-            with cohort_lock(out_dir, wait=locking.TABLES_LOCK_WAIT_S):
-                clean_table_temporaries(out_dir)
+            with cohort_lock(out_dir, wait=locking.TABLES_LOCK_WAIT_S) as held:
+                if held:
+                    clean_table_temporaries(out_dir)
                 others = other_rows(out_dir, {it.key for it in items})
                 write_tables(cohort_tables(rows + others, stages)[1], out_dir)
         else:

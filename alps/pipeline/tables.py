@@ -108,8 +108,8 @@ def write_tables(tables: dict, out_dir, *, lock: bool = False, wait: float | Non
     """Write ``{name: DataFrame}`` atomically under OUT_DIR, holding OUT_DIR's lock if ``lock``
     (waiting up to ``wait`` seconds, default :data:`~alps.pipeline.locking.TABLES_LOCK_WAIT_S`)."""
     wait = locking.TABLES_LOCK_WAIT_S if wait is None else wait
-    with locking.cohort_lock(out_dir, wait=wait) if lock else contextlib.nullcontext():
-        if lock:
+    with locking.cohort_lock(out_dir, wait=wait) if lock else contextlib.nullcontext() as held:
+        if held:
             clean_table_temporaries(out_dir)
         for name, t in tables.items():
             atomic.write_table(Path(out_dir) / name, t)
