@@ -46,7 +46,7 @@ p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   demographics_csv=demographics_csv, group_tests_csv=group_tests_csv,
                   posthoc_csv=posthoc_csv, ancova_csv=ancova_csv, exclusions_csv=exclusions_csv,
                   harmonisation_csv=harmonisation_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
+design = stats.StudyDesign.from_mapping(design, source=f"{paths.config_file(profile)} [design]")
 cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
                                session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
 print(f"analysed: {len(cohort)} subjects "

@@ -41,7 +41,7 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   regression_csv=regression_csv, regression_model_csv=regression_model_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
+design = stats.StudyDesign.from_mapping(design, source=f"{paths.config_file(profile)} [design]")
 cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
                                session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
 print(f"patients analysed: {cohort[design.group_column].isin(design.regression_groups).sum()}; "

@@ -42,7 +42,7 @@ pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   correlations_csv=correlations_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
+design = stats.StudyDesign.from_mapping(design, source=f"{paths.config_file(profile)} [design]")
 cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
                                session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
 print(f"excluded before analysis: {list(excluded['participant_id'])}")

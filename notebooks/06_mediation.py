@@ -48,7 +48,7 @@ pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   mediation_csv=mediation_csv, reproduction_csv=reproduction_csv,
                   key_numbers_json=key_numbers_json, truth_check_csv=truth_check_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
+design = stats.StudyDesign.from_mapping(design, source=f"{paths.config_file(profile)} [design]")
 cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
                                session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
 print(f"analysed in {list(design.mediation_groups)}: {cohort[design.group_column].isin(design.mediation_groups).sum()}; "

@@ -51,7 +51,7 @@ from alps.io.tables import load_alps, load_cohort
 p = paths.resolve(profile, tables_dir=tables_dir, figures_dir=figures_dir,
                   derivatives_dir=derivatives_dir, data_dir=data_dir)
 tab, fig_dir = p["tables_dir"], p["figures_dir"]
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
+design = stats.StudyDesign.from_mapping(design, source=f"{paths.config_file(profile)} [design]")
 labels = figures.design_var_labels(design)
 t = paths.resolve_in(tab, alps_table=alps_table, posthoc_csv=posthoc_csv, regression_csv=regression_csv,
                      correlations_csv=correlations_csv, mediation_csv=mediation_csv, harmonisation_csv=harmonisation_csv,
