@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..io import discover
 from .group import items_from_records
+from .layout import id_columns
 from . import locking
 from .locking import cohort_lock
 from .params import PipelineParams
@@ -109,10 +110,14 @@ def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png,
 
     write_dataset_description(out_dir, input_path)
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
-    rows = []
-    bar = tqdm(total=len(items), desc=f"alps {'+'.join(stages)}", disable=not progress, unit="subj")
+    rows = [invalid_row(it) for it in items if it.invalid]  # never processed: nothing written for them
+    items = [it for it in items if not it.invalid]
+    bar = tqdm(total=len(items) + len(rows), initial=len(rows), desc=f"alps {'+'.join(stages)}",
+               disable=not progress, unit="subj")
     kw = dict(params=params, stages=stages, force=force, qc_png=qc_png)
-    if scheduler is not None:
+    if not items:
+        pass
+    elif scheduler is not None:
         from .distributed import map_subjects
 
         for row in map_subjects(items, out_dir, scheduler, **kw):
@@ -141,6 +146,12 @@ def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png,
         else:
             write_tables(cohort_tables(rows, stages)[1], out_dir)
     return df
+
+
+def invalid_row(item) -> dict:
+    """The failed row of a file that looks like a diffusion image but breaks BIDS naming
+    (:attr:`alps.io.SubjectInput.invalid`; its ``error`` names the file and the rules)."""
+    return {**id_columns(item), "status": "failed", "error": f"validation: {item.error}"}
 
 
 def other_rows(out_dir, keys) -> list[dict]:

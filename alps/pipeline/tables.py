@@ -59,7 +59,8 @@ def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = Tru
     df = pd.DataFrame(rows)
     df["_key"] = [r["participant_id"] + (r.get("session_id") or "")
                   + "".join(f"_{k}-{v}" for k, v in row_entities(r)) for r in rows]
-    df = df.sort_values("_key").drop(columns="_key").reset_index(drop=True)
+    df["_then"] = [str(r.get("error") or "") for r in rows]  # rows of one key (a mis-named file): by error
+    df = df.sort_values(["_key", "_then"], kind="stable").drop(columns=["_key", "_then"]).reset_index(drop=True)
     for c in ("session_id",) + tuple(ENTITY_COLUMNS):
         if c in df.columns and df[c].isna().all():
             df = df.drop(columns=c)
