@@ -121,3 +121,14 @@ def test_run_and_group_give_each_a_failed_row_and_the_statistics_an_exclusion(la
         _, ex = tables.merge_cohort(tables.load_alps(out / "alps.tsv"), tables.load_participants(part))
     reason = ex.set_index("participant_id").loc["sub-11000DTIPA-SAG20d", "reason"]
     assert "scan failed" in reason and "letters and digits only" in reason
+
+
+def test_participant_level_tables_keep_every_misnamed_file(lab, tmp_path):
+    """A participant-level run rewrites the tables with the other subjects' recorded rows; the
+    misnamed files of the other subjects (never run, never recorded) stay listed too."""
+    from alps.pipeline import run_cohort
+
+    df = run_cohort(lab, tmp_path / "out", participant_label="02", progress=False)
+    assert list(df["participant_id"]) == ["sub-02"] and list(df["status"]) == ["failed"]
+    table = pd.read_csv(tmp_path / "out" / "alps.tsv", sep="\t")
+    assert sorted(table["error"].str.extract(r"^validation: (\S+):")[0]) == sorted(str(lab / r) for r in MISNAMED)

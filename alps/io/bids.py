@@ -35,7 +35,7 @@ from .dwi import gradient_files_for
 from .errors import GradientError, InputError
 from .files import check_readable, sha256, strip_nii
 
-__all__ = ["SubjectInput", "discover", "check_input_files", "input_hashes", "scan_key"]
+__all__ = ["SubjectInput", "discover", "check_input_files", "input_hashes", "scan_key", "invalid_items"]
 
 
 def scan_key(participant_id: str, session_id: str | None = None, entities=()) -> str:
@@ -157,11 +157,13 @@ def _dwi_files(root: Path) -> list[Path]:
     return preproc or files
 
 
-def _invalid_items(root: Path, labels) -> list[SubjectInput]:
+def invalid_items(root, labels=None) -> list[SubjectInput]:
     """Every file under ``sub-*/`` that looks like a diffusion image
     (:func:`alps.io.bidsnames.looks_like_dwi`) but breaks BIDS naming
     (:func:`alps.io.bidsnames.dwi_path_problems`), as an ``invalid`` item whose ``error`` names
-    the file and each rule it breaks; filed under its folders' (raw) ``sub-``/``ses-`` names."""
+    the file and each rule it breaks; filed under its folders' (raw) ``sub-``/``ses-`` names.
+    ``labels``: only these subject folders (labels without ``sub-``; None: all)."""
+    root = Path(root)
     out = []
     for sub in sorted(p for p in root.glob("sub-*") if p.is_dir()):
         if labels is not None and sub.name[4:] not in labels:
@@ -228,7 +230,7 @@ def discover(input_path, *, participant_label=None, bval=None, bvec=None, mask=N
     if bval or bvec or mask:
         raise InputError("--bval/--bvec/--mask are only for a single DWI file input, not a BIDS dataset")
     files = _dwi_files(input_path)
-    invalid = _invalid_items(input_path, labels)
+    invalid = invalid_items(input_path, labels)
     if not files and not invalid:
         raise InputError(f"{input_path}: no BIDS diffusion images (sub-*/[ses-*/]dwi/*_dwi.nii[.gz]) found")
     if strict and invalid:

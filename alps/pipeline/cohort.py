@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..io import discover
+from ..io.bids import invalid_items
 from .group import items_from_records
 from .layout import id_columns
 from . import locking
@@ -110,7 +111,8 @@ def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png,
 
     write_dataset_description(out_dir, input_path)
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
-    rows = [invalid_row(it) for it in items if it.invalid]  # never processed: nothing written for them
+    invalid = [it for it in items if it.invalid]  # never processed: nothing written for them
+    rows = [invalid_row(it) for it in invalid]
     items = [it for it in items if not it.invalid]
     bar = tqdm(total=len(items) + len(rows), initial=len(rows), desc=f"alps {'+'.join(stages)}",
                disable=not progress, unit="subj")
@@ -142,6 +144,9 @@ def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png,
                 if held:
                     clean_table_temporaries(out_dir)
                 others = other_rows(out_dir, {it.key for it in items})
+                if Path(input_path).is_dir():  # the other subjects' misnamed files (never recorded) too
+                    mine = {it.dwi for it in invalid}
+                    others += [invalid_row(it) for it in invalid_items(input_path) if it.dwi not in mine]
                 write_tables(cohort_tables(rows + others, stages)[1], out_dir)
         else:
             write_tables(cohort_tables(rows, stages)[1], out_dir)
