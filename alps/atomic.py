@@ -2,10 +2,11 @@
 
 Every file is written to a temporary file in its own directory and renamed over the target
 (``os.replace``, atomic on POSIX), so an interrupted run never leaves a file that looks
-finished. Temporary names are ``.<name>.<8 random hex digits><suffix>`` (hidden; recognised and
-removed by :func:`alps.pipeline.records.clean_stale_temporaries`). Files get the usual
-permissions (``0o666 & ~umask``, applied by the kernel when the temporary file is created), not
-``mkstemp``'s private 0600; the process umask is never changed.
+finished. Temporary names are ``.<name>.<8 random hex digits><suffix>`` (hidden; unique to each
+writer; a killed run's are removed by the next run that owns ``<name>``,
+:func:`alps.pipeline.records.clean_stale_temporaries`). Files get the usual permissions
+(``0o666 & ~umask``, applied by the kernel when the temporary file is created), not ``mkstemp``'s
+private 0600; the process umask is never changed.
 
 Every function takes the **target path first**, then the content, and creates missing parent
 directories. Table formats (kept exactly, tables are compared byte for byte between runs):
@@ -24,7 +25,7 @@ import secrets
 from pathlib import Path
 
 __all__ = ["write_bytes", "write_text", "write_json", "write_table", "write_with", "save_nifti",
-           "save_figure", "json_default", "json_safe", "is_temporary"]
+           "save_figure", "json_default", "json_safe", "is_temporary", "temporary_target"]
 
 #: names of the temporary files made here: ``.<target name>.<8 hex digits><suffix>`` (older runs: 8
 #: ``mkstemp`` characters).
@@ -35,6 +36,13 @@ def is_temporary(name: str, target: str | None = None) -> bool:
     """Is ``name`` a temporary file of this module (for ``target``, if given)?"""
     m = TEMP_NAME.match(name)
     return bool(m) and (target is None or m.group("target") == target)
+
+
+def temporary_target(name: str) -> str | None:
+    """The name of the file that the temporary ``name`` was to become, or None when ``name`` is
+    not a temporary of this module."""
+    m = TEMP_NAME.match(name)
+    return m.group("target") if m else None
 
 
 def _temp_for(path: Path, suffix: str) -> tuple[int, str]:

@@ -93,25 +93,11 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
     import papermill as pm
 
     parameters = absolute_paths(parameters)
-
+    profile = paths.profile_ref(profile)  # a file: its absolute path (the kernel runs elsewhere)
     source = Path(source) if source else paths.notebook_source(name)
     output = Path(output).resolve()
     nb = jupytext.read(source)
-    declared = declared_parameters(nb)
-    configured = config.notebook_parameters(profile, name)
-    for section in ("pipeline", "design"):  # 01/02 run the pipeline, 03-07 read the design
-        if section not in declared:
-            configured.pop(section, None)
-    for what, given in ((f"{paths.config_file(profile)} [notebooks.{name}]", configured),
-                        ("-p", parameters or {})):
-        unknown = sorted(set(given) - declared)
-        if unknown:
-            raise ValueError(f"{source}: no parameter(s) {unknown} (from {what}) in its parameters cell "
-                             f"(declared: {sorted(declared)})")
-    check_paths_complete(declared, parameters or {}, source)
-    params = {**configured, **(parameters or {})}
-    if "profile" in declared:
-        params["profile"] = profile
+    params = notebook_parameters(nb, name, profile=profile, parameters=parameters, source=source)
 
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     failed = output.with_name(output.stem + ".failed.ipynb")
@@ -145,6 +131,30 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
     return output
 
 
+def notebook_parameters(nb, name: str, *, profile: str = "default", parameters=None, source=None) -> dict:
+    """The parameters a run of notebook ``nb`` (named ``name``) gets: the profile's
+    (:func:`alps.config.notebook_parameters`) overlaid by ``parameters``, and ``profile`` itself.
+    Raises :class:`ValueError` for a name (from the profile or given) that the notebook's
+    parameters cell does not declare, and for given paths that leave others to the defaults
+    (:func:`check_paths_complete`) — before anything runs."""
+    declared = declared_parameters(nb)
+    configured = config.notebook_parameters(profile, name)
+    for section in ("pipeline", "design"):  # 01/02 run the pipeline, 03-07 read the design
+        if section not in declared:
+            configured.pop(section, None)
+    for what, given in ((f"{paths.config_file(profile)} [notebooks.{name}]", configured),
+                        ("-p", parameters or {})):
+        unknown = sorted(set(given) - declared)
+        if unknown:
+            raise ValueError(f"{source or name}: no parameter(s) {unknown} (from {what}) in its parameters cell "
+                             f"(declared: {sorted(declared)})")
+    check_paths_complete(declared, parameters or {}, source or name)
+    params = {**configured, **(parameters or {})}
+    if "profile" in declared:
+        params["profile"] = profile
+    return params
+
+
 def declared_parameters(nb) -> set[str]:
     """Names assigned in the notebook's cell tagged ``parameters``."""
     import ast
@@ -161,7 +171,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help="notebook name, e.g. 03_group_tests")
     parser.add_argument("output", help="executed notebook to write (.ipynb)")
-    parser.add_argument("--profile", default="default", help="config profile (config/<profile>.yaml)")
+    parser.add_argument("--profile", default="default",
+                        help="config profile: a name in config/ (config/<name>.yaml) or the path of a YAML file")
     parser.add_argument("-p", nargs=2, action="append", metavar=("KEY", "VALUE"), default=[],
                         help="parameter override; VALUE parsed as YAML")
     parser.add_argument("--log-output", action="store_true", help="stream cell output")

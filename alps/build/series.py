@@ -23,11 +23,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
+from .. import config, paths
 from ..manifest import NOTEBOOKS, SERIES, locations
-from .nbrun import declared_parameters, run_notebook
+from .nbrun import declared_parameters, notebook_parameters, run_notebook
 
-__all__ = ["NOTEBOOKS", "plan_series", "run_series", "analysis_setup", "Analysis"]
+__all__ = ["NOTEBOOKS", "plan_series", "run_series", "check_profile", "analysis_setup", "Analysis"]
 
 
 def plan_series(bids, out, *, participants=None, truth_table=None, session: str | None = None,
@@ -110,7 +110,7 @@ def analysis_setup(name: str, parameters: dict) -> Analysis:
         raise ValueError(f"{name} is not an analysis notebook of the series (03-07)")
     profile = parameters.get("profile", "default")
     p = paths.resolve(profile, **{k: parameters.get(k, "") for k in nb.files})
-    design = StudyDesign.from_mapping(parameters.get("design") or {}, source=f"config/{profile}.yaml [design]")
+    design = StudyDesign.from_mapping(parameters.get("design") or {}, source=f"{paths.config_file(profile)} [design]")
     cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=parameters.get("session") or None,
                                    session_policy=parameters.get("session_policy", "strict"), groups=design.labels,
                                    numeric=design.numeric_columns)
@@ -119,32 +119,62 @@ def analysis_setup(name: str, parameters: dict) -> Analysis:
     return Analysis(paths=p, design=design, cohort=cohort, excluded=excluded)
 
 
+def check_profile(profile="default", parameters=None, *, design: bool = True) -> str:
+    """Check a profile before anything runs: it exists (a name in ``config/`` or the path of a
+    YAML file, :func:`alps.paths.config_file`), is valid YAML, and its ``pipeline`` section
+    (overlaid by ``parameters['pipeline']``) and, with ``design``, its ``design`` section (or
+    ``parameters['design']``) are valid. Returns it as the
+    notebooks get it (:func:`alps.paths.profile_ref`: a file as its absolute path). Raises
+    :class:`FileNotFoundError` or :class:`ValueError` naming the file and the problem."""
+    from ..pipeline.params import from_profile as pipeline_parameters
+    from ..stats.design import StudyDesign
+    from ..stats.design import from_profile as study_design
+
+    ref = paths.profile_ref(profile)
+    config.load_profile(ref)
+    parameters = parameters or {}
+    pipeline_parameters(ref, parameters.get("pipeline") or {})
+    if not design:  # no notebook of the run reads it
+        pass
+    elif "design" in parameters:  # given (-p design ...): replaces the profile's
+        StudyDesign.from_mapping(parameters["design"] or {}, source="-p design")
+    else:
+        study_design(ref)
+    return ref
+
+
 def run_series(bids, out, *, profile: str = "default", participants=None, truth_table=None,
                session: str | None = None, session_policy: str = "strict", rotation_sweep: bool = False,
                parameters=None, notebooks=NOTEBOOKS, progress: bool = True, log=None) -> Path:
     """Run ``notebooks`` (default: 01–07) of the series on ``bids`` into ``out``, then the report.
 
-    ``profile`` gives the pipeline's and the notebooks' parameters (``config/<profile>.yaml``), as
-    for ``make``; ``parameters`` (``{name: value}``) override them in every notebook that declares
-    the name (e.g. ``{"n_boot": 1000}``). A failed notebook stops the series (its partial copy is
+    ``profile`` gives the pipeline's and the notebooks' parameters (a name in ``config/`` or the
+    path of a YAML file; checked first, :func:`check_profile`), as for ``make``; ``parameters``
+    (``{name: value}``) override them in every notebook that declares the name (e.g.
+    ``{"n_boot": 1000}``); every notebook's parameters are checked before the first one runs. A failed notebook stops the series (its partial copy is
     kept as ``OUT/notebooks/<name>.failed.ipynb``) and raises. Returns the report's path.
     """
     from .report import build_report
 
+    import jupytext
+
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    sources = {name: jupytext.read(paths.notebook_source(name)) for name in notebooks}
+    declared = {name: declared_parameters(nb) for name, nb in sources.items()}
+    profile = check_profile(profile, parameters, design=any("design" in d for d in declared.values()))
     plan, notes = plan_series(bids, out, participants=participants, truth_table=truth_table, session=session,
                               session_policy=session_policy, rotation_sweep=rotation_sweep)
     out = paths.from_folder(out)
-    import jupytext
-
+    given = {}
+    for name, nb in sources.items():  # every notebook's parameters checked before the first one runs
+        given[name] = {**plan[name], **{k: v for k, v in (parameters or {}).items() if k in declared[name]}}
+        notebook_parameters(nb, name, profile=profile, parameters=given[name])
     for note in notes:
         log(f"alps paper: note: {note}")
     for name in notebooks:
-        declared = declared_parameters(jupytext.read(paths.notebook_source(name)))
-        given = {**plan[name], **{k: v for k, v in (parameters or {}).items() if k in declared}}
         target = out / "notebooks" / f"{name}.ipynb"
         log(f"alps paper: {name} -> {target}")
-        run_notebook(name, target, profile=profile, parameters=given, progress=progress)
+        run_notebook(name, target, profile=profile, parameters=given[name], progress=progress)
     report = build_report(out, profile=profile, data_dir=paths.from_folder(bids), output=out / "report.html", notes=notes)
     log(f"alps paper: report -> {report}")
     return report

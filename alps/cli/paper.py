@@ -19,8 +19,9 @@ def add_arguments(parser) -> None:
                         help="participants table: participant_id, group (the labels of the profile's design; MO/VM/HC "
                         "by default), age, sex (F/M) and the design's clinical columns (default: DIR/participants.tsv)")
     parser.add_argument("--profile", default="default",
-                        help="configuration profile giving the pipeline's and notebooks' parameters "
-                        "(config/<name>.yaml; default: default)")
+                        help="configuration profile giving the pipeline's, the design's and the notebooks' "
+                        "parameters: a name in config/ (config/<name>.yaml) or the path of a YAML file, "
+                        "e.g. ./my_study.yaml; checked before anything runs (default: default)")
     parser.add_argument("--session", default=None, metavar="SES",
                         help="session to analyse in a multi-session dataset, e.g. ses-01 (default: none; "
                         "required when a participant has several)")

@@ -44,8 +44,9 @@ def process_subject(item, out_dir, *, params: PipelineParams | None = None, stag
     """
     params = (params or PipelineParams()).replace(**overrides)
     try:
-        with scan_lock(out_dir, item):
-            row = _process_subject(item, out_dir, stages=stages, force=force, qc_png=qc_png, params=params)
+        with scan_lock(out_dir, item) as held:
+            row = _process_subject(item, out_dir, stages=stages, force=force, qc_png=qc_png, params=params,
+                                   clean=held)
             with contextlib.suppress(OSError, TypeError, ValueError):
                 write_run_record(out_dir, item, row, stages)
     except OSError as exc:  # the lock could not be taken (unwritable OUT_DIR...)
@@ -53,7 +54,7 @@ def process_subject(item, out_dir, *, params: PipelineParams | None = None, stag
     return row
 
 
-def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelineParams) -> dict:
+def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelineParams, clean: bool) -> dict:
     row = id_columns(item)
     stage = "validation"
     try:
@@ -61,7 +62,8 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelinePa
             raise InputError(item.error)
         check_input_files(item)
         row.update(scan_metadata(item))
-        clean_stale_temporaries(scan_layout(out_dir, item).dir)
+        if clean:  # only under the scan's lock, and only the scan's own leftovers
+            clean_stale_temporaries(scan_layout(out_dir, item))
         stage = "hashing"
         t = time.perf_counter()
         hashes = aio.input_hashes(item)
