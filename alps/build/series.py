@@ -25,10 +25,33 @@ from pathlib import Path
 from .. import paths
 from .nbrun import declared_parameters, run_notebook
 
-__all__ = ["NOTEBOOKS", "plan_series", "run_series"]
+__all__ = ["NOTEBOOKS", "PRODUCTS", "NEEDS", "SeriesFailed", "plan_series", "run_series", "summary"]
 
 NOTEBOOKS = ("01_preprocess", "02_alps", "03_group_tests", "04_regression", "05_correlation", "06_mediation",
              "07_figures")
+#: the files each notebook writes (parameters of its plan; the Makefile's targets): removed when it
+#: fails or cannot run, so that no table of an earlier run passes for this run's
+PRODUCTS = {"01_preprocess": ("preprocess_tsv",),
+            "02_alps": ("alps_tsv", "qc_tsv", "provenance_tsv", "validation_csv", "rotation_sweep_csv"),
+            "03_group_tests": ("demographics_csv", "group_tests_csv", "posthoc_csv", "ancova_csv", "exclusions_csv",
+                               "harmonisation_csv"),
+            "04_regression": ("regression_csv", "regression_model_csv"),
+            "05_correlation": ("correlations_csv",),
+            "06_mediation": ("mediation_csv", "reproduction_csv", "key_numbers_json", "truth_check_csv"),
+            "07_figures": ()}
+#: the notebooks whose products each notebook reads (a failed one stops those that need it)
+NEEDS = {"02_alps": ("01_preprocess",), "03_group_tests": ("02_alps",), "04_regression": ("02_alps",),
+         "05_correlation": ("02_alps",), "06_mediation": ("02_alps",),
+         "07_figures": ("02_alps", "03_group_tests", "04_regression", "05_correlation", "06_mediation")}
+
+
+class SeriesFailed(RuntimeError):
+    """One or more notebooks of the series failed; the report was written all the same
+    (``report``: its path; ``failed``: ``{notebook: one-line reason}``)."""
+
+    def __init__(self, report: Path, failed: dict):
+        self.report, self.failed = report, dict(failed)
+        super().__init__("; ".join(f"{k} {v}" for k, v in failed.items()))
 
 
 def plan_series(bids, out, *, participants=None, truth_table=None, session: str | None = None,
@@ -103,8 +126,13 @@ def run_series(bids, out, *, profile: str = "default", participants=None, truth_
 
     ``profile`` gives the pipeline's and the notebooks' parameters (``config/<profile>.yaml``), as
     for ``make``; ``parameters`` (``{name: value}``) override them in every notebook that declares
-    the name (e.g. ``{"n_boot": 1000}``). A failed notebook stops the series (its partial copy is
-    kept as ``OUT/notebooks/<name>.failed.ipynb``) and raises. Returns the report's path.
+    the name (e.g. ``{"n_boot": 1000}``). Failed scans and analyses the data cannot support (too
+    few subjects, :mod:`alps.stats.sizes`) do not stop it: the notebooks note them, and the end
+    of the run sums them up on the console (:func:`summary`). A failed notebook does not stop it
+    either: its partial copy is kept as ``OUT/notebooks/<name>.failed.ipynb``, its products (and
+    those of the notebooks that need them, :data:`NEEDS`, which are not run) are removed, the
+    report is written with the failure at its top, and :class:`SeriesFailed` is raised. Returns
+    the report's path.
     """
     from .report import build_report
 
@@ -116,12 +144,69 @@ def run_series(bids, out, *, profile: str = "default", participants=None, truth_
 
     for note in notes:
         log(f"alps paper: note: {note}")
+    failed = {}
     for name in notebooks:
-        declared = declared_parameters(jupytext.read(paths.notebook_source(name)))
-        given = {**plan[name], **{k: v for k, v in (parameters or {}).items() if k in declared}}
+        blocked = [n for n in NEEDS.get(name, ()) if n in failed]
         target = out / "notebooks" / f"{name}.ipynb"
-        log(f"alps paper: {name} -> {target}")
-        run_notebook(name, target, profile=profile, parameters=given, progress=progress)
-    report = build_report(out, profile=profile, data_dir=paths.from_folder(bids), output=out / "report.html", notes=notes)
+        if blocked:
+            failed[name] = f"not run: it needs the products of {', '.join(blocked)}"
+        else:
+            declared = declared_parameters(jupytext.read(paths.notebook_source(name)))
+            given = {**plan[name], **{k: v for k, v in (parameters or {}).items() if k in declared}}
+            log(f"alps paper: {name} -> {target}")
+            try:
+                run_notebook(name, target, profile=profile, parameters=given, progress=progress)
+                continue
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:  # papermill's error names the cell's exception
+                why = f"{exc.ename}: {exc.evalue}" if getattr(exc, "ename", None) else f"{type(exc).__name__}: {exc}"
+                failed[name] = f"failed: {why} (see {target.with_name(name + '.failed.ipynb')})"
+        log(f"alps paper: {name} {failed[name]}")
+        _remove_products(name, plan[name], target, out)
+    failure_notes = [f"Notebook {k} {v}; its tables and figures are not in this report." for k, v in failed.items()]
+    report = build_report(out, profile=profile, data_dir=paths.from_folder(bids), output=out / "report.html",
+                          notes=failure_notes + notes)
+    for line in summary(out):
+        log(f"alps paper: {line}")
     log(f"alps paper: report -> {report}")
+    if failed:
+        raise SeriesFailed(report, failed)
     return report
+
+
+def _remove_products(name, plan, target, out) -> None:
+    """Remove what notebook ``name`` would have written (an earlier run's), see :data:`PRODUCTS`."""
+    files = [Path(plan[k]) for k in PRODUCTS.get(name, ()) if plan.get(k)] + [target, target.with_suffix(".html")]
+    if name == "07_figures":
+        files += sorted((out / "figures").glob("fig*.png")) + sorted((out / "figures").glob("fig*.pdf"))
+    for f in files:
+        f.unlink(missing_ok=True)
+
+
+def summary(out) -> list[str]:
+    """What a run into ``out`` could not do, for the console: the failed scans (``alps.tsv``) and
+    the subjects excluded (``exclusions.csv``), and every analysis skipped with its reason (the
+    notes of the tables, :func:`alps.stats.sizes.table_note`)."""
+    import pandas as pd
+
+    from ..stats.sizes import SKIPPED, table_note
+
+    out = Path(out)
+    tab = out / "tables"
+    lines = []
+    if (tab / "alps.tsv").is_file():
+        alps = pd.read_csv(tab / "alps.tsv", sep="\t", dtype=str, keep_default_na=False)
+        bad = int((alps["status"] != "ok").sum()) if "status" in alps.columns else 0
+        if bad:
+            lines.append(f"{bad} of {len(alps)} scans failed, see {tab / 'exclusions.csv'} "
+                         f"(errors in {tab / 'alps.tsv'})")
+    if (tab / "exclusions.csv").is_file():
+        n_excluded = len(pd.read_csv(tab / "exclusions.csv"))
+        if n_excluded:
+            lines.append(f"{n_excluded} participant(s) excluded from the statistics, see {tab / 'exclusions.csv'}")
+    for f in sorted(tab.glob("*.csv")):
+        note = table_note(pd.read_csv(f))
+        if note and SKIPPED in note:
+            lines.append(f"{note} ({f.name})")
+    return lines
