@@ -125,7 +125,7 @@ def test_report_for_a_labs_cohort(tmp_path):
     assert "regression skipped: too few subjects: n = 3 (need ≥ 8 = 5 parameters + 3)" in page
     assert "Minimum sizes of this design" in page and "8 in PD for the regression (5 parameters + 3)" in page
     caution = page[page.index("Cautions: small samples"):]
-    assert "correlations.csv (group PD, kind bivariate, x alps, y updrs, n 7): residual df 5 &lt; 10" in caution
+    assert "correlations.csv (group PD; kind bivariate; x alps; y updrs; n 7): residual df 5 &lt; 10" in caution
 
 
 def test_report_keeps_the_columns_that_apply(tmp_path):

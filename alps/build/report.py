@@ -161,27 +161,44 @@ def skipped_analyses(out_dir: Path, design) -> list[str]:
     return out
 
 
+def failed_scans(out_dir: Path) -> list[str]:
+    """How many scans failed (``alps.tsv``) and how many subjects the statistics excluded
+    (``exclusions.csv``), with where to look; empty when none."""
+    tab = Path(out_dir) / "tables"
+    lines = []
+    if (tab / "alps.tsv").is_file():
+        alps = pd.read_csv(tab / "alps.tsv", sep="\t", dtype=str, keep_default_na=False)
+        bad = int((alps["status"] != "ok").sum()) if "status" in alps.columns else 0
+        if bad:
+            lines.append(f"{bad} of {len(alps)} scans failed, see {tab / 'exclusions.csv'} "
+                         f"(errors in {tab / 'alps.tsv'})")
+    if (tab / "exclusions.csv").is_file():
+        n_excluded = len(pd.read_csv(tab / "exclusions.csv"))
+        if n_excluded:
+            lines.append(f"{n_excluded} participant(s) excluded from the statistics, see {tab / 'exclusions.csv'}")
+    return lines
+
+
 #: columns that name a row of a table with a ``caution`` column, in the order they are shown
 _ROW_NAME = ("group", "kind", "outcome", "x", "m", "y", "n")
 
 
 def cautions(out_dir: Path) -> list[str]:
-    """Every caution of the tables (their ``caution`` column, :mod:`alps.stats.sizes`), each
-    with the table and the row it concerns; a caution shared by every row of a table once."""
+    """Every caution of the tables (their ``caution`` column, :mod:`alps.stats.sizes`): one item
+    per table and caution, naming the rows it concerns (the distinct values of their
+    identifying columns, e.g. "correlations.csv (group VM, MO; kind bivariate; ...): residual df 6
+    < 10")."""
     items = []
     for f in sorted((out_dir / "tables").glob("*.csv")):
         df = pd.read_csv(f, dtype=str, keep_default_na=False)
         if "caution" not in df.columns:
             continue
         flagged = df[df["caution"] != ""]
-        if flagged.empty:
-            continue
-        if flagged["caution"].nunique() == 1 and len(flagged) == len(df) and "path" in df.columns:
-            flagged = flagged.head(1)  # the mediation: one model, one caution on each of its rows
-        for _, r in flagged.iterrows():
-            name = ", ".join(f"{c} {r[c]}" for c in _ROW_NAME if c in df.columns and r[c] != "")
-            items.append(f"{f.name} ({name}): {r['caution']}")
-    return list(dict.fromkeys(items))
+        for caution, rows in flagged.groupby("caution", sort=False):
+            name = "; ".join(f"{c} {', '.join(dict.fromkeys(v for v in rows[c] if v))}" for c in _ROW_NAME
+                             if c in rows.columns and (rows[c] != "").any())
+            items.append(f"{f.name} ({name}): {caution}")
+    return items
 
 
 def _table_html(path: Path, max_rows: int = 40) -> str:
@@ -268,6 +285,7 @@ def build_report(out_dir, *, profile: str = "default", data_dir=None, output=Non
         "notebooks; nothing is typed in except the published values in the reproduction table's "
         "<em>paper</em> column.</p>",
     ]
+    notes = [*notes, *(f"{line[:1].upper()}{line[1:]}." for line in failed_scans(out_dir))]
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
 

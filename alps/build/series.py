@@ -185,27 +185,17 @@ def _remove_products(name, plan, target, out) -> None:
 
 
 def summary(out) -> list[str]:
-    """What a run into ``out`` could not do, for the console: the failed scans (``alps.tsv``) and
-    the subjects excluded (``exclusions.csv``), and every analysis skipped with its reason (the
-    notes of the tables, :func:`alps.stats.sizes.table_note`)."""
+    """What a run into ``out`` could not do, for the console: the failed scans and excluded
+    subjects (:func:`alps.build.report.failed_scans`) and every analysis skipped with its reason
+    (the notes of the tables, :func:`alps.stats.sizes.table_note`)."""
     import pandas as pd
 
     from ..stats.sizes import SKIPPED, table_note
+    from .report import failed_scans
 
     out = Path(out)
-    tab = out / "tables"
-    lines = []
-    if (tab / "alps.tsv").is_file():
-        alps = pd.read_csv(tab / "alps.tsv", sep="\t", dtype=str, keep_default_na=False)
-        bad = int((alps["status"] != "ok").sum()) if "status" in alps.columns else 0
-        if bad:
-            lines.append(f"{bad} of {len(alps)} scans failed, see {tab / 'exclusions.csv'} "
-                         f"(errors in {tab / 'alps.tsv'})")
-    if (tab / "exclusions.csv").is_file():
-        n_excluded = len(pd.read_csv(tab / "exclusions.csv"))
-        if n_excluded:
-            lines.append(f"{n_excluded} participant(s) excluded from the statistics, see {tab / 'exclusions.csv'}")
-    for f in sorted(tab.glob("*.csv")):
+    lines = failed_scans(out)
+    for f in sorted((out / "tables").glob("*.csv")):
         note = table_note(pd.read_csv(f))
         if note and SKIPPED in note:
             lines.append(f"{note} ({f.name})")
