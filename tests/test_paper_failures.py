@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from alps.build import series
 from alps.cli import main
 from test_nbrun import console_lines
 from test_paper import _tiny, _write
 
-pytestmark = [pytest.mark.slow, pytest.mark.paper]
 
 #: (group, fails) per subject: PD 4 of 7 fail, HC 3 of 6 fail
 SCANS = [("PD", False)] * 3 + [("PD", True)] * 4 + [("HC", False)] * 3 + [("HC", True)] * 3
@@ -55,6 +55,8 @@ def cohort(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
+@pytest.mark.paper
 def test_most_scans_failed_the_paper_still_runs_to_its_report(cohort, monkeypatch, capsys):
     monkeypatch.chdir(cohort)
     rc = main(["paper", "--bids", "bids", "--out", "out", "--profile", "design-two-groups",
@@ -89,3 +91,52 @@ def test_most_scans_failed_the_paper_still_runs_to_its_report(cohort, monkeypatc
     assert "regression skipped: too few subjects: n = 3 (need ≥ 8 = 5 parameters + 3)" in page
     assert "8 in PD for the regression (5 parameters + 3)" in page
     assert "alps paper: done: open" in text.out
+
+
+def test_a_failed_notebook_does_not_stop_the_report(tmp_path, monkeypatch):
+    """A notebook that fails outright (not for want of subjects): the notebooks that do not need it
+    run, those that do are not run, the products of both are removed (an earlier run's tables
+    would pass for this run's), and the report is written with the failure at its top."""
+    from papermill.exceptions import PapermillExecutionError
+
+    bids, out = tmp_path / "bids", tmp_path / "out"
+    bids.mkdir()
+    (bids / "participants.tsv").write_text("participant_id\tgroup\tage\tsex\n")
+    plan, _ = series.plan_series(bids, out)
+    for name in ("regression_csv", "regression_model_csv", "correlations_csv"):  # an earlier run's
+        path = plan["04_regression" if name.startswith("regression") else "05_correlation"][name]
+        (out / "tables").mkdir(parents=True, exist_ok=True)
+        (out / "tables" / name.replace("_csv", ".csv")).write_text("stale\n")
+        assert path == str(out / "tables" / name.replace("_csv", ".csv"))
+    (out / "figures").mkdir()
+    (out / "figures" / "fig3_regression.png").write_bytes(b"stale")
+    ran = []
+
+    def fake_run(name, target, **kw):
+        if name == "04_regression":
+            raise PapermillExecutionError(3, 3, "stats.regression(...)", "ValueError", "a genuine bug", [])
+        ran.append(name)
+        import nbformat
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nbformat.v4.new_notebook(), target)
+        if name == "05_correlation":
+            (out / "tables" / "correlations.csv").write_text("group,r\nPD,0.5\n")
+        return target
+
+    monkeypatch.setattr(series, "run_notebook", fake_run)
+    logged = []
+    with pytest.raises(series.SeriesFailed) as exc:
+        series.run_series(bids, out, profile="design-two-groups", log=logged.append)
+    assert ran == ["01_preprocess", "02_alps", "03_group_tests", "05_correlation", "06_mediation"]
+    assert set(exc.value.failed) == {"04_regression", "07_figures"}
+    assert exc.value.failed["04_regression"].startswith("failed: ValueError: a genuine bug (see ")
+    assert exc.value.failed["07_figures"] == "not run: it needs the products of 04_regression"
+    assert not (out / "tables" / "regression.csv").exists() and not (out / "tables" / "regression_model.csv").exists()
+    assert not (out / "figures" / "fig3_regression.png").exists()
+    assert (out / "tables" / "correlations.csv").read_text().startswith("group,r")
+    page = (out / "report.html").read_text()
+    assert exc.value.report == out / "report.html"
+    assert "Notebook 04_regression failed: ValueError: a genuine bug" in page
+    assert "Notebook 07_figures not run: it needs the products of 04_regression" in page
+    assert any(m.startswith("alps paper: 04_regression failed: ValueError: a genuine bug") for m in logged)

@@ -131,8 +131,9 @@ def run_series(bids, out, *, profile: str = "default", participants=None, truth_
     of the run sums them up on the console (:func:`summary`). A failed notebook does not stop it
     either: its partial copy is kept as ``OUT/notebooks/<name>.failed.ipynb``, its products (and
     those of the notebooks that need them, :data:`NEEDS`, which are not run) are removed, the
-    report is written with the failure at its top, and :class:`SeriesFailed` is raised. Returns
-    the report's path.
+    report is written with the failure at its top, and :class:`SeriesFailed` is raised. A notebook
+    refused before it runs (an invalid parameter: ``ValueError``, a missing input:
+    ``FileNotFoundError``) and Ctrl-C still stop the series at once. Returns the report's path.
     """
     from .report import build_report
 
@@ -157,8 +158,8 @@ def run_series(bids, out, *, profile: str = "default", participants=None, truth_
             try:
                 run_notebook(name, target, profile=profile, parameters=given, progress=progress)
                 continue
-            except (KeyboardInterrupt, SystemExit):
-                raise
+            except (KeyboardInterrupt, SystemExit, ValueError, FileNotFoundError):
+                raise  # interrupted, or refused before it ran (a parameter, a missing input): stop
             except Exception as exc:  # papermill's error names the cell's exception
                 why = f"{exc.ename}: {exc.evalue}" if getattr(exc, "ename", None) else f"{type(exc).__name__}: {exc}"
                 failed[name] = f"failed: {why} (see {target.with_name(name + '.failed.ipynb')})"

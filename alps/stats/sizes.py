@@ -44,6 +44,7 @@ cases. In: Fox J, Long JS (eds) Modern Methods of Data Analysis. Sage 1990: 257â
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -168,8 +169,7 @@ def skipped_table(analysis: str, reason) -> pd.DataFrame:
     """The table of an analysis that is not run: one ``note`` column, "<analysis> skipped: <why>"
     (as the design-skipped analyses have, :meth:`~alps.stats.design.StudyDesign.skipped`); also
     warned, so the console shows it."""
-    reason = str(reason)
-    reason = reason[len(analysis) + 2:] if reason.startswith(f"{analysis}: ") else reason
+    reason = re.sub(r"^[A-Za-z_]+: ", "", str(reason))  # the function's own name ("group_tests: ...")
     note = f"{analysis} {SKIPPED}{reason}"
     warnings.warn(note, UserWarning, stacklevel=2)
     return pd.DataFrame({"note": [note]})
