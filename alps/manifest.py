@@ -24,7 +24,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["File", "Notebook", "FILES", "SERIES", "NOTEBOOKS", "notebook", "locations", "resolve", "makefile"]
+__all__ = ["File", "Notebook", "FILES", "SERIES", "NOTEBOOKS", "notebook", "products", "needs", "locations", "resolve",
+           "makefile"]
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,29 @@ def notebook(name: str) -> Notebook:
         if nb.name == name:
             return nb
     raise KeyError(f"no notebook {name!r} in the series (alps.manifest): {list(NOTEBOOKS)}")
+
+
+def products(name: str) -> tuple:
+    """The file parameters notebook ``name`` writes (its folders left out: a folder is shared)."""
+    return tuple(k for k in notebook(name).writes if not FILES[k].folder)
+
+
+def _inside(key: str, folder: str) -> bool:
+    f, d = FILES[key], FILES[folder]
+    return f.root == d.root and (d.path == "" or f.path.startswith(d.path + "/"))
+
+
+def needs(name: str) -> tuple:
+    """The notebooks whose products notebook ``name`` reads (a file, or one inside a folder it
+    reads): when one of them fails, ``name`` cannot run."""
+    nb = notebook(name)
+    out = []
+    for other in SERIES:
+        if other.name == name:
+            break
+        if any(k in nb.reads or any(FILES[r].folder and _inside(k, r) for r in nb.reads) for k in products(other.name)):
+            out.append(other.name)
+    return tuple(out)
 
 
 def locations(data, out) -> dict:

@@ -44,6 +44,7 @@ rotation_sweep_csv = ""
 # Pre-processing already done with the same inputs and parameters is reused, not recomputed.
 
 # %%
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -53,7 +54,7 @@ from alps import atomic, paths
 from alps.pipeline import run_cohort
 from alps.pipeline.params import from_profile
 from alps.pipeline.columns import data_dictionary
-from alps.pipeline.tables import copy_table
+from alps.pipeline.tables import copy_table, failure_summary
 from alps.validation import validation_table
 
 truth_given = bool(truth_table)
@@ -79,6 +80,10 @@ copy_table(derivatives_dir / "qc.tsv", qc_tsv)
 copy_table(derivatives_dir / "provenance.tsv", provenance_tsv)
 print(f"{(res['status'] == 'ok').sum()} of {len(res)} scans measured; "
       f"{int(res['qc_pass'].fillna(False).astype(bool).sum())} pass QC")
+failed = failure_summary(res, stage="alps", then=f" (errors in {alps_table}; the statistics exclude them and list "
+                                                  "them in tables/exclusions.csv)")
+if failed:  # on the console, each on its own line (the cell's stderr reaches it)
+    print(failed, file=sys.stderr)
 res[["participant_id", "status", "alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R",
      "alps_scanner", "reg_corr", "qc_flags"]]
 

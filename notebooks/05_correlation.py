@@ -30,7 +30,9 @@ correlations_csv = ""
 # otherwise Spearman ρ. Partial correlations control for the family's `partial_covariates` (same
 # method; Spearman on ranks). 95 % CIs use Fisher's z; p-values are corrected within each
 # family = group × kind (bivariate / partial) by the design's `multiple_comparisons.correlations`
-# (Benjamini-Hochberg FDR by default).
+# (Benjamini-Hochberg FDR by default). A pair with too few subjects (fewer than 4 + the number of
+# covariates) is not computed and `caution` says so; a computed one with fewer than 10 residual
+# df carries a caution (`alps.stats.sizes`).
 
 # %%
 import pandas as pd
@@ -48,7 +50,10 @@ if design.correlations is None:  # the table says why (the report shows the note
     print(design.skipped()["correlations"])
     corr = pd.DataFrame({"note": [design.skipped()["correlations"]]})
 else:
-    corr = stats.correlations(cohort, nan_policy="omit", **design.correlation_kwargs())
+    try:
+        corr = stats.correlations(cohort, nan_policy="omit", **design.correlation_kwargs())
+    except stats.InsufficientData as exc:  # no pair can be computed (alps.stats.sizes)
+        corr = stats.skipped_table("correlations", exc)
 atomic.write_table(p["correlations_csv"], corr)
 corr
 

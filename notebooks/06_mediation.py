@@ -55,8 +55,11 @@ if design.mediation is None:  # the table says why (the report shows the note)
     print(design.skipped()["mediation"])
     med = pd.DataFrame({"note": [design.skipped()["mediation"]]})
 else:
-    med = stats.mediation(cohort, n_boot=int(n_boot), seed=int(seed), nan_policy="omit",
-                          **design.mediation_kwargs())
+    try:
+        med = stats.mediation(cohort, n_boot=int(n_boot), seed=int(seed), nan_policy="omit",
+                              **design.mediation_kwargs())
+    except stats.InsufficientData as exc:  # too few subjects (alps.stats.sizes): a note, not an error
+        med = stats.skipped_table("mediation", exc)
 atomic.write_table(p["mediation_csv"], med)
 med
 

@@ -100,6 +100,7 @@ else:
 
 # %%
 posthoc = pd.read_csv(p["posthoc_csv"])
+posthoc = None if stats.table_note(posthoc) else posthoc  # post hoc tests skipped: no marks
 fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.8), sharey=True)
 for ax, dv, letter in zip(axes, ["alps", "alps_L", "alps_R"], "ABC"):
     figures.group_plot(cohort, dv=dv, posthoc=posthoc, groups=design.display_order, ax=ax)
@@ -116,8 +117,8 @@ plotting.save_figure(fig, fig_dir / "fig2_groups")
 
 # %%
 terms = pd.read_csv(p["regression_csv"])
-if design.regression is None:
-    note_figure("fig3_regression", design.skipped()["regression"])
+if stats.table_note(terms):  # not declared by the design, or too few patients (notebook 04)
+    note_figure("fig3_regression", stats.table_note(terms))
 else:
     regressors = terms.loc[terms["term"] != "Intercept"]
     # the very rows and coding the regression used (notebook 04: missing values omitted)
@@ -144,8 +145,10 @@ else:
 # %%
 corr = pd.read_csv(p["correlations_csv"])
 pairs = design.correlations.headline if design.correlations is not None else ()
-if not pairs:
-    note_figure("fig4_correlations", design.skipped().get("correlations", "no headline correlations declared"))
+if stats.table_note(corr):  # not declared by the design, or too few subjects (notebook 05)
+    note_figure("fig4_correlations", stats.table_note(corr))
+elif not pairs:
+    note_figure("fig4_correlations", "no headline correlations declared")
 else:
     fig, axes = plt.subplots(1, len(pairs), figsize=(plotting.PAGE_WIDTH * 0.35 * len(pairs), 2.6), squeeze=False)
     for ax, (g, y), letter in zip(axes[0], pairs, "ABCDEF"):
@@ -164,8 +167,8 @@ else:
 
 # %%
 med = pd.read_csv(p["mediation_csv"])
-if design.mediation is None:
-    note_figure("fig5_mediation", design.skipped()["mediation"])
+if stats.table_note(med):  # not declared by the design, or too few subjects (notebook 06)
+    note_figure("fig5_mediation", stats.table_note(med))
 else:
     md = design.mediation
     ax = figures.mediation_diagram(med, labels=tuple(design.variable(v).label[:1].upper() + design.variable(v).label[1:]

@@ -24,10 +24,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config, paths
-from ..manifest import NOTEBOOKS, SERIES, locations
+from ..manifest import FILES, NOTEBOOKS, SERIES, locations, needs, notebook, products
 from .nbrun import declared_parameters, notebook_parameters, run_notebook
 
-__all__ = ["NOTEBOOKS", "plan_series", "run_series", "check_profile", "analysis_setup", "Analysis"]
+__all__ = ["NOTEBOOKS", "PRODUCTS", "NEEDS", "SeriesFailed", "plan_series", "run_series", "summary",
+           "check_profile", "analysis_setup", "Analysis"]
+
+#: the files each notebook writes (parameters of its plan; the Makefile's targets): removed when it
+#: fails or cannot run, so that no table of an earlier run passes for this run's (from the manifest)
+PRODUCTS = {nb.name: products(nb.name) for nb in SERIES}
+#: the notebooks whose products each notebook reads (a failed one stops those that need it)
+NEEDS = {nb.name: needs(nb.name) for nb in SERIES if needs(nb.name)}
+
+
+class SeriesFailed(RuntimeError):
+    """One or more notebooks of the series failed; the report was written all the same
+    (``report``: its path; ``failed``: ``{notebook: one-line reason}``)."""
+
+    def __init__(self, report: Path, failed: dict):
+        self.report, self.failed = report, dict(failed)
+        super().__init__("; ".join(f"{k} {v}" for k, v in failed.items()))
 
 
 def plan_series(bids, out, *, participants=None, truth_table=None, session: str | None = None,
@@ -151,8 +167,15 @@ def run_series(bids, out, *, profile: str = "default", participants=None, truth_
     ``profile`` gives the pipeline's and the notebooks' parameters (a name in ``config/`` or the
     path of a YAML file; checked first, :func:`check_profile`), as for ``make``; ``parameters``
     (``{name: value}``) override them in every notebook that declares the name (e.g.
-    ``{"n_boot": 1000}``); every notebook's parameters are checked before the first one runs. A failed notebook stops the series (its partial copy is
-    kept as ``OUT/notebooks/<name>.failed.ipynb``) and raises. Returns the report's path.
+    ``{"n_boot": 1000}``); every notebook's parameters are checked before the first one runs.
+    Failed scans and analyses the data cannot support (too few subjects, :mod:`alps.stats.sizes`)
+    do not stop it: the notebooks note them, and the end of the run sums them up on the console
+    (:func:`summary`). A failed notebook does not stop it either: its partial copy is kept as
+    ``OUT/notebooks/<name>.failed.ipynb``, its products (and those of the notebooks that need
+    them, :data:`NEEDS`, which are not run) are removed, the report is written with the failure at
+    its top, and :class:`SeriesFailed` is raised. A notebook refused before it runs (an invalid
+    parameter: ``ValueError``, a missing input: ``FileNotFoundError``) and Ctrl-C still stop the
+    series at once. Returns the report's path.
     """
     from .report import build_report
 
@@ -171,10 +194,57 @@ def run_series(bids, out, *, profile: str = "default", participants=None, truth_
         notebook_parameters(nb, name, profile=profile, parameters=given[name])
     for note in notes:
         log(f"alps paper: note: {note}")
+    failed = {}
     for name in notebooks:
+        blocked = [n for n in NEEDS.get(name, ()) if n in failed]
         target = out / "notebooks" / f"{name}.ipynb"
-        log(f"alps paper: {name} -> {target}")
-        run_notebook(name, target, profile=profile, parameters=given[name], progress=progress)
-    report = build_report(out, profile=profile, data_dir=paths.from_folder(bids), output=out / "report.html", notes=notes)
+        if blocked:
+            failed[name] = f"not run: it needs the products of {', '.join(blocked)}"
+        else:
+            log(f"alps paper: {name} -> {target}")
+            try:
+                run_notebook(name, target, profile=profile, parameters=given[name], progress=progress)
+                continue
+            except (KeyboardInterrupt, SystemExit, ValueError, FileNotFoundError):
+                raise  # interrupted, or refused before it ran (a parameter, a missing input): stop
+            except Exception as exc:  # papermill's error names the cell's exception
+                why = f"{exc.ename}: {exc.evalue}" if getattr(exc, "ename", None) else f"{type(exc).__name__}: {exc}"
+                failed[name] = f"failed: {why} (see {target.with_name(name + '.failed.ipynb')})"
+        log(f"alps paper: {name} {failed[name]}")
+        _remove_products(name, plan[name], target, out)
+    failure_notes = [f"Notebook {k} {v}; its tables and figures are not in this report." for k, v in failed.items()]
+    report = build_report(out, profile=profile, data_dir=paths.from_folder(bids), output=out / "report.html",
+                          notes=failure_notes + notes)
+    for line in summary(out):
+        log(f"alps paper: {line}")
     log(f"alps paper: report -> {report}")
+    if failed:
+        raise SeriesFailed(report, failed)
     return report
+
+
+def _remove_products(name, plan, target, out) -> None:
+    """Remove what notebook ``name`` would have written (an earlier run's), see :data:`PRODUCTS`."""
+    files = [Path(plan[k]) for k in PRODUCTS.get(name, ()) if plan.get(k)] + [target, target.with_suffix(".html")]
+    files += [Path(plan[k]).with_suffix(".json") for k in PRODUCTS.get(name, ()) if plan.get(k) and FILES[k].dictionary]
+    files += [out / "figures" / f"{stem}.{ext}" for stem in notebook(name).figures for ext in ("png", "pdf")]
+    for f in files:
+        f.unlink(missing_ok=True)
+
+
+def summary(out) -> list[str]:
+    """What a run into ``out`` could not do, for the console: the failed scans and excluded
+    subjects (:func:`alps.build.report.failed_scans`) and every analysis skipped with its reason
+    (the notes of the tables, :func:`alps.stats.sizes.table_note`)."""
+    import pandas as pd
+
+    from ..stats.sizes import SKIPPED, table_note
+    from .report import failed_scans
+
+    out = Path(out)
+    lines = failed_scans(out)
+    for f in sorted((out / "tables").glob("*.csv")):
+        note = table_note(pd.read_csv(f))
+        if note and SKIPPED in note:
+            lines.append(f"{note} ({f.name})")
+    return lines

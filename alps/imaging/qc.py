@@ -16,6 +16,8 @@ Flags (a subject can carry several; ``qc_pass`` is True when there are none):
 ``purity_low_<roi>`` fraction of ROI voxels whose template-axis principal eigenvector lies along
                      the expected axis (z for projection, y for association fibres) < ``min_purity``
 ``alps_range``       template-axis ALPS (L, R or mean) outside ``alps_range``
+``se_high``          the scan's standard error ``alps_se`` exceeds ``se_max`` (the row's ``se_high``,
+                     set by :mod:`alps.pipeline.uncertainty`): its index is too noisy to compare
 
 Thresholds are defaults, not findings; change them through :func:`flags`' keyword arguments.
 """
@@ -55,6 +57,9 @@ def flags(row: dict, *, min_reg_corr=DEFAULTS["min_reg_corr"], min_reg_dice=DEFA
         if v is None or not np.isfinite(v) or not lo <= v <= hi:
             out.append("alps_range")
             break
+    se_high = row.get("se_high")
+    if isinstance(se_high, (bool, np.bool_)) and se_high:
+        out.append("se_high")
     return out
 
 

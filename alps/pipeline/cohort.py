@@ -112,29 +112,29 @@ def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png,
     invalid = [it for it in items if it.invalid]  # never processed: nothing written for them
     rows = [invalid_row(it) for it in invalid]
     items = [it for it in items if not it.invalid]
-    bar = tqdm(total=len(items) + len(rows), initial=len(rows), desc=f"alps {'+'.join(stages)}",
-               disable=not progress, unit="subj")
     kw = dict(params=params, stages=stages, force=force, qc_png=qc_png)
-    if not items:
-        pass
-    elif scheduler is not None:
-        from .distributed import map_subjects
+    # the bar is closed however the loop ends (an interrupted run's message then follows it)
+    with tqdm(total=len(items) + len(rows), initial=len(rows), desc=f"alps {'+'.join(stages)}",
+              disable=not progress, unit="subj") as bar:
+        if not items:
+            pass
+        elif scheduler is not None:
+            from .distributed import map_subjects
 
-        for row in map_subjects(items, out_dir, scheduler, **kw):
-            rows.append(row)
-            bar.update(1)
-    elif params.n_jobs == 1 or len(items) == 1:
-        for it in items:
-            rows.append(process_subject(it, out_dir, **kw))
-            bar.update(1)
-    else:
-        from joblib import Parallel, delayed
+            for row in map_subjects(items, out_dir, scheduler, **kw):
+                rows.append(row)
+                bar.update(1)
+        elif params.n_jobs == 1 or len(items) == 1:
+            for it in items:
+                rows.append(process_subject(it, out_dir, **kw))
+                bar.update(1)
+        else:
+            from joblib import Parallel, delayed
 
-        par = Parallel(n_jobs=min(params.n_jobs, len(items)), return_as="generator_unordered")
-        for row in par(delayed(process_subject)(it, out_dir, **kw) for it in items):
-            rows.append(row)
-            bar.update(1)
-    bar.close()
+            par = Parallel(n_jobs=min(params.n_jobs, len(items)), return_as="generator_unordered")
+            for row in par(delayed(process_subject)(it, out_dir, **kw) for it in items):
+                rows.append(row)
+                bar.update(1)
     df, _ = cohort_tables(rows, stages)
     if tables:
         if lock_tables:  # participant level: the other scans keep their rows

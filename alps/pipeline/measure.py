@@ -96,12 +96,13 @@ def measure_subject(pre, out_dir, *, params: MeasureParams | None = None, force:
     values = measure.measure(tensor, aff, reg, weights, fa=fa, md=md)
     dseg = measure.dseg_from_weights(weights, fa.shape)
     save_map(dseg, aff, lay.dseg, np.uint8)
-    # flag (not fail) the band between the preprocess failure threshold and the QC warning one
-    flags = qc.flags({**values, **pre.columns()}, min_reg_corr=max(p.qc_min_reg_corr, pre.params.min_reg_corr),
-                     min_reg_dice=pre.params.min_reg_dice)
     times = {"measure": round(time.perf_counter() - t0, 3)}
+    # the standard errors before the flags: se_high is one of them
     se = scan_se(pre, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max)
     times["se"] = se.pop("time_se_s")
+    # flag (not fail) the band between the preprocess failure threshold and the QC warning one
+    flags = qc.flags({**values, **pre.columns(), **se}, min_reg_corr=max(p.qc_min_reg_corr, pre.params.min_reg_corr),
+                     min_reg_dice=pre.params.min_reg_dice)
     if qc_png:
         t = time.perf_counter()
         _qc_png(lay, fa, tensor, aff, reg, dseg, p)

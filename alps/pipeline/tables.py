@@ -111,3 +111,21 @@ def write_tables(tables: dict, out_dir, *, lock: bool = False, wait: float | Non
         for name, t in tables.items():
             atomic.write_table(Path(out_dir) / name, t)
             columns.write_dictionary(Path(out_dir) / name, t.columns)
+
+
+def failure_summary(df: pd.DataFrame, *, stage: str, then: str = "", max_error: int = 160) -> str:
+    """The console's account of the failed scans of a cohort table (``status`` not ``ok``): one
+    line "<stage>: 7 of 13 scans failed<then>", then one line per failed scan with its error
+    (cut at ``max_error`` characters); empty when every scan succeeded."""
+    if df.empty or "status" not in df.columns:
+        return ""
+    failed = df[df["status"] != "ok"]
+    if failed.empty:
+        return ""
+    lines = [f"{stage}: {len(failed)} of {len(df)} scans failed{then}"]
+    for _, r in failed.iterrows():
+        scan = "_".join(str(r[c]) for c in ("participant_id", "session_id", *ENTITY_COLUMNS)
+                        if c in r.index and isinstance(r[c], str) and r[c])
+        err = str(r.get("error") or "no error recorded")
+        lines.append(f"  {scan}: {err[:max_error]}{'…' if len(err) > max_error else ''}")
+    return "\n".join(lines)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from contextlib import suppress
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ._prepare import StatsInputError
+from ._prepare import InsufficientData, StatsInputError
 from .correlation import correlations
 from .groups import group_tests
 from .mediation import mediation
@@ -100,7 +101,9 @@ def headline_numbers(df, design, *, n_boot: int = 5000, seed: int = 20260505,
     df : pandas.DataFrame
         Merged cohort table (participants + an ALPS table).
     design : StudyDesign
-        Which groups, regression, correlations and mediation (:func:`headline_quantities`).
+        Which groups, regression, correlations and mediation (:func:`headline_quantities`); an
+        analysis the data cannot support (:class:`~alps.stats._prepare.InsufficientData`: too few
+        subjects, see :mod:`alps.stats.sizes`) gives no record.
     n_boot, seed : keyword-only
         Bootstrap settings of the mediation.
     nan_policy : {'omit', 'raise'}
@@ -119,40 +122,44 @@ def headline_numbers(df, design, *, n_boot: int = 5000, seed: int = 20260505,
     values = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        gt = group_tests(df, dv="alps", nan_policy=nan_policy, **design.group_kwargs()).iloc[0]
-        means = {g: float(gt[f"mean_{g}"]) for g in design.labels}
-        values.update({("n", g, None): int(gt[f"n_{g}"]) for g in design.labels})
-        values.update({("mean_alps", g, None): means[g] for g in design.labels})
-        values[("alps_order", None, None)] = " > ".join(sorted(design.labels, key=lambda g: -means[g]))
-        values[("omnibus_test", None, None)] = str(gt["test"])
-        values[("omnibus_p", None, None)] = float(gt["p"])
+        with suppress(InsufficientData):  # an analysis the data cannot support gives no record
+            gt = group_tests(df, dv="alps", nan_policy=nan_policy, **design.group_kwargs()).iloc[0]
+            means = {g: float(gt[f"mean_{g}"]) for g in design.labels}
+            values.update({("n", g, None): int(gt[f"n_{g}"]) for g in design.labels})
+            values.update({("mean_alps", g, None): means[g] for g in design.labels})
+            values[("alps_order", None, None)] = " > ".join(sorted(design.labels, key=lambda g: -means[g]))
+            values[("omnibus_test", None, None)] = str(gt["test"])
+            values[("omnibus_p", None, None)] = float(gt["p"])
         if design.regression is not None:
-            reg_res = regression(df, nan_policy=nan_policy, **design.regression_kwargs())
-            reg = reg_res.terms.set_index("term")
-            for term in design.regression.predictors:
-                values[("reg_b", None, term)] = float(reg.loc[term, "b"])
-                values[("reg_p", None, term)] = float(reg.loc[term, "p"])
-            values[("reg_robust_se", None, None)] = str(reg_res.model.loc[0, "robust_se"])
+            with suppress(InsufficientData):
+                reg_res = regression(df, nan_policy=nan_policy, **design.regression_kwargs())
+                reg = reg_res.terms.set_index("term")
+                for term in design.regression.predictors:
+                    values[("reg_b", None, term)] = float(reg.loc[term, "b"])
+                    values[("reg_p", None, term)] = float(reg.loc[term, "p"])
+                values[("reg_robust_se", None, None)] = str(reg_res.model.loc[0, "robust_se"])
         if design.correlations is not None and design.correlations.headline:
             by_group = {}
             for g, v in design.correlations.headline:
                 by_group.setdefault(g, []).append(v)
             for g, ys in by_group.items():
-                cor = correlations(df, groups=(g,), y=tuple(ys), partial_covariates=(), nan_policy=nan_policy,
-                                   group_col=design.group_column).set_index("y")
-                for v in ys:
-                    values[("r", g, v)] = float(cor.loc[v, "r"])
-                    values[("p", g, v)] = float(cor.loc[v, "p"])
-                    values[("r_method", g, v)] = str(cor.loc[v, "method"])
+                with suppress(InsufficientData):  # a group too small for every pair gives no record
+                    cor = correlations(df, groups=(g,), y=tuple(ys), partial_covariates=(), nan_policy=nan_policy,
+                                       group_col=design.group_column).set_index("y")
+                    for v in ys:
+                        values[("r", g, v)] = float(cor.loc[v, "r"])
+                        values[("p", g, v)] = float(cor.loc[v, "p"])
+                        values[("r_method", g, v)] = str(cor.loc[v, "method"])
         if design.mediation is not None:
-            med = mediation(df, n_boot=n_boot, seed=seed, nan_policy=nan_policy,
-                            **design.mediation_kwargs()).set_index("path")
-            values[("indirect", None, None)] = float(med.loc["indirect", "estimate"])
-            values[("proportion_mediated", None, None)] = float(med.loc["proportion_mediated", "estimate"])
-            for bound in ("ci_low", "ci_high"):
-                values[(f"proportion_mediated_{bound}", None, None)] = float(med.loc["proportion_mediated", bound])
+            with suppress(InsufficientData):
+                med = mediation(df, n_boot=n_boot, seed=seed, nan_policy=nan_policy,
+                                **design.mediation_kwargs()).set_index("path")
+                values[("indirect", None, None)] = float(med.loc["indirect", "estimate"])
+                values[("proportion_mediated", None, None)] = float(med.loc["proportion_mediated", "estimate"])
+                for bound in ("ci_low", "ci_high"):
+                    values[(f"proportion_mediated_{bound}", None, None)] = float(med.loc["proportion_mediated", bound])
     return [dataclasses.replace(q, value=values[(q.statistic, q.group, q.variable)])
-            for q in headline_quantities(design)]
+            for q in headline_quantities(design) if (q.statistic, q.group, q.variable) in values]
 
 
 def _as_values(headlines, what: str):
@@ -212,7 +219,9 @@ def truth_intervals(truth_df, measured, design, *, n_boot: int = 5000, seed: int
     -------
     pandas.DataFrame
         One row per quantity: ``quantity`` (its key), ``truth, truth_ci_low, truth_ci_high,
-        measured, inside`` (``inside``: ``ci_low ≤ measured ≤ ci_high``).
+        measured, inside`` (``inside``: ``ci_low ≤ measured ≤ ci_high``). A quantity not measured
+        (NaN), or whose analysis the planted cohort cannot support (:class:`InsufficientData`), has
+        no row.
     """
     from scipy import stats as sps
 
@@ -221,7 +230,7 @@ def truth_intervals(truth_df, measured, design, *, n_boot: int = 5000, seed: int
 
     def add(what, est, lo, hi):
         h = by_what.get(what)
-        if h is not None:
+        if h is not None and np.isfinite(float(h.value)):
             m = float(h.value)
             rows.append({"quantity": h.key, "truth": float(est), "truth_ci_low": float(lo), "truth_ci_high": float(hi),
                          "measured": m, "inside": bool(lo <= m <= hi)})
@@ -234,21 +243,24 @@ def truth_intervals(truth_df, measured, design, *, n_boot: int = 5000, seed: int
                 h = sps.t.ppf(1 - alpha / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
                 add(("mean_alps", g, None), v.mean(), v.mean() - h, v.mean() + h)
         if design.regression is not None:
-            terms = regression(truth_df, alpha=alpha, nan_policy=nan_policy,
-                               **design.regression_kwargs()).terms.set_index("term")
-            for term in design.regression.predictors:
-                r = terms.loc[term]
-                add(("reg_b", None, term), r["b"], r["ci_low"], r["ci_high"])
+            with suppress(InsufficientData):  # an analysis the data cannot support: no row
+                terms = regression(truth_df, alpha=alpha, nan_policy=nan_policy,
+                                   **design.regression_kwargs()).terms.set_index("term")
+                for term in design.regression.predictors:
+                    r = terms.loc[term]
+                    add(("reg_b", None, term), r["b"], r["ci_low"], r["ci_high"])
         if design.correlations is not None:
             for g, v in design.correlations.headline:
-                c = correlations(truth_df, groups=(g,), y=(v,), partial_covariates=(), alpha=alpha,
-                                 nan_policy=nan_policy, group_col=design.group_column).iloc[0]
-                add(("r", g, v), c["r"], c["ci_low"], c["ci_high"])
+                with suppress(InsufficientData):
+                    c = correlations(truth_df, groups=(g,), y=(v,), partial_covariates=(), alpha=alpha,
+                                     nan_policy=nan_policy, group_col=design.group_column).iloc[0]
+                    add(("r", g, v), c["r"], c["ci_low"], c["ci_high"])
         if design.mediation is not None:
-            med = mediation(truth_df, n_boot=n_boot, seed=seed, alpha=alpha, nan_policy=nan_policy,
-                            **design.mediation_kwargs()).set_index("path")
-            for path in ("indirect", "proportion_mediated"):
-                r = med.loc[path]
-                add((path, None, None), r["estimate"], r["ci_low"], r["ci_high"])
+            with suppress(InsufficientData):
+                med = mediation(truth_df, n_boot=n_boot, seed=seed, alpha=alpha, nan_policy=nan_policy,
+                                **design.mediation_kwargs()).set_index("path")
+                for path in ("indirect", "proportion_mediated"):
+                    r = med.loc[path]
+                    add((path, None, None), r["estimate"], r["ci_low"], r["ci_high"])
     return pd.DataFrame(rows, columns=["quantity", "truth", "truth_ci_low", "truth_ci_high", "measured", "inside"])
 
