@@ -60,21 +60,28 @@ def resolve_parameters(args) -> PipelineParams:
     return from_profile(args.profile, from_args(args), what="options")
 
 
-def print_dataset_check(input_path, *, participant_label=None, bids_filter_file=None, max_warnings: int = 5) -> int:
-    """The dataset check of ``alps validate`` (:func:`alps.io.validate.validate_dataset`), printed
-    before a run: every error (that scan will fail; the others run) and up to ``max_warnings``
-    warnings, then a count. Returns the number of errors."""
+def print_dataset_check(input_path, *, participant_label=None, bids_filter_file=None, max_warnings: int = 5,
+                        params: PipelineParams | None = None) -> int:
+    """The dataset check of ``alps validate`` (:func:`alps.io.validate.validate_dataset`, with what
+    the tensor model of ``params`` will fit on each scan), printed before a run: every error (that
+    scan will fail; the others run), up to ``max_warnings`` warnings and one line per distinct
+    tensor-fit plan, then a count. Returns the number of errors."""
     from ..io.bidsnames import load_filter_file
     from ..io.validate import validate_dataset
+    from ..pipeline.preprocess import acquisition_check
+    from .validate import print_plans
 
     query = load_filter_file(bids_filter_file) if bids_filter_file else None
-    df = validate_dataset(input_path, participant_label=participant_label, bids_filter=query)
+    params = params or PipelineParams()
+    df = validate_dataset(input_path, participant_label=participant_label, bids_filter=query,
+                          scan_checks=[acquisition_check(params.preprocess)])
     errors, warnings = df[df["severity"] == "error"], df[df["severity"] == "warning"]
     for problem in errors["problem"]:
         print(f"alps run: error: {problem}")
     for problem in warnings["problem"].iloc[:max_warnings]:
         print(f"alps run: warning: {problem}")
-    if len(df):
+    print_plans(df, prefix="alps run: ")
+    if len(errors) or len(warnings):
         more = f" (first {max_warnings} warnings shown)" if len(warnings) > max_warnings else ""
         print(f"alps run: dataset check: {len(errors)} error(s), {len(warnings)} warning(s){more}; "
               f"'alps validate {input_path}' lists them all; scans with errors fail, the others run")
@@ -90,7 +97,7 @@ def cli(args) -> int:
     if Path(args.input).is_dir():
         try:
             print_dataset_check(args.input, participant_label=args.participant_label,
-                                bids_filter_file=args.bids_filter_file)
+                                bids_filter_file=args.bids_filter_file, params=params)
         except InputError as exc:
             print(f"alps run: invalid input: {exc}")
             return 2

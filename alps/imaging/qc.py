@@ -16,6 +16,11 @@ Flags (a subject can carry several; ``qc_pass`` is True when there are none):
 ``purity_low_<roi>`` fraction of ROI voxels whose template-axis principal eigenvector lies along
                      the expected axis (z for projection, y for association fibres) < ``min_purity``
 ``alps_range``       template-axis ALPS (L, R or mean) outside ``alps_range``
+``high_b``           the tensor was fitted on a shell above its model's maximum b-value (a
+                     single-shell b = 2000/2500 scan, or a raised ``--max-bval``;
+                     :func:`alps.imaging.shells.fit_flags`): for ``dti`` the index is not comparable
+                     with b = 1000 studies (planted truth, kurtosis 0.6: +20 % at b = 2500). Added by
+                     the measure stage with the column ``bval_fit`` (the largest b-value fitted)
 
 Thresholds are defaults, not findings; change them through :func:`flags`' keyword arguments.
 """

@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 
 from .. import atomic
-from ..imaging import dti, measure, qc
+from ..imaging import dti, measure, qc, shells
 from ..imaging import tensor as T
 from ..imaging import template as tpl
 from ..imaging.roi import DEFAULT_CENTERS_MM, default_spheres
@@ -110,6 +110,8 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
     pre_params = pre["provenance"]["parameters"]
     fl = qc.flags(row, min_reg_corr=max(p.qc_min_reg_corr, pre_params["min_reg_corr"]),
                   min_reg_dice=pre_params["min_reg_dice"])
+    fl += shells.fit_flags(pre.get("acquisition") or {}, model=pre_params.get("tensor_model", "dti"),
+                           max_bval=pre_params.get("max_bval"))
     row["qc_flags"] = ";".join(fl)
     row["qc_pass"] = not fl
     t_measure = time.perf_counter() - t0

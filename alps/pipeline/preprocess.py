@@ -45,6 +45,20 @@ def check_fov(dwi) -> None:
             f"ROIs (the default spheres span 81 mm left-right; need >= {MIN_FOV_MM:.0f} mm along some axis)")
 
 
+def acquisition_check(params: PreprocessParams | None = None):
+    """The check ``alps validate`` (:func:`alps.io.validate.validate_dataset`'s ``scan_checks``) and
+    ``alps run`` make of each scan before anything is computed: which shells the tensor model of
+    ``params`` will fit, whether it is flagged ``high_b``, or why it cannot be fitted
+    (:func:`alps.imaging.shells.fit_plan`). Returns ``check(item, bvals) -> [(severity, message)]``."""
+    p = params or PreprocessParams()
+
+    def check(item, bvals):
+        return [shells.fit_plan(bvals, model=p.tensor_model, max_bval=p.max_bval, b0_threshold=p.b0_threshold,
+                                tolerance=p.shell_tolerance, path=item.bval)]
+
+    return check
+
+
 def save_map(data, affine, path, dtype=np.float32) -> None:
     """A derivative map as NIfTI with a fresh header (mm units), atomically: nothing of the
     input's header or extensions is copied (privacy)."""
