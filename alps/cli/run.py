@@ -123,7 +123,9 @@ def cli(args) -> int:
     failed = df[df["status"] != "ok"]
     for _, r in failed.iterrows():
         scan = " ".join(str(r[c]) for c in SUMMARY_COLUMNS[:3] if c in df.columns and isinstance(r[c], str))
-        print(f"  FAILED {scan}: {r.get('error')}")
+        png = r.get("qc_png")
+        seen = f" (QC image: {Path(args.out_dir) / png})" if isinstance(png, str) and png else ""
+        print(f"  FAILED {scan}: {r.get('error')}{seen}")
     if failed.empty:
         return 0
     if args.allow_failures and n_ok > 0:

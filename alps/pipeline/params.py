@@ -33,7 +33,7 @@ from ..imaging.dti import FIT_METHODS
 from ..imaging.measure import WEIGHTINGS
 from ..imaging.preprocess import MOTION_MODELS, MOTION_REFERENCES
 from ..imaging.qc import DEFAULTS as QC_DEFAULTS
-from ..imaging.registration import KINDS, MIN_CORRELATION, MIN_DICE
+from ..imaging.registration import KINDS, MIN_CORRELATION, MIN_COVERAGE, MIN_DICE
 from ..imaging.shells import MODEL_MAX_BVAL, TENSOR_MODELS
 from ..io.gradients import B0_THRESHOLD
 
@@ -168,8 +168,12 @@ class PreprocessParams(_Params):
                        metavar="N")
     min_reg_corr: float = _param(MIN_CORRELATION, "fail a scan whose FA-WM correlation after registration "
                                  "is below this", check=_UNIT, metavar="R")
-    min_reg_dice: float = _param(MIN_DICE, "fail a scan whose brain-mask Dice after registration is below "
-                                 "this", check=_UNIT, metavar="D")
+    min_reg_dice: float = _param(MIN_DICE, "fail a scan whose brain-mask Dice after registration (on the "
+                                 "part of the template brain inside the field of view) is below this",
+                                 check=_UNIT, metavar="D")
+    min_reg_coverage: float = _param(MIN_COVERAGE, "fail a scan whose field of view holds less than this fraction "
+                                     "of the template brain after registration (too thin a slab to check its "
+                                     "registration)", check=_UNIT, metavar="F")
     gradcheck: str = _param("off", "gradient-orientation check (fibre coherence, Jeurissen et al. 2014): "
                             "'report' adds it to QC, 'correct' also refits with the corrected table when "
                             "it flags (about 3 s per scan)", choices=GRADCHECK_MODES)
