@@ -1,8 +1,11 @@
 """The cohort tables under OUT_DIR, built from per-scan rows.
 
 ``alps.tsv`` (one row per scan: ALPS in template and scanner axes, per-ROI diffusivities, FA,
-MD, voxel counts, QC), ``qc.tsv``, ``preprocess.tsv``, ``provenance.tsv`` and the
-run-dependent ``timings.tsv``. Rows are sorted by scan and columns canonically ordered, so the
+MD, voxel counts, the volumes fitted — ``shells``, ``bvals_used``, ``bval_fit``, ``n_volumes_used``,
+``n_directions`` of :func:`alps.imaging.shells.select_volumes` —, the registration metrics
+``reg_corr``, ``reg_dice``, ``reg_coverage`` of
+:func:`alps.imaging.registration.registration_metrics`, QC flags of :mod:`alps.imaging.qc`),
+``qc.tsv``, ``preprocess.tsv``, ``provenance.tsv`` and the run-dependent ``timings.tsv``. Rows are sorted by scan and columns canonically ordered, so the
 same rows in any order give byte-identical tables.
 """
 from __future__ import annotations
