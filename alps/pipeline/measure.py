@@ -141,19 +141,22 @@ def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams):
               template_labels=labels)
 
 
-def failure_qc(item, out_dir, reason: str, params: MeasureParams | None = None) -> dict:
+def failure_qc(item, out_dir, reason: str, params: MeasureParams | None = None, *, draw: bool = True) -> dict:
     """The QC image of a scan that failed after its registration (the registration QC, or the ROI
     level outside the field of view): the template-space panels of :func:`alps.imaging.qc.figure`
     (colour FA at the ROI level, warped FA on the template WM, axial and coronal, with the ROIs)
     and ``reason`` under the title. Returns ``{"qc_png": path relative to OUT_DIR}`` and the
     registration metrics of the preprocess record, or ``{}`` when the scan did not get as far as a
-    registration (or the image cannot be drawn: it never raises)."""
+    registration (or the image cannot be drawn: it never raises). ``draw=False``: the metrics only
+    (a run with ``qc_png=False``)."""
     p = params or MeasureParams()
     lay = scan_layout(out_dir, item)
     pre = read_json(lay.preprocess_json)
     if not pre or "registration" not in pre:
         return {}
     out = dict(pre["registration"].get("metrics") or {})
+    if not draw:
+        return out
     try:
         tensor, aff = dti.load_tensor_image(lay.tensor)
         fa = np.asarray(nib.load(str(lay.fa)).dataobj, np.float32)

@@ -92,5 +92,5 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelinePa
             msg += " | " + traceback.format_exc(limit=3).replace("\n", " ")[-400:]
         row.update(status="failed", error=msg)
     if row["status"] == "failed" and stage in ("preprocess", "measure"):  # a QC image of the failure, if registered
-        row.update(failure_qc(item, out_dir, row["error"], params.measure))
+        row.update(failure_qc(item, out_dir, row["error"], params.measure, draw=qc_png))
     return row
