@@ -2,8 +2,9 @@
 
 Every file is written to a temporary file in its own directory and renamed over the target
 (``os.replace``, atomic on POSIX), so an interrupted run never leaves a file that looks
-finished. Temporary names are ``.<name>.<8 random chars><suffix>`` (hidden; recognised and
-removed by :func:`alps.pipeline.records.clean_stale_temporaries`). Files get the usual
+finished. Temporary names are ``.<name>.<8 random chars><suffix>`` (hidden; unique to each
+writer; a killed run's are removed by the next run that owns ``<name>``,
+:func:`alps.pipeline.records.clean_stale_temporaries`). Files get the usual
 permissions (``0o666 & ~umask``), not ``mkstemp``'s private 0600.
 
 Every function takes the **target path first**, then the content, and creates missing parent
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["write_bytes", "write_text", "write_json", "write_table", "write_with", "save_nifti",
-           "save_figure", "json_default", "json_safe", "is_temporary"]
+           "save_figure", "json_default", "json_safe", "is_temporary", "temporary_target"]
 
 #: names of the temporary files made here: ``.<target name>.<8 mkstemp characters><suffix>``.
 TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}(?P<suffix>\.[A-Za-z0-9.]+)$")
@@ -33,6 +34,13 @@ def is_temporary(name: str, target: str | None = None) -> bool:
     """Is ``name`` a temporary file of this module (for ``target``, if given)?"""
     m = TEMP_NAME.match(name)
     return bool(m) and (target is None or m.group("target") == target)
+
+
+def temporary_target(name: str) -> str | None:
+    """The name of the file that the temporary ``name`` was to become, or None when ``name`` is
+    not a temporary of this module."""
+    m = TEMP_NAME.match(name)
+    return m.group("target") if m else None
 
 
 def _umask() -> int:

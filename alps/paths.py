@@ -53,9 +53,10 @@ def profile_dirs(profile: str = "default") -> dict[str, Path]:
     if profile == "default":
         data = data_root() / "default"
         out = results_root()
-    else:
-        data = REPO_ROOT / "build" / profile / "data"
-        out = REPO_ROOT / "build" / profile / "results"
+    else:  # a profile file (my_study.yaml): build/my_study/
+        name = Path(str(profile)).stem if profile_is_file(profile) else str(profile)
+        data = REPO_ROOT / "build" / name / "data"
+        out = REPO_ROOT / "build" / name / "results"
     return {
         "data": data,
         "out": out,
@@ -66,13 +67,46 @@ def profile_dirs(profile: str = "default") -> dict[str, Path]:
     }
 
 
-def config_file(profile: str = "default") -> Path:
-    """Path of a profile's YAML configuration file (``config/<profile>.yaml``)."""
+#: endings of a profile given as a file (``--profile my_study.yaml``) instead of a name in config/.
+PROFILE_SUFFIXES = (".yaml", ".yml")
+
+
+def profile_is_file(profile) -> bool:
+    """Is ``profile`` the path of a YAML file (it ends in ``.yaml``/``.yml`` or holds a folder
+    separator) rather than the name of one in ``config/``?"""
+    text = os.fspath(profile)
+    return text.endswith(PROFILE_SUFFIXES) or "/" in text or os.sep in text
+
+
+def config_file(profile="default") -> Path:
+    """Path of a profile's YAML configuration file: ``config/<profile>.yaml`` for a name, the file
+    itself for a path (:func:`profile_is_file`; relative paths from the current folder).
+
+    Raises
+    ------
+    FileNotFoundError
+        naming the path looked for (and the known names), when there is no such file.
+    """
+    if profile_is_file(profile):
+        path = from_folder(profile)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: configuration profile file not found (a profile is a name in "
+                                    f"{CONFIG_DIR} or the path of a YAML file)")
+        return path
     path = CONFIG_DIR / f"{profile}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"{path}: no such configuration profile (known: {known})")
+        raise FileNotFoundError(f"{path}: no such configuration profile (known: {known}; or give the path of "
+                                "a YAML file, e.g. ./my_study.yaml)")
     return path
+
+
+def profile_ref(profile="default") -> str:
+    """``profile`` as it is handed on to other processes (the notebooks' kernel runs in the
+    repository, not the current folder): a name as it is, a file as its absolute path. Raises
+    :class:`FileNotFoundError` (:func:`config_file`) when it does not exist."""
+    path = config_file(profile)
+    return str(path) if profile_is_file(profile) else str(profile)
 
 
 def notebook_source(name: str) -> Path:

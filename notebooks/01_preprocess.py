@@ -37,6 +37,7 @@ preprocess_tsv = ""
 # are reused.
 
 # %%
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -45,6 +46,7 @@ from alps import atomic, paths
 from alps.figures import registration_figure
 from alps.pipeline import run_cohort
 from alps.pipeline.params import from_profile
+from alps.pipeline.tables import failure_summary
 
 p = paths.resolve(profile, data_dir=data_dir, derivatives_dir=derivatives_dir, preprocess_tsv=preprocess_tsv)
 data_dir = p['data_dir']
@@ -61,6 +63,9 @@ pre = run_cohort(data_dir, derivatives_dir, params=params, stages=("preprocess",
 if Path(preprocess_tsv) != derivatives_dir / "preprocess.tsv":
     atomic.write_table(preprocess_tsv, pd.read_csv(derivatives_dir / "preprocess.tsv", sep="\t"))
 print(f"{(pre['status'] == 'ok').sum()} of {len(pre)} scans pre-processed")
+failed = failure_summary(pre, stage="preprocess", then=f" (status and error per scan: {preprocess_tsv})")
+if failed:  # on the console, each on its own line (the cell's stderr reaches it)
+    print(failed, file=sys.stderr)
 pre
 
 # %% [markdown]

@@ -44,6 +44,7 @@ rotation_sweep_csv = ""
 # Pre-processing already done with the same inputs and parameters is reused, not recomputed.
 
 # %%
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +53,7 @@ from IPython.display import Image, display
 from alps import atomic, paths
 from alps.pipeline import run_cohort
 from alps.pipeline.params import from_profile
+from alps.pipeline.tables import failure_summary
 from alps.validation import validation_table
 
 truth_given = bool(truth_table)
@@ -76,6 +78,10 @@ atomic.write_table(qc_tsv, qc_df)
 atomic.write_table(provenance_tsv, pd.read_csv(derivatives_dir / "provenance.tsv", sep="\t"))
 print(f"{(res['status'] == 'ok').sum()} of {len(res)} scans measured; "
       f"{int(res['qc_pass'].fillna(False).astype(bool).sum())} pass QC")
+failed = failure_summary(res, stage="alps", then=f" (errors in {alps_tsv}; the statistics exclude them and list "
+                                                  "them in tables/exclusions.csv)")
+if failed:  # on the console, each on its own line (the cell's stderr reaches it)
+    print(failed, file=sys.stderr)
 res[["participant_id", "status", "alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R",
      "alps_scanner", "reg_corr", "qc_flags"]]
 

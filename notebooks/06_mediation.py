@@ -48,7 +48,7 @@ pd.set_option("display.max_columns", 30)
 p = paths.resolve(profile, alps_table=alps_table, participants=participants,
                   mediation_csv=mediation_csv, reproduction_csv=reproduction_csv,
                   key_numbers_json=key_numbers_json, truth_check_csv=truth_check_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
+design = stats.StudyDesign.from_mapping(design, source=f"{paths.config_file(profile)} [design]")
 cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
                                session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
 print(f"analysed in {list(design.mediation_groups)}: {cohort[design.group_column].isin(design.mediation_groups).sum()}; "
@@ -59,8 +59,11 @@ if design.mediation is None:  # the table says why (the report shows the note)
     print(design.skipped()["mediation"])
     med = pd.DataFrame({"note": [design.skipped()["mediation"]]})
 else:
-    med = stats.mediation(cohort, n_boot=int(n_boot), seed=int(seed), nan_policy="omit",
-                          **design.mediation_kwargs())
+    try:
+        med = stats.mediation(cohort, n_boot=int(n_boot), seed=int(seed), nan_policy="omit",
+                              **design.mediation_kwargs())
+    except stats.InsufficientData as exc:  # too few subjects (alps.stats.sizes): a note, not an error
+        med = stats.skipped_table("mediation", exc)
 atomic.write_table(p["mediation_csv"], med)
 med
 

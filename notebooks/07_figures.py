@@ -51,7 +51,7 @@ from alps.io.tables import load_alps, load_cohort
 p = paths.resolve(profile, tables_dir=tables_dir, figures_dir=figures_dir,
                   derivatives_dir=derivatives_dir, data_dir=data_dir)
 tab, fig_dir = p["tables_dir"], p["figures_dir"]
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
+design = stats.StudyDesign.from_mapping(design, source=f"{paths.config_file(profile)} [design]")
 labels = figures.design_var_labels(design)
 t = paths.resolve_in(tab, alps_table=alps_table, posthoc_csv=posthoc_csv, regression_csv=regression_csv,
                      correlations_csv=correlations_csv, mediation_csv=mediation_csv, harmonisation_csv=harmonisation_csv,
@@ -106,6 +106,7 @@ else:
 
 # %%
 posthoc = pd.read_csv(t["posthoc_csv"])
+posthoc = None if stats.table_note(posthoc) else posthoc  # post hoc tests skipped: no marks
 fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.8), sharey=True)
 for ax, dv, letter in zip(axes, ["alps", "alps_L", "alps_R"], "ABC"):
     figures.group_plot(cohort, dv=dv, posthoc=posthoc, groups=design.display_order, ax=ax)
@@ -122,8 +123,8 @@ plotting.save_figure(fig, fig_dir / "fig2_groups")
 
 # %%
 terms = pd.read_csv(t["regression_csv"])
-if design.regression is None:
-    note_figure("fig3_regression", design.skipped()["regression"])
+if stats.table_note(terms):  # not declared by the design, or too few patients (notebook 04)
+    note_figure("fig3_regression", stats.table_note(terms))
 else:
     regressors = terms.loc[terms["term"] != "Intercept"]
     # the very rows and coding the regression used (notebook 04: missing values omitted)
@@ -150,8 +151,10 @@ else:
 # %%
 corr = pd.read_csv(t["correlations_csv"])
 pairs = design.correlations.headline if design.correlations is not None else ()
-if not pairs:
-    note_figure("fig4_correlations", design.skipped().get("correlations", "no headline correlations declared"))
+if stats.table_note(corr):  # not declared by the design, or too few subjects (notebook 05)
+    note_figure("fig4_correlations", stats.table_note(corr))
+elif not pairs:
+    note_figure("fig4_correlations", "no headline correlations declared")
 else:
     fig, axes = plt.subplots(1, len(pairs), figsize=(plotting.PAGE_WIDTH * 0.35 * len(pairs), 2.6), squeeze=False)
     for ax, (g, y), letter in zip(axes[0], pairs, "ABCDEF"):
@@ -170,8 +173,8 @@ else:
 
 # %%
 med = pd.read_csv(t["mediation_csv"])
-if design.mediation is None:
-    note_figure("fig5_mediation", design.skipped()["mediation"])
+if stats.table_note(med):  # not declared by the design, or too few subjects (notebook 06)
+    note_figure("fig5_mediation", stats.table_note(med))
 else:
     md = design.mediation
     ax = figures.mediation_diagram(med, labels=tuple(design.variable(v).label[:1].upper() + design.variable(v).label[1:]

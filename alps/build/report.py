@@ -107,9 +107,11 @@ def quantity_label(key: str, design) -> str:
 
 
 def headline_html(out_dir: Path, design) -> str:
-    """The reproduction table for people: quantities in words, numbers to 3 significant digits (p as
-    "< 0.001"), and whether each measured value lies inside the planted truth's 95 % CI
-    (``truth_check.csv``)."""
+    """The reproduction table for people, with a note on its columns: quantities in words,
+    numbers to 3 significant digits (p as "< 0.001"), and whether each measured value lies inside
+    the planted truth's 95 % CI (``truth_check.csv``). Columns that cannot apply to the cohort —
+    ``paper`` without published values, the truth columns without a planted truth — are left
+    out."""
     tab = out_dir / "tables"
     repro = pd.read_csv(tab / "reproduction.csv", dtype=str, keep_default_na=False)
     check = {}
@@ -127,7 +129,76 @@ def headline_html(out_dir: Path, design) -> str:
                      "planted truth": fmt_number(r.truth or None, p_value=is_p),
                      "truth 95 % CI": ci, "measured": fmt_number(r.measured or None, p_value=is_p),
                      "inside truth CI": ("yes" if c.inside else "NO") if c is not None else ""})
-    return pd.DataFrame(rows).to_html(index=False, border=0, escape=True)
+    table = pd.DataFrame(rows)
+    # a column that cannot apply to this cohort (no published values, no planted truth) is left out,
+    # not shown as a column of dashes
+    table = table.drop(columns=[c for c in table.columns[1:] if table[c].isin(["—", ""]).all()])
+    meaning = {"paper": "the published values (the design's <code>published</code>)",
+               "planted truth": "the same analysis on the simulation's planted ALPS",
+               "inside truth CI": "whether the measured value lies in the 95 % CI of the planted-truth value "
+                                  "(<code>truth_check.csv</code>)"}
+    note = "; ".join(f"{c}: {meaning[c]}" for c in table.columns if c in meaning)
+    return (f"<p class=note>{note + '. ' if note else ''}Numbers to 3 significant digits.</p>"
+            + _scroll(table.to_html(index=False, border=0, escape=True)))
+
+
+def _scroll(table_html: str) -> str:
+    """A table in a box of the page's width that scrolls sideways when the table is wider."""
+    return f"<div class=scroll>{table_html}</div>"
+
+
+def skipped_analyses(out_dir: Path, design) -> list[str]:
+    """Every analysis not run, with its reason: those the design does not declare
+    (:meth:`~alps.stats.design.StudyDesign.skipped`) and those the data could not support (the
+    note of a table written instead, :func:`alps.stats.sizes.table_note`)."""
+    from ..stats.sizes import SKIPPED, table_note
+
+    out = list(design.skipped().values()) if design is not None else []
+    for f in sorted((out_dir / "tables").glob("*.csv")):
+        note = table_note(pd.read_csv(f))
+        if note and SKIPPED in note and note not in out:
+            out.append(note)
+    return out
+
+
+def failed_scans(out_dir: Path) -> list[str]:
+    """How many scans failed (``alps.tsv``) and how many subjects the statistics excluded
+    (``exclusions.csv``), with where to look; empty when none."""
+    tab = Path(out_dir) / "tables"
+    lines = []
+    if (tab / "alps.tsv").is_file():
+        alps = pd.read_csv(tab / "alps.tsv", sep="\t", dtype=str, keep_default_na=False)
+        bad = int((alps["status"] != "ok").sum()) if "status" in alps.columns else 0
+        if bad:
+            lines.append(f"{bad} of {len(alps)} scans failed, see {tab / 'exclusions.csv'} "
+                         f"(errors in {tab / 'alps.tsv'})")
+    if (tab / "exclusions.csv").is_file():
+        n_excluded = len(pd.read_csv(tab / "exclusions.csv"))
+        if n_excluded:
+            lines.append(f"{n_excluded} participant(s) excluded from the statistics, see {tab / 'exclusions.csv'}")
+    return lines
+
+
+#: columns that name a row of a table with a ``caution`` column, in the order they are shown
+_ROW_NAME = ("group", "kind", "outcome", "x", "m", "y", "n")
+
+
+def cautions(out_dir: Path) -> list[str]:
+    """Every caution of the tables (their ``caution`` column, :mod:`alps.stats.sizes`): one item
+    per table and caution, naming the rows it concerns (the distinct values of their
+    identifying columns, e.g. "correlations.csv (group VM, MO; kind bivariate; ...): residual df 6
+    < 10")."""
+    items = []
+    for f in sorted((out_dir / "tables").glob("*.csv")):
+        df = pd.read_csv(f, dtype=str, keep_default_na=False)
+        if "caution" not in df.columns:
+            continue
+        flagged = df[df["caution"] != ""]
+        for caution, rows in flagged.groupby("caution", sort=False):
+            name = "; ".join(f"{c} {', '.join(dict.fromkeys(v for v in rows[c] if v))}" for c in _ROW_NAME
+                             if c in rows.columns and (rows[c] != "").any())
+            items.append(f"{f.name} ({name}): {caution}")
+    return items
 
 
 def _table_html(path: Path, max_rows: int = 40) -> str:
@@ -154,7 +225,7 @@ def provenance_html(path: Path, link: str) -> str:
         table = pd.DataFrame([split_kv(t) for t in sets[col]]).T
         table.columns = [f"set {i + 1} ({n} scans)" for i, n in enumerate(sets["scans"])]
         table.index.name = "name"
-        parts.append(table.reset_index().to_html(index=False, border=0, na_rep=""))
+        parts.append(_scroll(table.reset_index().to_html(index=False, border=0, na_rep="")))
     hashes = df[[c for c in ("participant_id", "session_id", "status", "dwi_sha256", "bval_sha256", "bvec_sha256")
                  if c in df.columns]].copy()
     for c in ("dwi_sha256", "bval_sha256", "bvec_sha256"):
@@ -166,11 +237,25 @@ def provenance_html(path: Path, link: str) -> str:
 
 
 def _table_html_df(df, max_rows: int = 40) -> str:
+    """A table for the page: numbers to 3 significant digits — also those of a column that mixes
+    numbers and text (``reproduction.csv``) — in a box that scrolls sideways when it is wider."""
     note = ""
     if len(df) > max_rows:
         note = f"<p class=note>first {max_rows} of {len(df)} rows; full table in the file.</p>"
         df = df.head(max_rows)
-    return df.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="", border=0) + note
+    df = df.copy()
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]):
+            df[c] = [fmt_number(v) if isinstance(v, str) and _is_number(v) else v for v in df[c]]
+    return _scroll(df.to_html(index=False, float_format=lambda v: f"{v:.3g}", na_rep="", border=0)) + note
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def build_report(out_dir, *, profile: str = "default", data_dir=None, output=None, notes=()) -> Path:
@@ -190,6 +275,8 @@ def build_report(out_dir, *, profile: str = "default", data_dir=None, output=Non
         "table{border-collapse:collapse;font-size:12px;margin:.5em 0}"
         "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}"
         "th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee}"
+        ".scroll{max-width:100%;overflow-x:auto;margin:.5em 0}.scroll table{margin:0}"
+        ".caution{color:#9a4a00}"
         ".note{color:#666;font-size:12px}pre{background:#f7f7f7;padding:1em;font-size:12px}",
         "</style></head><body>",
         f"<h1>alps report — profile <code>{html.escape(profile)}</code></h1>",
@@ -198,6 +285,7 @@ def build_report(out_dir, *, profile: str = "default", data_dir=None, output=Non
         "notebooks; nothing is typed in except the published values in the reproduction table's "
         "<em>paper</em> column.</p>",
     ]
+    notes = [*notes, *(f"{line[:1].upper()}{line[1:]}." for line in failed_scans(out_dir))]
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
 
@@ -208,14 +296,22 @@ def build_report(out_dir, *, profile: str = "default", data_dir=None, output=Non
     if repro.is_file() and design is None:  # a profile without a design: the table as written
         parts += ["<h2>Headline results</h2>", _table_html(repro)]
     elif repro.is_file():
-        parts += ["<h2>Headline results</h2>", "<p class=note>paper: the published values (the design's "
-                  "<code>published</code>); planted truth: the same analysis on the simulation's planted ALPS; "
-                  "inside truth CI: whether the measured value lies in the 95 % CI of the planted-truth value "
-                  "(<code>truth_check.csv</code>). Numbers to 3 significant digits.</p>", headline_html(out_dir, design)]
-    skipped = design.skipped() if design is not None else {}
+        parts += ["<h2>Headline results</h2>", headline_html(out_dir, design)]
+    skipped = skipped_analyses(out_dir, design)
     if skipped:
-        parts.append("<h2>Analyses not run</h2><ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in skipped.values())
-                     + "</ul>")
+        from ..stats.sizes import describe_minimum_sizes
+
+        parts.append("<h2>Analyses not run</h2><ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in skipped)
+                     + "</ul>" + ("" if design is None else
+                                  "<p class=note>Minimum sizes of this design (<code>alps.stats.sizes</code>; "
+                                  f"complete cases): {html.escape(describe_minimum_sizes(design))}.</p>"))
+    caution = cautions(out_dir)
+    if caution:
+        parts.append("<h2>Cautions: small samples</h2><p class=note>These analyses ran, but on fewer subjects "
+                     "than their estimates can bear: residual df below 10, fewer than 10 subjects per predictor "
+                     "(Harrell 2015), subjects with Cook's distance above 1 (<code>alps.stats.sizes</code>). "
+                     "Read their numbers as exploratory.</p><ul class=caution>"
+                     + "".join(f"<li>{html.escape(c)}</li>" for c in caution) + "</ul>")
     parts.append("<h2>Notebooks</h2><ol>")
     parts += [f"<li><a href='{rel(p)}'>{html.escape(p.stem)}</a></li>" for p in notebooks]
     parts.append("</ol><h2>Figures</h2>")

@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "\"acquisition\": \"mb\"}}; default: every DWI series, each run its own row")
     parser.add_argument("--force", action="store_true", help="recompute finished scans (default: reuse them)")
     parser.add_argument("--profile", default="default",
-                        help="configuration profile whose 'pipeline' section gives the defaults "
-                        "(config/<name>.yaml; default: default)")
+                        help="configuration profile whose 'pipeline' section gives the defaults: a name "
+                        "in config/ (config/<name>.yaml) or the path of a YAML file (default: default)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run the scans on a dask.distributed cluster (e.g. tcp://host:8786; needs "
                         "the 'scale' extra; INPUT and OUT_DIR are sent as absolute paths, which the workers "

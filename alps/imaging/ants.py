@@ -104,7 +104,8 @@ def ants_points(xyz_ras, transforms, invert):
     return out[["x", "y", "z"]].to_numpy(float) * np.array([-1.0, -1.0, 1.0])
 
 
-#: name prefix of the scratch directories of ANTs runs (inside the output directory).
+#: name prefix of the scratch directories of ANTs runs (inside the output directory):
+#: ``.alps-scratch-[<owner>.]<kind>-<random>`` (:func:`make_scratch`).
 SCRATCH_PREFIX = ".alps-scratch-"
 
 #: characters that ANTs' command-line parser reads as syntax inside a file name.
@@ -139,12 +140,34 @@ def parseable(paths):
 
 def scratch_parent(directory):
     """Where ANTs' scratch files go: ``directory`` (beside the kept outputs, so that a killed run
-    leaves them where the next run's :func:`alps.pipeline.clean_stale_temporaries` removes them),
+    leaves them where the next run of the same scan removes them,
+    :func:`alps.pipeline.records.clean_stale_temporaries`),
     or ``None`` (the system temp dir) when its path holds characters that ANTs' command-line
     parser reads as syntax (``[``, ``]``, ``,``)."""
     if directory is None or ants_unsafe(Path(directory).resolve()):
         return None
     return str(directory)
+
+
+def scratch_prefix(kind: str, owner: str | None = None) -> str:
+    """Name prefix of a scratch directory: ``.alps-scratch-<owner>.<kind>-`` (or
+    ``.alps-scratch-<kind>-`` without an owner). The owner (a scan's key, which holds no ``.``) is
+    what lets a later run of that scan, and only that scan, remove it when a killed run left it
+    (:func:`alps.pipeline.records.clean_stale_temporaries`)."""
+    if owner is not None and (not owner or "." in owner or "/" in owner):
+        raise ValueError(f"scratch owner {owner!r}: must be a non-empty name without '.' or '/'")
+    return f"{SCRATCH_PREFIX}{owner}.{kind}-" if owner else f"{SCRATCH_PREFIX}{kind}-"
+
+
+def owns_scratch(name: str, owner: str) -> bool:
+    """Is ``name`` a scratch directory made for ``owner`` (:func:`scratch_prefix`)?"""
+    return bool(owner) and name.startswith(f"{SCRATCH_PREFIX}{owner}.")
+
+
+def make_scratch(directory, kind: str, owner: str | None = None) -> str:
+    """Make a new, uniquely named scratch directory (:func:`scratch_prefix`) in
+    :func:`scratch_parent` of ``directory``; the caller removes it."""
+    return tempfile.mkdtemp(prefix=scratch_prefix(kind, owner), dir=scratch_parent(directory))
 
 
 @contextlib.contextmanager

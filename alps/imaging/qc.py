@@ -28,6 +28,8 @@ Flags (a subject can carry several; ``qc_pass`` is True when there are none):
                      :func:`alps.imaging.shells.fit_flags`): for ``dti`` the index is not comparable
                      with b = 1000 studies (planted truth, kurtosis 0.6: +20 % at b = 2500). Added by
                      the measure stage with the column ``bval_fit`` (the largest b-value fitted)
+``se_high``          the scan's standard error ``alps_se`` exceeds ``se_max`` (the row's ``se_high``,
+                     set by :mod:`alps.pipeline.uncertainty`): its index is too noisy to compare
 
 Thresholds are defaults, not findings; change them through :func:`flags`' keyword arguments.
 """
@@ -72,6 +74,9 @@ def flags(row: dict, *, min_reg_corr=DEFAULTS["min_reg_corr"], min_reg_dice=DEFA
         if v is None or not np.isfinite(v) or not lo <= v <= hi:
             out.append("alps_range")
             break
+    se_high = row.get("se_high")
+    if isinstance(se_high, (bool, np.bool_)) and se_high:
+        out.append("se_high")
     return out
 
 

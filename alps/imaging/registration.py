@@ -87,8 +87,9 @@ import numpy as np
 
 from . import template as tpl
 from .ants import (LPS, SCRATCH_PREFIX, RegistrationError, ants_module, ants_points, ants_to_nib, lps_to_ras,
-                   nib_to_ants, parseable, ras_to_lps, read_ants_affine, run_linear, scratch_parent,
+                   make_scratch, nib_to_ants, parseable, ras_to_lps, read_ants_affine, run_linear,
                    write_ants_affine)
+from .coverage import fov_in_template
 
 __all__ = ["Registration", "RegistrationError", "register", "registration_metrics", "check_metrics",
            "load_registration", "registration_info", "fixed_image", "metric_mask_image", "KINDS",
@@ -208,7 +209,8 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
              seed: int = 20260505, threads: int = 1, resolution: int = 2,
              min_correlation: float = MIN_CORRELATION, min_dice: float = MIN_DICE,
              check: bool = True, erode_mm: float = 4.0, sampling: float = 1.0, metric: str = "GC",
-             stages=None, metric_mask: bool = True, sampling_strategy: str = "regular") -> Registration:
+             stages=None, metric_mask: bool = True, sampling_strategy: str = "regular",
+             scratch_owner: str | None = None) -> Registration:
     """Register a subject FA map to the MNI WM-probability template.
 
     Parameters
@@ -218,9 +220,11 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
     kind : 'affine' (default: rigid then 7-dof similarity, see :data:`LINEAR_STAGES`), 'syn'
         (the same linear start, then ANTs SyN) or 'rigid'
     out_dir : directory where the ANTs transform files are kept (default: a temp dir); ANTs'
-        scratch files go to a ``.alps-scratch-ants-*`` directory inside it, removed afterwards
-        (in the system temp dir instead when its path holds ``[``, ``]`` or ``,``, see
-        :func:`scratch_parent`)
+        scratch files go to a ``.alps-scratch-[<scratch_owner>.]ants-*`` directory inside it,
+        removed afterwards (in the system temp dir instead when its path holds ``[``, ``]`` or
+        ``,``, see :func:`alps.imaging.ants.scratch_parent`)
+    scratch_owner : the scan key that owns the scratch directory (:func:`make_scratch`), so
+        that only a later run of that scan removes it when this one is killed
     prefix : file-name prefix of the transforms in ``out_dir`` (followed by ANTs' own names)
     names : ``{role: file name}`` for the roles of :data:`TRANSFORM_ROLES` (the affine ``.mat``,
         SyN's warp and inverse warp); overrides ``prefix`` (the pipeline's BIDS ``_xfm`` names,
@@ -272,7 +276,7 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
         stages = LINEAR_STAGES["rigid" if kind == "rigid" else "affine"]
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="alps-xfm-"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "ants-", dir=scratch_parent(out_dir))
+    tmp = make_scratch(out_dir, "ants", scratch_owner)
     try:
         fmask = nib_to_ants(metric_mask_image(resolution)) if metric_mask else None
         lin = run_linear(fixed, moving, os.path.join(tmp, "x_"), stages=stages, metric=metric,
@@ -319,18 +323,12 @@ def _keep(path, out_dir: Path, prefix: str, names=None) -> Path:
 
 
 def registration_metrics(reg: Registration, fa_img, mask, fixed_nib=None, *, threads=1) -> dict:
-    """Quality of a registration, on the part of the template brain inside the field of view.
-
-    With ``T`` the template brain mask, ``F`` the template voxels the native field of view covers
-    (:func:`alps.imaging.coverage.fov_in_template`) and ``W`` the warped native brain mask (which
-    lies inside ``F``): ``reg_coverage = |T∩F| / |T|``; ``reg_corr``, the Pearson correlation of
-    the warped FA with the template WM map over ``T∩F``; ``reg_dice = 2 |W∩T| / (|W| + |T∩F|)``,
-    the brain-mask Dice over the covered part (NaN without ``mask``). For a whole-brain field of
-    view (``F ⊇ T``) these are the whole-brain correlation and Dice; a partial-brain slab is not
-    penalised for the brain it did not acquire (:mod:`alps.imaging.coverage`).
-    """
-    from .coverage import fov_in_template
-
+    """Quality of a registration on the template brain ``T`` inside the field of view ``F``
+    (:func:`alps.imaging.coverage.fov_in_template`), ``W`` the warped native brain mask (inside
+    ``F``): ``reg_coverage = |T∩F| / |T|``; ``reg_corr``, the Pearson correlation of warped FA and
+    template WM over ``T∩F``; ``reg_dice = 2 |W∩T| / (|W| + |T∩F|)`` (NaN without ``mask``). A
+    whole-brain field of view (``F ⊇ T``) gives the whole-brain values; a partial-brain slab is
+    not penalised for the brain it did not acquire (:mod:`alps.imaging.coverage`)."""
     fixed_nib = fixed_nib if fixed_nib is not None else fixed_image(2)
     warped = reg.to_template(fa_img, reference=fixed_nib, threads=threads).get_fdata()
     wm = fixed_nib.get_fdata()

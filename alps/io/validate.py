@@ -3,8 +3,10 @@
 :func:`validate_dataset` runs discovery (:func:`alps.io.bids.discover`, non-strict) and then, per
 scan, the cheap checks of :func:`alps.io.dwi.load_dwi` that need no voxel data: the files exist and
 are readable, the gradient table parses and matches the image's volume count (header only), a given
-mask has the image's grid, the sidecars are readable JSON. Files that look like diffusion data but
-are not named ``*_dwi`` (and so are ignored) are reported as warnings. ``alps validate`` prints it.
+mask has the image's grid, the sidecars are readable JSON. A file under ``sub-*/`` that looks like a
+diffusion image but breaks BIDS naming is an error naming the file and each rule it breaks (it
+would not be processed); other NIfTI files of a ``dwi/`` folder not named ``*_dwi`` (and so
+ignored) are warnings. ``alps validate`` prints it.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ COLUMNS = ["file", "severity", "problem"]
 
 
 def _scan_problems(item, scan_checks=()) -> list[tuple[str, str, str]]:
+    if item.invalid:  # breaks BIDS naming: one error naming every rule; nothing else is checked
+        return [(str(item.dwi), "error", item.error)]
     out = []
     if item.error:
         for msg in item.error.split("; "):
@@ -92,7 +96,8 @@ def validate_dataset(input_path, *, participant_label=None, bids_filter=None, ma
         if not (root / "dataset_description.json").is_file():
             rows.append((str(root / "dataset_description.json"), "warning",
                          f"{root}: no dataset_description.json (required by BIDS)"))
-        rows += _ignored_files(root)
+        named = {str(it.dwi) for it in items if it.invalid}  # already errors
+        rows += [r for r in _ignored_files(root) if r[0] not in named]
     rows += [(w.split(": ", 1)[0], "warning", w) for w in warnings]
     for item in items:
         rows += _scan_problems(item, scan_checks)

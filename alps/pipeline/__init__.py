@@ -22,7 +22,9 @@ Reliability
   files (:mod:`.records`);
 * reuse needs identical input hashes, parameters and package versions **and** derivative files
   whose SHA-256 matches the record (:mod:`.provenance`);
-* stale temporary files of a killed run are removed on the next run; one whole-cohort run at a
+* stale temporary files of a killed run are removed by the next run of the same scan, which
+  removes only its own (named after its key) and only under its lock, so scans running in
+  parallel in one folder (several runs of a session) never touch each other's; one whole-cohort run at a
   time may write to an OUT_DIR, every scan is processed under its own lock (:mod:`.locking`), so
   participant-level runs (a SLURM array) share an OUT_DIR and ``alps group`` gathers their tables
   (:mod:`.group`); Dask clusters through :mod:`.distributed`;

@@ -104,6 +104,14 @@ class ScanLayout:
                 "warp": f"{self.key}_from-dwi_to-{SPACE}_mode-image_desc-warp_xfm.nii.gz",
                 "inverse_warp": f"{self.key}_from-{SPACE}_to-dwi_mode-image_desc-warp_xfm.nii.gz"}
 
+    def file_names(self) -> frozenset:
+        """The names of every file this scan writes: its derivatives in :attr:`dir` and its run
+        record in :attr:`scan_dir` (what its temporaries are named after; the other scans of
+        the folder write none of them)."""
+        own = (self.mask, self.tensor, self.fa, self.md, self.colorfa, self.xfm_ras, self.preprocess_json,
+               self.dseg, self.qc_png, self.result_json, self.run_record)
+        return frozenset([p.name for p in own] + list(self.transform_names().values()))
+
     def relative(self, path) -> str:
         """``path`` relative to OUT_DIR, with ``/`` separators (as tables list it)."""
         return Path(path).relative_to(self.root).as_posix()

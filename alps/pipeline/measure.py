@@ -96,6 +96,9 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
     if gc:
         row.update({"gradcheck_best": gc["best"], "gradcheck_margin": gc["margin"],
                     "gradcheck_flag": gc["flag"], "gradcheck_corrected": gc["corrected"]})
+    t_measure = time.perf_counter() - t0
+    # the standard errors before the flags: se_high is one of them
+    row.update(scan_se(item, pre, reg, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max))
     # flag (not fail) the band between the preprocess failure threshold and the QC warning one
     pre_params = pre["provenance"]["parameters"]
     fl = qc.flags(row, min_reg_corr=max(p.qc_min_reg_corr, pre_params["min_reg_corr"]),
@@ -104,8 +107,6 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
                            max_bval=pre_params.get("max_bval"))
     row["qc_flags"] = ";".join(fl)
     row["qc_pass"] = not fl
-    t_measure = time.perf_counter() - t0
-    row.update(scan_se(item, pre, reg, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max))
     if qc_png:
         t = time.perf_counter()
         _qc_png(lay, fa, tensor, aff, reg, dseg, p)

@@ -274,7 +274,8 @@ class PipelineParams:
 
 def from_profile(profile: str = "default", overrides: Mapping[str, Any] | None = None,
                  *, what: str = "overrides") -> PipelineParams:
-    """The ``pipeline:`` section of ``config/<profile>.yaml`` overlaid by ``overrides`` (e.g. a
+    """The ``pipeline:`` section of a profile (``config/<profile>.yaml``, or a YAML file's path,
+    :func:`alps.paths.config_file`) overlaid by ``overrides`` (e.g. a
     notebook's ``pipeline`` parameter or the options of ``alps run``); every key validated.
 
     Without the repository's ``config/`` folder (an installed, not editable, package) the

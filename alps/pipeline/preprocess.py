@@ -159,7 +159,7 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
         lay.dir.mkdir(parents=True, exist_ok=True)
         data, bvecs, xfms = prep.motion_correct(data, dwi.affine, b0_bvals, bvecs, model=p.motion_model,
                                                 reference=p.motion_reference, return_transforms=True,
-                                                scratch_dir=lay.dir)
+                                                scratch_dir=lay.dir, scratch_owner=lay.key)
         motion = prep.motion_summary(xfms, dwi.affine, dwi.data.shape, b0_bvals)
     times["preprocess"] = time.perf_counter() - t
 
@@ -193,7 +193,7 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
     registration = reg_mod.register(
         nib.Nifti1Image(maps.fa, aff), mask, kind=p.registration, out_dir=lay.dir,
         names=lay.transform_names(), seed=p.seed, threads=1, check=False,
-        sampling_strategy=p.registration_sampling)
+        sampling_strategy=p.registration_sampling, scratch_owner=lay.key)
     times["registration"] = time.perf_counter() - t
     t = time.perf_counter()
     atomic.write_text(lay.xfm_ras, matrix_text(

@@ -37,8 +37,9 @@ def process_subject(item, out_dir, *, params: PipelineParams | None = None, stag
     os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
     params = (params or PipelineParams()).replace(**overrides)
     try:
-        with scan_lock(out_dir, item):
-            row = _process_subject(item, out_dir, stages=stages, force=force, qc_png=qc_png, params=params)
+        with scan_lock(out_dir, item) as held:
+            row = _process_subject(item, out_dir, stages=stages, force=force, qc_png=qc_png, params=params,
+                                   clean=held)
             with contextlib.suppress(OSError, TypeError, ValueError):
                 write_run_record(out_dir, item, row, stages)
     except OSError as exc:  # the lock could not be taken (unwritable OUT_DIR...)
@@ -46,7 +47,7 @@ def process_subject(item, out_dir, *, params: PipelineParams | None = None, stag
     return row
 
 
-def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelineParams) -> dict:
+def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelineParams, clean: bool) -> dict:
     row = id_columns(item)
     stage = "validation"
     try:
@@ -54,7 +55,8 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelinePa
             raise InputError(item.error)
         check_input_files(item)
         row.update(scan_metadata(item))
-        clean_stale_temporaries(scan_layout(out_dir, item).dir)
+        if clean:  # only under the scan's lock, and only the scan's own leftovers
+            clean_stale_temporaries(scan_layout(out_dir, item))
         stage = "hashing"
         t = time.perf_counter()
         hashes = aio.input_hashes(item)

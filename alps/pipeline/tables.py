@@ -62,7 +62,8 @@ def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = Tru
     df = pd.DataFrame(rows)
     df["_key"] = [r["participant_id"] + (r.get("session_id") or "")
                   + "".join(f"_{k}-{v}" for k, v in row_entities(r)) for r in rows]
-    df = df.sort_values("_key").drop(columns="_key").reset_index(drop=True)
+    df["_then"] = [str(r.get("error") or "") for r in rows]  # rows of one key (a mis-named file): by error
+    df = df.sort_values(["_key", "_then"], kind="stable").drop(columns=["_key", "_then"]).reset_index(drop=True)
     for c in ("session_id",) + tuple(ENTITY_COLUMNS):
         if c in df.columns and df[c].isna().all():
             df = df.drop(columns=c)
@@ -116,8 +117,26 @@ def write_tables(tables: dict, out_dir, *, lock: bool = False, wait: float | Non
     """Write ``{name: DataFrame}`` atomically under OUT_DIR, holding OUT_DIR's lock if ``lock``
     (waiting up to ``wait`` seconds, default :data:`~alps.pipeline.locking.TABLES_LOCK_WAIT_S`)."""
     wait = locking.TABLES_LOCK_WAIT_S if wait is None else wait
-    with locking.cohort_lock(out_dir, wait=wait) if lock else contextlib.nullcontext():
-        if lock:
+    with locking.cohort_lock(out_dir, wait=wait) if lock else contextlib.nullcontext() as held:
+        if held:
             clean_table_temporaries(out_dir)
         for name, t in tables.items():
             atomic.write_table(Path(out_dir) / name, t)
+
+
+def failure_summary(df: pd.DataFrame, *, stage: str, then: str = "", max_error: int = 160) -> str:
+    """The console's account of the failed scans of a cohort table (``status`` not ``ok``): one
+    line "<stage>: 7 of 13 scans failed<then>", then one line per failed scan with its error
+    (cut at ``max_error`` characters); empty when every scan succeeded."""
+    if df.empty or "status" not in df.columns:
+        return ""
+    failed = df[df["status"] != "ok"]
+    if failed.empty:
+        return ""
+    lines = [f"{stage}: {len(failed)} of {len(df)} scans failed{then}"]
+    for _, r in failed.iterrows():
+        scan = "_".join(str(r[c]) for c in ("participant_id", "session_id", *ENTITY_COLUMNS)
+                        if c in r.index and isinstance(r[c], str) and r[c])
+        err = str(r.get("error") or "no error recorded")
+        lines.append(f"  {scan}: {err[:max_error]}{'…' if len(err) > max_error else ''}")
+    return "\n".join(lines)

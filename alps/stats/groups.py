@@ -9,9 +9,10 @@ import pandas as pd
 import pingouin as pg
 from scipy import stats as sps
 
-from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
+from ._prepare import InsufficientData, StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
 from . import _libs
 from .effects import _anova_ss, adjust_p, hedges_g
+from .sizes import MIN_PER_GROUP
 
 
 def _choose_test(samples, alpha):
@@ -24,11 +25,11 @@ def _choose_test(samples, alpha):
     return ("anova" if lev >= alpha else "welch_anova"), shapiro_min, lev
 
 
-def _group_samples(d, dv, groups, group_col, where, min_per_group=3):
+def _group_samples(d, dv, groups, group_col, where, min_per_group=MIN_PER_GROUP):
     samples = [d.loc[d[group_col] == g, dv].to_numpy(float) for g in groups]
     small = {g: len(s) for g, s in zip(groups, samples) if len(s) < min_per_group}
     if small:
-        raise StatsInputError(f"{where}: too few subjects for '{dv}' (need ≥ {min_per_group} "
+        raise InsufficientData(f"{where}: too few subjects for '{dv}' (need ≥ {min_per_group} "
                               f"per group): {small}")
     return samples
 

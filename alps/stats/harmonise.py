@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._prepare import StatsInputError, _require_columns
+from ._prepare import InsufficientData, StatsInputError, _require_columns
 
 __all__ = ["harmonise", "value_columns"]
 
@@ -55,7 +55,8 @@ def harmonise(df: pd.DataFrame, *, site_col: str = "site", columns=None, group_c
     Raises
     ------
     StatsInputError
-        No site column, fewer than 2 sites, a site with fewer than 2 subjects, missing values.
+        No site column, fewer than 2 sites, missing values; its subclass InsufficientData for a site
+        with fewer than 2 subjects.
     """
     where = "harmonise"
     columns = list(columns) if columns is not None else value_columns(df)
@@ -71,7 +72,7 @@ def harmonise(df: pd.DataFrame, *, site_col: str = "site", columns=None, group_c
         raise StatsInputError(f"{where}: need at least 2 sites in '{site_col}', got {list(counts.index)}")
     small = counts[counts < 2]
     if len(small):
-        raise StatsInputError(f"{where}: site(s) with fewer than 2 subjects: {dict(small)}")
+        raise InsufficientData(f"{where}: site(s) with fewer than 2 subjects: {dict(small)}")
     import contextlib
     import io
 

@@ -3,11 +3,12 @@ reproduction table that sets them beside the published values (the design's ``pu
 from __future__ import annotations
 
 import warnings
+from contextlib import suppress
 
 import numpy as np
 import pandas as pd
 
-from ._prepare import StatsInputError
+from ._prepare import InsufficientData, StatsInputError
 from .correlation import correlations
 from .groups import group_tests
 from .mediation import mediation
@@ -24,7 +25,8 @@ def headline_numbers(df, design, *, n_boot: int = 5000, seed: int = 20260505,
         Merged cohort table (participants + an ALPS table).
     design : StudyDesign
         Which groups, regression, correlations and mediation; an analysis the design does not
-        declare contributes no key.
+        declare, or the data cannot support (:class:`~alps.stats._prepare.InsufficientData`: too
+        few subjects, see :mod:`alps.stats.sizes`), contributes no key.
     n_boot, seed : keyword-only
         Bootstrap settings of the mediation.
     nan_policy : {'omit', 'raise'}
@@ -45,41 +47,55 @@ def headline_numbers(df, design, *, n_boot: int = 5000, seed: int = 20260505,
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        gt = group_tests(df, dv="alps", nan_policy=nan_policy, **design.group_kwargs()).iloc[0]
-        means = {g: float(gt[f"mean_{g}"]) for g in labels}
-        out.update({f"n_{g}": int(gt[f"n_{g}"]) for g in labels})
-        out.update({f"mean_alps_{g}": means[g] for g in labels})
-        out["alps_order"] = " > ".join(sorted(labels, key=lambda g: -means[g]))
-        out["omnibus_test"] = str(gt["test"])
-        out["omnibus_p"] = float(gt["p"])
-        if design.regression is not None:
-            reg_res = regression(df, nan_policy=nan_policy, **design.regression_kwargs())
-            reg = reg_res.terms.set_index("term")
-            for term in design.regression.predictors:
-                key = design.variable(term).key
-                out[f"reg_b_{key}"] = float(reg.loc[term, "b"])
-                out[f"reg_p_{key}"] = float(reg.loc[term, "p"])
-            out["reg_robust_se"] = str(reg_res.model.loc[0, "robust_se"])
-        if design.correlations is not None and design.correlations.headline:
-            by_group = {}
-            for g, v in design.correlations.headline:
-                by_group.setdefault(g, []).append(v)
-            for g, ys in by_group.items():
-                cor = correlations(df, groups=(g,), y=tuple(ys), partial_covariates=(), nan_policy=nan_policy,
-                                   group_col=design.group_column).set_index("y")
-                for v in ys:
-                    key = f"{g.lower()}_{design.variable(v).key}"
-                    out[f"r_{key}"] = float(cor.loc[v, "r"])
-                    out[f"p_{key}"] = float(cor.loc[v, "p"])
-                    out[f"r_{key}_method"] = str(cor.loc[v, "method"])
+        with suppress(InsufficientData):  # an analysis the data cannot support gives no key
+            gt = group_tests(df, dv="alps", nan_policy=nan_policy, **design.group_kwargs()).iloc[0]
+            means = {g: float(gt[f"mean_{g}"]) for g in labels}
+            out.update({f"n_{g}": int(gt[f"n_{g}"]) for g in labels})
+            out.update({f"mean_alps_{g}": means[g] for g in labels})
+            out["alps_order"] = " > ".join(sorted(labels, key=lambda g: -means[g]))
+            out["omnibus_test"] = str(gt["test"])
+            out["omnibus_p"] = float(gt["p"])
+        with suppress(InsufficientData):
+            _regression_numbers(df, design, nan_policy, out)
+        _correlation_numbers(df, design, nan_policy, out)
         if design.mediation is not None:
-            med = mediation(df, n_boot=n_boot, seed=seed, nan_policy=nan_policy,
-                            **design.mediation_kwargs()).set_index("path")
-            out["indirect"] = float(med.loc["indirect", "estimate"])
-            out["proportion_mediated"] = float(med.loc["proportion_mediated", "estimate"])
-            out["proportion_mediated_ci_low"] = float(med.loc["proportion_mediated", "ci_low"])
-            out["proportion_mediated_ci_high"] = float(med.loc["proportion_mediated", "ci_high"])
+            with suppress(InsufficientData):
+                med = mediation(df, n_boot=n_boot, seed=seed, nan_policy=nan_policy,
+                                **design.mediation_kwargs()).set_index("path")
+                out["indirect"] = float(med.loc["indirect", "estimate"])
+                out["proportion_mediated"] = float(med.loc["proportion_mediated", "estimate"])
+                out["proportion_mediated_ci_low"] = float(med.loc["proportion_mediated", "ci_low"])
+                out["proportion_mediated_ci_high"] = float(med.loc["proportion_mediated", "ci_high"])
     return out
+
+
+def _regression_numbers(df, design, nan_policy, out):
+    if design.regression is None:
+        return
+    reg_res = regression(df, nan_policy=nan_policy, **design.regression_kwargs())
+    reg = reg_res.terms.set_index("term")
+    for term in design.regression.predictors:
+        key = design.variable(term).key
+        out[f"reg_b_{key}"] = float(reg.loc[term, "b"])
+        out[f"reg_p_{key}"] = float(reg.loc[term, "p"])
+    out["reg_robust_se"] = str(reg_res.model.loc[0, "robust_se"])
+
+
+def _correlation_numbers(df, design, nan_policy, out):
+    if design.correlations is None or not design.correlations.headline:
+        return
+    by_group = {}
+    for g, v in design.correlations.headline:
+        by_group.setdefault(g, []).append(v)
+    for g, ys in by_group.items():
+        with suppress(InsufficientData):  # a group too small for every pair gives no key
+            cor = correlations(df, groups=(g,), y=tuple(ys), partial_covariates=(), nan_policy=nan_policy,
+                               group_col=design.group_column).set_index("y")
+            for v in ys:
+                key = f"{g.lower()}_{design.variable(v).key}"
+                out[f"r_{key}"] = float(cor.loc[v, "r"])
+                out[f"p_{key}"] = float(cor.loc[v, "p"])
+                out[f"r_{key}_method"] = str(cor.loc[v, "method"])
 
 
 def reproduction_table(measured: dict, truth: dict | None = None, *, published=None) -> pd.DataFrame:
@@ -130,14 +146,15 @@ def truth_intervals(truth_df, measured: dict, design, *, n_boot: int = 5000, see
     -------
     pandas.DataFrame
         One row per quantity: ``quantity, truth, truth_ci_low, truth_ci_high, measured, inside``
-        (``inside``: ``ci_low ≤ measured ≤ ci_high``).
+        (``inside``: ``ci_low ≤ measured ≤ ci_high``). A quantity not measured (NaN), or whose
+        analysis the planted cohort cannot support (:class:`InsufficientData`), has no row.
     """
     from scipy import stats as sps
 
     rows = []
 
     def add(key, est, lo, hi):
-        if key in measured:
+        if key in measured and np.isfinite(float(measured[key])):
             m = float(measured[key])
             rows.append({"quantity": key, "truth": float(est), "truth_ci_low": float(lo), "truth_ci_high": float(hi),
                          "measured": m, "inside": bool(lo <= m <= hi)})
@@ -150,21 +167,24 @@ def truth_intervals(truth_df, measured: dict, design, *, n_boot: int = 5000, see
                 h = sps.t.ppf(1 - alpha / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
                 add(f"mean_alps_{g}", v.mean(), v.mean() - h, v.mean() + h)
         if design.regression is not None:
-            terms = regression(truth_df, alpha=alpha, nan_policy=nan_policy,
-                               **design.regression_kwargs()).terms.set_index("term")
-            for term in design.regression.predictors:
-                r = terms.loc[term]
-                add(f"reg_b_{design.variable(term).key}", r["b"], r["ci_low"], r["ci_high"])
+            with suppress(InsufficientData):  # an analysis the data cannot support: no row
+                terms = regression(truth_df, alpha=alpha, nan_policy=nan_policy,
+                                   **design.regression_kwargs()).terms.set_index("term")
+                for term in design.regression.predictors:
+                    r = terms.loc[term]
+                    add(f"reg_b_{design.variable(term).key}", r["b"], r["ci_low"], r["ci_high"])
         if design.correlations is not None:
             for g, v in design.correlations.headline:
-                c = correlations(truth_df, groups=(g,), y=(v,), partial_covariates=(), alpha=alpha,
-                                 nan_policy=nan_policy, group_col=design.group_column).iloc[0]
-                add(f"r_{g.lower()}_{design.variable(v).key}", c["r"], c["ci_low"], c["ci_high"])
+                with suppress(InsufficientData):
+                    c = correlations(truth_df, groups=(g,), y=(v,), partial_covariates=(), alpha=alpha,
+                                     nan_policy=nan_policy, group_col=design.group_column).iloc[0]
+                    add(f"r_{g.lower()}_{design.variable(v).key}", c["r"], c["ci_low"], c["ci_high"])
         if design.mediation is not None:
-            med = mediation(truth_df, n_boot=n_boot, seed=seed, alpha=alpha, nan_policy=nan_policy,
-                            **design.mediation_kwargs()).set_index("path")
-            for path in ("indirect", "proportion_mediated"):
-                r = med.loc[path]
-                add(path, r["estimate"], r["ci_low"], r["ci_high"])
+            with suppress(InsufficientData):
+                med = mediation(truth_df, n_boot=n_boot, seed=seed, alpha=alpha, nan_policy=nan_policy,
+                                **design.mediation_kwargs()).set_index("path")
+                for path in ("indirect", "proportion_mediated"):
+                    r = med.loc[path]
+                    add(path, r["estimate"], r["ci_low"], r["ci_high"])
     return pd.DataFrame(rows, columns=["quantity", "truth", "truth_ci_low", "truth_ci_high", "measured", "inside"])
 
