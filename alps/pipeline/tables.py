@@ -1,8 +1,11 @@
 """The cohort tables under OUT_DIR, built from per-scan rows.
 
 ``alps.tsv`` (one row per scan: ALPS in template and scanner axes, per-ROI diffusivities, FA,
-MD, voxel counts, QC), ``qc.tsv``, ``preprocess.tsv``, ``provenance.tsv`` and the
-run-dependent ``timings.tsv``. Rows are sorted by scan and columns canonically ordered, so the
+MD, voxel counts, the volumes fitted — ``shells``, ``bvals_used``, ``bval_fit``, ``n_volumes_used``,
+``n_directions`` of :func:`alps.imaging.shells.select_volumes` —, the registration metrics
+``reg_corr``, ``reg_dice``, ``reg_coverage`` of
+:func:`alps.imaging.registration.registration_metrics`, QC flags of :mod:`alps.imaging.qc`),
+``qc.tsv``, ``preprocess.tsv``, ``provenance.tsv`` and the run-dependent ``timings.tsv``. Rows are sorted by scan and columns canonically ordered, so the
 same rows in any order give byte-identical tables.
 """
 from __future__ import annotations
@@ -40,7 +43,7 @@ def order_columns(df: pd.DataFrame) -> pd.DataFrame:
         cols += [f"{pre}{n}" for n in ROI_NAMES if f"{pre}{n}" in df.columns]
     for pre in ("fa_", "md_", "nvox_"):
         cols += [f"{pre}{n}" for n in ROI_NAMES if f"{pre}{n}" in df.columns]
-    cols += [c for c in ("reg_corr", "reg_dice", "qc_flags", "qc_pass") if c in df.columns]
+    cols += [c for c in ("reg_corr", "reg_dice", "reg_coverage", "qc_flags", "qc_pass") if c in df.columns]
     cols += sorted(c for c in df.columns if c not in cols)
     return df[cols]
 
@@ -69,7 +72,7 @@ def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = Tru
     run_cols += sorted(c for c in df.columns if is_run_column(c) and c not in run_cols)
     if timings:
         out["timings.tsv"] = df[id_cols + ["status"] + run_cols]
-    pre_cols = [c for c in id_cols + ["status", "error", "reg_corr", "reg_dice",
+    pre_cols = [c for c in id_cols + ["status", "error", "reg_corr", "reg_dice", "reg_coverage",
                             "motion_mean_disp_mm", "motion_max_disp_mm", "motion_max_rot_deg", "motion_max_scale",
                             "preprocess_reused"] if c in df.columns]
     pre_cols += sorted(c for c in df.columns if c.startswith("time_") and c not in pre_cols)
@@ -83,16 +86,19 @@ def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = Tru
     if "measure" not in stages:
         return pre_df, out
     df = order_columns(df)
-    out["alps.tsv"] = df[[c for c in df.columns if not is_run_column(c)]]
+    out["alps.tsv"] = df[[c for c in df.columns if not is_run_column(c) and c != "qc_png"]]
     out["qc.tsv"] = qc_table(df)
     return df, out
 
 
 def qc_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Cohort QC table: status, registration metrics, ROI FA/purity, the gradient check (its
-    :data:`GRADCHECK_COLUMNS`, when the run had ``gradcheck`` on), flags, PNG path (relative to
-    OUT_DIR)."""
-    cols = ["participant_id", "session_id", *ENTITY_COLUMNS, "status", "error", "reg_corr", "reg_dice"]
+    """Cohort QC table: status, registration metrics (``reg_corr``, ``reg_dice`` on the part of the
+    template brain inside the field of view, and ``reg_coverage``, that part's fraction of the
+    template brain: :func:`alps.imaging.registration.registration_metrics`), ROI FA/purity, the
+    gradient check (its :data:`GRADCHECK_COLUMNS`, when the run had ``gradcheck`` on), flags, PNG
+    path (relative to OUT_DIR; also for a scan that failed after its registration, whose image
+    shows why)."""
+    cols = ["participant_id", "session_id", *ENTITY_COLUMNS, "status", "error", "reg_corr", "reg_dice", "reg_coverage"]
     cols += [f"fa_{n}" for n in ROI_NAMES] + [f"purity_{n}" for n in ROI_NAMES]
     cols += list(GRADCHECK_COLUMNS)
     cols += ["alps_L", "alps_R", "alps", "alps_se", "se_high", "qc_flags", "qc_pass"]
@@ -100,7 +106,9 @@ def qc_table(df: pd.DataFrame) -> pd.DataFrame:
     png = []
     for _, r in df.iterrows():
         lay = row_layout(Path("."), r)
-        png.append(lay.relative(lay.qc_png) if r["status"] == "ok" else "")
+        failed_png = r.get("qc_png")  # a failed scan's QC image (alps.pipeline.measure.failure_qc)
+        png.append(lay.relative(lay.qc_png) if r["status"] == "ok"
+                   else failed_png if isinstance(failed_png, str) else "")
     out["qc_png"] = png
     return out
 

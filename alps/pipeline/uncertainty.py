@@ -12,7 +12,10 @@ The bootstrap needs the signal the tensors were fitted on. Stage 1 (:mod:`alps.p
 does not keep it, so the input DWI is read again; when stage 1 changed the signal (MP-PCA,
 Gibbs removal, motion correction) the input no longer is what was fitted and the SEs are
 NaN (``se_note`` says why). A gradient table corrected by ``gradcheck='correct'`` is corrected
-here in the same way. The replicates are refitted by WLS whatever ``fit_method`` was.
+here in the same way, and only the volumes the tensor was fitted on are used (b = 0 and the
+shells of :func:`alps.imaging.shells.select_volumes`, with the record's parameters). The
+replicates are refitted by WLS whatever ``fit_method`` was; the bootstrap is of the DTI fit, so
+a ``fwdti`` or ``dki`` tensor gets no SEs (``se_note`` says so).
 
 ``se_high`` flags a scan whose ``alps_se`` exceeds ``se_max`` (:class:`~alps.pipeline.params.MeasureParams`).
 """
@@ -55,6 +58,8 @@ def scan_se(item, preprocess_record: dict, registration, weights, *, n_boot: int
         out["se_note"] = "se_replicates=0"
     elif changed:
         out["se_note"] = "signal changed by " + "+".join(changed) + " (not kept): no bootstrap"
+    elif pre_params.get("tensor_model", "dti") != "dti":
+        out["se_note"] = f"tensor_model={pre_params['tensor_model']}: the bootstrap is of the DTI fit, no SEs"
     else:
         boot = _bootstrap(item, preprocess_record, registration, weights, n_boot=n_boot, seed=seed)
         sd = boot[["alps", "alps_L", "alps_R"]].std(ddof=1)
@@ -68,7 +73,7 @@ def _bootstrap(item, record, registration, weights, *, n_boot, seed):
     """:func:`alps.imaging.noise.bootstrap_roi_alps` on the input DWI, read only in the bounding
     box of the ROI voxels (stage 1 validated the whole file; here the grid, the affine and the
     gradient table are checked again)."""
-    from ..imaging import noise
+    from ..imaging import noise, shells
     from ..imaging import tensor as T
     from ..io.dwi import check_affine, load_image
     from ..io.gradients import fsl_to_voxel, read_bvals_bvecs
@@ -79,6 +84,10 @@ def _bootstrap(item, record, registration, weights, *, n_boot, seed):
                            f"{record['shape']}; the input changed since stage 1, rerun it")
     affine = check_affine(img.affine, item.dwi)
     bvals, bvecs = read_bvals_bvecs(item.bval, item.bvec, n_volumes=img.shape[3])
+    p = record["provenance"]["parameters"]
+    index, _ = shells.select_volumes(bvals, model="dti", max_bval=p.get("max_bval"),
+                                     b0_threshold=p.get("b0_threshold", 50.0),
+                                     tolerance=p.get("shell_tolerance", 100.0), path=item.bval)
     gc = record.get("gradcheck")
     if gc and gc.get("corrected"):
         from ..imaging.gradcheck import correct_bvecs
@@ -89,6 +98,8 @@ def _bootstrap(item, record, registration, weights, *, n_boot, seed):
     lo, hi = idx.min(0), idx.max(0) + 1
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     data = np.asarray(img.dataobj[box + (slice(None),)], np.float32)
+    if index.size != len(bvals):  # a multi-shell scan: the volumes of the fit only
+        data, bvals, bvecs = data[..., index], bvals[index], bvecs[index]
     rotation = registration.rotation @ T.polar_rotation(np.asarray(affine, float)[:3, :3])
     return noise.bootstrap_roi_alps(data, bvals, fsl_to_voxel(bvecs, affine), {k: np.asarray(w)[box] for k, w in
                                                                                weights.items()},
