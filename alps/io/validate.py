@@ -26,7 +26,7 @@ __all__ = ["validate_dataset", "COLUMNS"]
 COLUMNS = ["file", "severity", "problem"]
 
 
-def _scan_problems(item, b0_threshold=None) -> list[tuple[str, str, str]]:
+def _scan_problems(item, scan_checks=()) -> list[tuple[str, str, str]]:
     if item.invalid:  # breaks BIDS naming: one error naming every rule; nothing else is checked
         return [(str(item.dwi), "error", item.error)]
     out = []
@@ -39,7 +39,8 @@ def _scan_problems(item, b0_threshold=None) -> list[tuple[str, str, str]]:
         shape = img.shape
         if len(shape) != 4:
             raise InputError(f"{item.dwi}: expected a 4D diffusion series, got shape {shape}")
-        read_bvals_bvecs(item.bval, item.bvec, n_volumes=shape[3])
+        bvals, _ = read_bvals_bvecs(item.bval, item.bvec, n_volumes=shape[3])
+        out += [(str(item.dwi), severity, text) for check in scan_checks for severity, text in check(item, bvals)]
         if item.mask is not None:
             mshape = nib.load(str(item.mask)).shape[:3]
             if tuple(mshape) != tuple(shape[:3]):
@@ -71,11 +72,17 @@ def _ignored_files(root: Path) -> list[tuple[str, str, str]]:
     return out
 
 
-def validate_dataset(input_path, *, participant_label=None, bids_filter=None, mask=None) -> pd.DataFrame:
+def validate_dataset(input_path, *, participant_label=None, bids_filter=None, mask=None,
+                     scan_checks=()) -> pd.DataFrame:
     """Every problem of an input dataset (or one DWI file), one row per (file, problem).
 
+    ``scan_checks``: callables ``check(item, bvals) -> [(severity, message), ...]`` run on every
+    scan whose gradient table reads (the pipeline's own checks, e.g. which shells its tensor model
+    will fit: :func:`alps.pipeline.preprocess.acquisition_check`).
+
     Returns a DataFrame with :data:`COLUMNS` (``severity`` ``error``: that scan will fail;
-    ``warning``: it will run), sorted by file; empty when everything is valid.
+    ``warning``: it will run; ``info``: what will be done to it), sorted by file; empty when
+    everything is valid and no check had anything to say.
     """
     root = Path(input_path)
     rows: list[tuple[str, str, str]] = []
@@ -93,6 +100,6 @@ def validate_dataset(input_path, *, participant_label=None, bids_filter=None, ma
         rows += [r for r in _ignored_files(root) if r[0] not in named]
     rows += [(w.split(": ", 1)[0], "warning", w) for w in warnings]
     for item in items:
-        rows += _scan_problems(item)
+        rows += _scan_problems(item, scan_checks)
     df = pd.DataFrame(rows, columns=COLUMNS).drop_duplicates()
     return df.sort_values(["file", "severity", "problem"], kind="stable").reset_index(drop=True)

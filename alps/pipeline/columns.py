@@ -128,10 +128,15 @@ _C = [
     # ---- registration and QC
     Column("reg_corr", "Correlation of the registered FA with the template white-matter map (inside the "
            "template brain mask).", "preprocess", "alps.imaging.registration.registration_metrics"),
-    Column("reg_dice", "Dice overlap of the registered brain mask with the template brain mask.", "preprocess",
+    Column("reg_dice", "Dice overlap of the registered brain mask with the template brain mask, over the part of "
+           "the template brain inside the field of view (the whole brain for a whole-brain scan).", "preprocess",
            "alps.imaging.registration.registration_metrics"),
-    Column("qc_flags", "QC flags, ';'-separated (empty when none): reg_corr_low, reg_dice_low, fa_low_<roi>, "
-           "purity_low_<roi>, gradient_table, alps_range (alps.imaging.qc).", "measure", "alps.imaging.qc.flags"),
+    Column("reg_coverage", "Fraction of the template brain inside the scan's field of view after registration "
+           "(1 for a whole-brain scan; below min_reg_coverage the registration cannot be checked and the scan "
+           "fails).", "preprocess", "alps.imaging.registration.registration_metrics"),
+    Column("qc_flags", "QC flags, ';'-separated (empty when none): reg_corr_low, reg_dice_low, reg_loosened, "
+           "fa_low_<roi>, purity_low_<roi>, gradient_table, alps_range, se_high, high_b (alps.imaging.qc).",
+           "measure", "alps.imaging.qc.flags"),
     Column("qc_pass", "The scan passed QC: qc_flags is empty.", "measure", "alps.imaging.qc.flags", levels=BOOL),
     Column("qc_png", "The scan's QC image, relative to the derivatives folder (empty for a failed scan).",
            "tables", "alps.pipeline.tables.qc_table"),
@@ -148,6 +153,9 @@ _C = [
     Column("shells", "The scan's non-zero shells (b-values, ','-separated).", "preprocess",
            "alps.imaging.shells.select_volumes", units="s/mm^2"),
     Column("bvals_used", "b = 0 and the shells the tensor model was fitted on.", "preprocess",
+           "alps.imaging.shells.select_volumes", units="s/mm^2"),
+    Column("bval_fit", "The largest b-value the tensor model was fitted on (above the model's maximum for a "
+           "single-shell high-b scan, flagged high_b: not comparable with b = 1000 studies).", "preprocess",
            "alps.imaging.shells.select_volumes", units="s/mm^2"),
     Column("n_volumes_used", "Volumes the tensor model was fitted on.", "preprocess",
            "alps.imaging.shells.select_volumes"),
@@ -217,7 +225,7 @@ _GRADCHECK = ("gradcheck_best", "gradcheck_margin", "gradcheck_flag", "gradcheck
 _MOTION = ("motion_mean_disp_mm", "motion_max_disp_mm", "motion_max_rot_deg", "motion_max_scale")
 #: the other columns of alps.tsv (alphabetical there)
 _ALPS_MORE = ("se_note", "dxx_scanner_{roi}", "dyy_scanner_{roi}", "dzz_scanner_{roi}", "wsum_{roi}", "purity_{roi}",
-              *_GRADCHECK, "shells", "bvals_used", "n_volumes_used", "n_directions", "manufacturer",
+              *_GRADCHECK, "shells", "bvals_used", "bval_fit", "n_volumes_used", "n_directions", "manufacturer",
               "manufacturer_model", "magnetic_field_strength", "software_versions", "echo_time", "repetition_time",
               "phase_encoding_direction", "phase_encoding_axis", "voxel_size_mm", *_MOTION)
 
@@ -226,11 +234,11 @@ _ALPS_MORE = ("se_note", "dxx_scanner_{roi}", "dyy_scanner_{roi}", "dzz_scanner_
 TABLES = {
     "alps.tsv": ((_IDS + ("status", "error", "alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R",
                           "alps_scanner", "alps_se", "alps_L_se", "alps_R_se", "se_high") + _ROI
-                  + ("reg_corr", "reg_dice", "qc_flags", "qc_pass"), False),
+                  + ("reg_corr", "reg_dice", "reg_coverage", "qc_flags", "qc_pass"), False),
                  (_ALPS_MORE, True)),
-    "qc.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", "fa_{roi}", "purity_{roi}", *_GRADCHECK, "alps_L", "alps_R", "alps",
+    "qc.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", "reg_coverage", "fa_{roi}", "purity_{roi}", *_GRADCHECK, "alps_L", "alps_R", "alps",
                         "alps_se", "se_high", "qc_flags", "qc_pass", "qc_png"), False),),
-    "preprocess.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", *_MOTION), False),),
+    "preprocess.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", "reg_coverage", *_MOTION), False),),
     "timings.tsv": ((_IDS + ("status", "preprocess_reused", "measure_reused"), False),
                     (tuple(n for n in COLUMNS if n.startswith("time_")), True)),
     "provenance.tsv": ((_IDS + ("status", "dwi_sha256", "bval_sha256", "bvec_sha256", "preprocess_parameters",

@@ -12,13 +12,13 @@ import nibabel as nib
 import numpy as np
 
 from .. import atomic
-from ..imaging import dti, measure, qc
+from ..imaging import coverage, dti, measure, qc, shells
 from ..imaging import tensor as T
 from ..imaging import template as tpl
 from ..imaging.roi import DEFAULT_CENTERS_MM, default_spheres
 from ..io.files import sha256
 from .contract import Preprocessed, ScanResult
-from .layout import read_json
+from .layout import read_json, scan_layout
 from .params import MeasureParams
 from .preprocess import save_map
 from . import provenance as _prov
@@ -30,23 +30,12 @@ from .uncertainty import scan_se
 def check_roi_coverage(shape, affine, registration, centers_mm, radius_mm, *, path="<image>") -> None:
     """Raise ``ValueError`` if a template ROI (sphere ``radius_mm`` about each centre) is not
     entirely inside the native field of view after registration (e.g. a slab that does not
-    reach MNI z = 27 mm). ``centers_mm``: {name: (x, y, z)} in template mm."""
-    shape = np.asarray(tuple(shape[:3]), float)
-    inv = np.linalg.inv(np.asarray(affine, float))
-    offs = np.vstack([np.zeros(3), np.eye(3), -np.eye(3)]) * float(radius_mm)
-    problems = []
-    for name, c in centers_mm.items():
-        pts_t = np.asarray(c, float)[None] + offs
-        pts_s = registration.points_to_subject(pts_t)
-        ijk = pts_s @ inv[:3, :3].T + inv[:3, 3]
-        outside = np.any((ijk < -0.5) | (ijk > shape - 0.5), axis=1)
-        if outside.any():
-            problems.append(f"{name} (MNI {tuple(float(v) for v in c)} mm, r = {radius_mm} mm -> native "
-                            f"{np.round(pts_s[0], 1).tolist()} mm)")
-    if problems:
-        raise ValueError(f"{path}: field of view does not contain the ALPS ROI(s) after registration: "
-                         + "; ".join(problems) + "; the acquisition must cover MNI z = 27 mm "
-                         "(lateral-ventricle bodies) with the full left-right extent")
+    reach MNI z = 27 mm), naming the ROIs, the template z range the slab covers there and what it
+    must cover (:func:`alps.imaging.coverage.roi_level_problem`). ``centers_mm``: {name: (x, y, z)}
+    in template mm."""
+    problem = coverage.roi_level_problem(registration, shape, affine, centers_mm=centers_mm, radius_mm=radius_mm)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
 
 
 def measure_subject(pre, out_dir, *, params: MeasureParams | None = None, force: bool = False,
@@ -76,6 +65,7 @@ def measure_subject(pre, out_dir, *, params: MeasureParams | None = None, force:
             and all(f.is_file() for f in outputs)):
         return ScanResult.from_record(old, reused=True)
     unlink(lay.result_json)
+    unlink(lay.qc_png)
 
     t0 = time.perf_counter()
     tensor, aff = dti.load_tensor_image(lay.tensor)
@@ -102,7 +92,8 @@ def measure_subject(pre, out_dir, *, params: MeasureParams | None = None, force:
     times["se"] = se.pop("time_se_s")
     # flag (not fail) the band between the preprocess failure threshold and the QC warning one
     flags = qc.flags({**values, **pre.columns(), **se}, min_reg_corr=max(p.qc_min_reg_corr, pre.params.min_reg_corr),
-                     min_reg_dice=pre.params.min_reg_dice)
+                     min_reg_dice=max(qc.DEFAULTS["min_reg_dice"], pre.params.min_reg_dice))
+    flags += shells.fit_flags(pre.acquisition, model=pre.params.tensor_model, max_bval=pre.params.max_bval)
     if qc_png:
         t = time.perf_counter()
         _qc_png(lay, fa, tensor, aff, reg, dseg, p)
@@ -131,3 +122,33 @@ def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams):
     qc.figure(lay.qc_png, slices=slices, wm_t=ref.get_fdata(), centers_mm=centers, radius_mm=radius,
               title=f"{lay.key}  ({what})", native_fa=fa, native_dseg=dseg, native_affine=aff,
               template_labels=labels)
+
+
+def failure_qc(item, out_dir, reason: str, params: MeasureParams | None = None, *, draw: bool = True) -> dict:
+    """The QC image of a scan that failed after its registration (the registration QC, or the ROI
+    level outside the field of view): the template-space panels of :func:`alps.imaging.qc.figure`
+    (colour FA at the ROI level, warped FA on the template WM, axial and coronal, with the ROIs)
+    and ``reason`` under the title. Returns ``{"qc_png": path relative to OUT_DIR}`` and the
+    registration metrics of the preprocess record, or ``{}`` when the scan did not get as far as a
+    registration (or the image cannot be drawn: it never raises). ``draw=False``: the metrics only
+    (a run with ``qc_png=False``)."""
+    p = params or MeasureParams()
+    lay = scan_layout(out_dir, item)
+    pre = read_json(lay.preprocess_json)
+    if not pre or "registration" not in pre:
+        return {}
+    out = dict(pre["registration"].get("metrics") or {})
+    if not draw:
+        return out
+    try:
+        tensor, aff = dti.load_tensor_image(lay.tensor)
+        fa = np.asarray(nib.load(str(lay.fa)).dataobj, np.float32)
+        reg = load_registration(pre, lay.dir)
+        ref = tpl.load("wm", resolution=2)
+        centers = [s.center_mm for s in default_spheres(radius_mm=p.roi_radius)]
+        qc.figure(lay.qc_png, slices=qc.template_slices(fa, tensor, aff, reg, ref), wm_t=ref.get_fdata(),
+                  centers_mm=centers, radius_mm=p.roi_radius, title=f"{lay.key}: FAILED", note=reason)
+    except Exception:  # noqa: BLE001 - a QC image must never turn a failure into a crash
+        return out
+    out["qc_png"] = lay.relative(lay.qc_png)
+    return out

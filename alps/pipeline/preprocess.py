@@ -17,7 +17,7 @@ import nibabel as nib
 import numpy as np
 
 from .. import atomic
-from ..imaging import dti
+from ..imaging import coverage, dti
 from ..imaging import preprocess as prep
 from ..imaging import registration as reg_mod
 from ..imaging import shells
@@ -44,6 +44,20 @@ def check_fov(dwi) -> None:
         raise InputError(
             f"{dwi.path}: field of view {' x '.join(f'{e:.0f}' for e in ext)} mm cannot contain the ALPS "
             f"ROIs (the default spheres span 81 mm left-right; need >= {MIN_FOV_MM:.0f} mm along some axis)")
+
+
+def acquisition_check(params: PreprocessParams | None = None):
+    """The check ``alps validate`` (:func:`alps.io.validate.validate_dataset`'s ``scan_checks``) and
+    ``alps run`` make of each scan before anything is computed: which shells the tensor model of
+    ``params`` will fit, whether it is flagged ``high_b``, or why it cannot be fitted
+    (:func:`alps.imaging.shells.fit_plan`). Returns ``check(item, bvals) -> [(severity, message)]``."""
+    p = params or PreprocessParams()
+
+    def check(item, bvals):
+        return [shells.fit_plan(bvals, model=p.tensor_model, max_bval=p.max_bval, b0_threshold=p.b0_threshold,
+                                tolerance=p.shell_tolerance, path=item.bval)]
+
+    return check
 
 
 def save_map(data, affine, path, dtype=np.float32) -> None:
@@ -113,6 +127,7 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
     # invalidate first: from here on no record claims these derivatives are finished
     unlink(lay.preprocess_json)
     unlink(lay.result_json)
+    unlink(lay.qc_png)
 
     times = {}
     t0 = time.perf_counter()
@@ -205,11 +220,16 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
     times["write"] += time.perf_counter() - t
     record["times_s"] = {k: round(v, 3) for k, v in times.items()}
     try:
-        reg_mod.check_metrics(registration.metrics, min_correlation=p.min_reg_corr, min_dice=p.min_reg_dice)
+        reg_mod.check_metrics(registration.metrics, min_correlation=p.min_reg_corr, min_dice=p.min_reg_dice,
+                              min_coverage=p.min_reg_coverage)
     except reg_mod.RegistrationError as exc:
+        # whether the field of view, as (wrongly) registered, reaches the ROI level; for a slab, what it must cover
+        level = coverage.roi_level_problem(registration, maps.fa.shape, aff, registered=False)
+        if not level and registration.metrics.get("reg_coverage", 1.0) < 0.995:
+            level = f"a partial-brain slab must cover {coverage.ROI_LEVEL}: the QC image shows where it was placed"
         record["status"] = "failed"
-        record["error"] = str(exc)
+        record["error"] = str(exc) + (f"; {level}" if level else "")
         atomic.write_json(lay.preprocess_json, record)
-        raise
+        raise reg_mod.RegistrationError(f"{item.dwi}: {record['error']}") from None
     atomic.write_json(lay.preprocess_json, record)
     return Preprocessed.from_record(item, out_dir, record, reused=False, dwi=prepared)

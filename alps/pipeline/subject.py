@@ -18,7 +18,7 @@ from ..io import InputError, check_input_files
 from ..io.metadata import scan_metadata
 from .contract import Preprocessed, stage_columns
 from .locking import scan_lock
-from .measure import measure_subject
+from .measure import failure_qc, measure_subject
 from .params import PipelineParams
 from .preprocess import preprocess_subject
 from .provenance import kv
@@ -101,4 +101,6 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelinePa
         if not isinstance(exc, (ValueError, RuntimeError)):
             msg += " | " + traceback.format_exc(limit=3).replace("\n", " ")[-400:]
         row.update(status="failed", error=msg)
+    if row["status"] == "failed" and stage in ("preprocess", "measure"):  # a QC image of the failure, if registered
+        row.update(failure_qc(item, out_dir, row["error"], params.measure, draw=qc_png))
     return row

@@ -1,8 +1,11 @@
 """The cohort tables under OUT_DIR, built from per-scan rows.
 
 ``alps.tsv`` (one row per scan: ALPS in template and scanner axes, per-ROI diffusivities, FA,
-MD, voxel counts, QC), ``qc.tsv``, ``preprocess.tsv``, ``provenance.tsv`` and the
-run-dependent ``timings.tsv``. Rows are sorted by scan and columns canonically ordered, so the
+MD, voxel counts, the volumes fitted — ``shells``, ``bvals_used``, ``bval_fit``, ``n_volumes_used``,
+``n_directions`` of :func:`alps.imaging.shells.select_volumes` —, the registration metrics
+``reg_corr``, ``reg_dice``, ``reg_coverage`` of
+:func:`alps.imaging.registration.registration_metrics`, QC flags of :mod:`alps.imaging.qc`),
+``qc.tsv``, ``preprocess.tsv``, ``provenance.tsv`` and the run-dependent ``timings.tsv``. Rows are sorted by scan and columns canonically ordered, so the
 same rows in any order give byte-identical tables.
 """
 from __future__ import annotations
@@ -73,7 +76,7 @@ def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = Tru
     if "measure" not in stages:
         return pre_df, out
     df = order_columns(df)
-    out["alps.tsv"] = df[[c for c in df.columns if not is_run_column(c)]]
+    out["alps.tsv"] = df[[c for c in df.columns if not is_run_column(c) and c != "qc_png"]]
     out["qc.tsv"] = qc_table(df)
     return df, out
 
@@ -86,7 +89,9 @@ def qc_table(df: pd.DataFrame) -> pd.DataFrame:
     png = []
     for _, r in df.iterrows():
         lay = row_layout(Path("."), r)
-        png.append(lay.relative(lay.qc_png) if r["status"] == "ok" else "")
+        failed_png = r.get("qc_png")  # a failed scan's QC image (alps.pipeline.measure.failure_qc)
+        png.append(lay.relative(lay.qc_png) if r["status"] == "ok"
+                   else failed_png if isinstance(failed_png, str) else "")
     out["qc_png"] = png
     return out
 
