@@ -18,7 +18,7 @@ from ..imaging import template as tpl
 from ..imaging.roi import DEFAULT_CENTERS_MM, default_spheres
 from ..io.files import sha256
 from .contract import Preprocessed, ScanResult
-from .layout import read_json, scan_layout
+from .layout import load_registration, read_json, scan_layout
 from .params import MeasureParams
 from .preprocess import save_map
 from . import provenance as _prov
