@@ -19,12 +19,19 @@ from test_bad_inputs import write_good
 pytestmark = pytest.mark.slow
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupted(cmd, marker, cwd):
     """Run ``cmd`` in a session of its own, send SIGINT to its process group once ``marker``
     exists; returns (exit status, everything it printed)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    # SIGINT back to its default in the child: a test run started in the background (`make test &`,
+    # nohup, some CI runners) inherits SIGINT ignored, and Python then installs no KeyboardInterrupt
+    # handler; a terminal's foreground job has the default
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
     try:
         t0 = time.monotonic()
         while not marker.exists():
