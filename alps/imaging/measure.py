@@ -309,7 +309,9 @@ def measure(tensor_vox, affine, registration, weights, *, fa=None, md=None) -> d
     out.update({f"alps_scanner_{h}": scn[f"alps_{h}"] for h in ("L", "R")})
     out["alps_scanner"] = scn["alps"]
     out.update({k: v for k, v in tpl.items() if k.startswith("d")})
-    out.update({k.replace("_", "_scanner_", 1): v for k, v in scn.items() if k.startswith("d")})
+    # the same diffusivities in scanner axes: dxx_scanner_proj_L ... (alps.pipeline.columns)
+    out.update({f"d{a}{a}_scanner_{roi}": scn[f"d{a}{a}_{roi}"]
+                for roi in ROI_NAMES for a in "xyz"})
     out.update(row)
     return out
 
