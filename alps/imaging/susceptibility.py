@@ -125,8 +125,20 @@ def _voxel_mm(affine):
     return tuple(float(z) for z in np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0)))
 
 
+#: rigid motion between the two b = 0 images above which the pair is realigned and the field
+#: re-estimated (largest translation in mm, largest rotation in degrees).
+ALIGN_THRESHOLD = (0.3, 0.3)
+#: at most this many realignments (each: register the corrected pair, resample, re-estimate).
+ALIGN_ROUNDS = 3
+
+
+def _moved(params, threshold=ALIGN_THRESHOLD) -> bool:
+    return max(abs(v) for v in params[:3]) > threshold[0] or max(abs(v) for v in params[3:]) > threshold[1]
+
+
 def correct_pepolar(data_a, bvals_a, pe_a: PhaseEncoding, data_b, bvals_b, pe_b: PhaseEncoding, affine, *,
-                    mask=None, inputs=("a", "b"), levels=DEFAULT_LEVELS, correct_b: bool = True):
+                    mask=None, inputs=("a", "b"), levels=DEFAULT_LEVELS, correct_b: bool = True,
+                    align: bool = True, seed: int = 0):
     """Estimate the field from the mean b = 0 images of two series (or b = 0 EPIs) acquired with
     opposite phase encoding, and correct series a (and b) with it.
 
@@ -145,11 +157,22 @@ def correct_pepolar(data_a, bvals_a, pe_a: PhaseEncoding, data_b, bvals_b, pe_b:
     levels : sequence of :class:`alps.imaging.pepolar.Level`
     correct_b : bool
         Also correct series b (both full DWI series).
+    align : bool
+        Check that the head did not move between the two b = 0 images: the corrected images are
+        registered rigidly (ANTs, :func:`alps.imaging.fieldmap.register_rigid`); beyond
+        :data:`ALIGN_THRESHOLD` the b image is resampled into a's position and the field
+        re-estimated, up to :data:`ALIGN_ROUNDS` times (the first field absorbs part of the
+        motion), and series b is corrected with the field carried back to its own position.
+        The motion is recorded (``rigid_mm_deg`` of b's record).
 
     Returns
     -------
     (Correction of a, Correction of b or None, FieldEstimate)
+        Both corrections stay in their own series' position; the field of b is a's field moved
+        by the measured motion.
     """
+    from .fieldmap import register_rigid, resample_field
+
     t0 = time.perf_counter()
     if not pe_a.opposes(pe_b):
         raise ValueError(f"{inputs[0]} ({pe_a.direction}) and {inputs[1]} ({pe_b.direction}) are not "
@@ -157,24 +180,41 @@ def correct_pepolar(data_a, bvals_a, pe_a: PhaseEncoding, data_b, bvals_b, pe_b:
     b0_a, b0_b = _mean_b0(data_a, bvals_a), _mean_b0(data_b, bvals_b)
     if b0_a.shape != b0_b.shape:
         raise ValueError(f"{inputs[0]} and {inputs[1]} are on different grids ({b0_a.shape} vs {b0_b.shape})")
-    est = estimate_field(b0_a, b0_b, axis=pe_a.axis, signs=(pe_a.sign, pe_b.sign),
-                         readout_s=(pe_a.readout_s, pe_b.readout_s), voxel_mm=_voxel_mm(affine),
-                         levels=levels)
+    kw = dict(axis=pe_a.axis, signs=(pe_a.sign, pe_b.sign), readout_s=(pe_a.readout_s, pe_b.readout_s),
+              voxel_mm=_voxel_mm(affine), levels=levels)
+    est = estimate_field(b0_a, b0_b, **kw)
+    field_b, rigid = est.field_hz, ()
+    if align:
+        a_to_b, b_in_a = np.eye(4), b0_b
+        for _ in range(ALIGN_ROUNDS):
+            u_a, _, _ = unwarp(b0_a, est.field_hz, pe_a)
+            u_b, _, _ = unwarp(b_in_a, est.field_hz, pe_b)
+            step = register_rigid(u_a, affine, u_b, affine, seed=seed)
+            if not _moved(rigid_parameters(step)):
+                break
+            a_to_b = a_to_b @ step
+            b_in_a = resample_field(b0_b, affine, b0_b.shape, affine, world_to_world=a_to_b)
+            est = estimate_field(b0_a, b_in_a, **kw)
+        rigid = rigid_parameters(a_to_b)
+        if _moved(rigid):
+            field_b = resample_field(est.field_hz, affine, b0_b.shape, affine,
+                                     world_to_world=np.linalg.inv(a_to_b)).astype(np.float32)
     seconds = time.perf_counter() - t0
     out = []
-    for data, pe, do in ((data_a, pe_a, True), (data_b, pe_b, correct_b)):
+    for data, pe, field, moved, do in ((data_a, pe_a, est.field_hz, (), True),
+                                       (data_b, pe_b, field_b, rigid, correct_b)):
         if not do:
             out.append(None)
             continue
         t1 = time.perf_counter()
-        corrected, disp, jac = unwarp(data, est.field_hz, pe)
+        corrected, disp, jac = unwarp(data, field, pe)
         rec = SusceptibilityRecord(
             source="pepolar", pe_direction=pe.direction, readout_s=pe.readout_s,
             readout_from=pe.readout_from, inputs=tuple(inputs),
             **field_summary(disp, jac, _voxel_mm(affine)[pe.axis], mask),
-            mismatch_before=est.cost_before, mismatch_after=est.cost_after,
+            mismatch_before=est.cost_before, mismatch_after=est.cost_after, rigid_mm_deg=moved,
             seconds=seconds + time.perf_counter() - t1)
-        out.append(Correction(corrected, est.field_hz, disp, jac, rec))
+        out.append(Correction(corrected, np.asarray(field, np.float32), disp, jac, rec))
     return out[0], out[1], est
 
 

@@ -105,12 +105,33 @@ class PepolarPair:
     extras: dict            # simulate_subject's extras (oracle ALPS, pose...)
 
 
+def _moved(vol, affine, motion: Pose):
+    """``vol`` after the head moved by ``motion`` (world mm, about the world origin): the value at
+    world ``y`` is the one at ``motion⁻¹(y)`` (cubic spline; 4-D arrays volume by volume)."""
+    aff = np.asarray(affine, float)
+    inv = np.eye(4)
+    inv[:3, :3] = motion.R.T / motion.scale
+    inv[:3, 3] = -motion.R.T @ np.asarray(motion.trans_mm, float) / motion.scale
+    m = np.linalg.inv(aff) @ inv @ aff
+    arr = np.asarray(vol, np.float32)
+    vols = arr if arr.ndim == 4 else arr[..., None]
+    out = np.stack([ndimage.affine_transform(vols[..., v], m[:3, :3], offset=m[:3, 3], order=3,
+                                             mode="constant", cval=0.0) for v in range(vols.shape[3])], -1)
+    out = np.maximum(out, 0.0).astype(np.float32)
+    return out if arr.ndim == 4 else out[..., 0]
+
+
 def simulate_pepolar_pair(fields: TemplateFields, pose: Pose, planted: dict, *, snr=25.0, seed=0,
                           scheme=None, voxel_mm: float = 3.0, readout_s: float = 0.05, axis: int = 1,
-                          frontal_hz: float = 60.0, temporal_hz: float = 45.0) -> PepolarPair:
+                          frontal_hz: float = 60.0, temporal_hz: float = 45.0,
+                          motion: Pose | None = None) -> PepolarPair:
     """One subject (:func:`alps.simulation.signal.simulate_subject`, LAS grid of ``voxel_mm``)
     acquired with phase encoding ``+axis`` and ``−axis`` (``'j'`` = P→A and ``'j-'`` = A→P on the
-    default grid) in the planted field; independent Rician noise per series (``seed``)."""
+    default grid) in the planted field; independent Rician noise per series (``seed``). With
+    ``motion`` the head (and its field) moved rigidly between the two series: the ``−axis``
+    series sees the subject moved by ``motion`` (world mm/degrees about the world origin);
+    ``truth``, ``field_hz`` and ``mask`` are those of the ``+axis`` series, and
+    ``extras['field_hz_b']`` the field of the moved head."""
     img, bvals, bvecs, extras = simulate_subject(fields, pose, planted, snr=None, dtype="float32",
                                                  scheme=scheme, voxel_mm=voxel_mm)
     truth = np.asarray(img.dataobj, np.float32)
@@ -121,10 +142,13 @@ def simulate_pepolar_pair(fields: TemplateFields, pose: Pose, planted: dict, *, 
     letter = "ijk"[axis]
     pes = {d: PhaseEncoding(d, axis, s, float(readout_s), "simulated") for d, s in ((letter, 1), (letter + "-", -1))}
     images = {}
-    for (d, pe), ss in zip(pes.items(), seeds[:2]):
-        noisy = add_rician(distort(truth, field, pe), sigma, ss)
+    truth_b, field_b = truth, field
+    if motion is not None:
+        truth_b, field_b = _moved(truth, affine, motion), _moved(field, affine, motion)
+    for (d, pe), ss, (tr, fi) in zip(pes.items(), seeds[:2], ((truth, field), (truth_b, field_b))):
+        noisy = add_rician(distort(tr, fi, pe), sigma, ss)
         images[d] = nib.Nifti1Image(noisy, affine)
     und = nib.Nifti1Image(add_rician(truth, sigma, seeds[2]), affine)
     mask = truth[..., np.asarray(bvals) <= 50].mean(axis=-1) > 0
-    extras = dict(extras, sigma=sigma)
+    extras = dict(extras, sigma=sigma, field_hz_b=field_b, motion=motion)
     return PepolarPair(images, truth, und, field, mask, np.asarray(bvals), np.asarray(bvecs), pes, extras)
