@@ -176,30 +176,33 @@ def resample_field(field_hz, field_affine, target_shape, target_affine, *, world
                                     order=3, mode="nearest")
 
 
-def register_rigid(fixed, fixed_affine, moving, moving_affine, *, fixed_mask=None, seed: int = 0,
-                   threads: int = 1) -> np.ndarray:
-    """Rigid transform (4×4, RAS mm) mapping **fixed**-world points to **moving**-world points,
-    estimated by ANTs (mutual information, 32 bins, three levels); e.g. fixed = the DWI's
-    corrected b0, moving = the field map's magnitude."""
+#: rigid stages of :func:`register_rigid`: (iterations, shrink factor, smoothing σ in voxels).
+RIGID_LEVELS = ((200, 4, 2.0), (100, 2, 1.0), (50, 1, 0.0))
+
+
+def register_rigid(fixed, fixed_affine, moving, moving_affine, *, fixed_mask=None, seed: int = 0) -> np.ndarray:
+    """Rigid transform (4×4, RAS mm) mapping **fixed**-world points to **moving**-world points:
+    ``antsRegistration`` (:func:`alps.imaging.ants.run_linear`), mutual information (32 bins) on
+    every voxel (dense sampling: deterministic), three levels (:data:`RIGID_LEVELS`), started
+    from the images' centres of mass; e.g. fixed = a DWI's corrected b0, moving = the field map's
+    magnitude (or the other b0 of a pair)."""
+    import shutil
+    import tempfile
+
     import nibabel as nib
 
-    from .ants import LPS, ants_module, nib_to_ants
+    from .ants import LPS, SCRATCH_PREFIX, nib_to_ants, read_ants_affine, run_linear
 
-    ants = ants_module(threads)
-    f = nib_to_ants(nib.Nifti1Image(np.asarray(fixed, np.float32), fixed_affine), threads=threads)
-    m = nib_to_ants(nib.Nifti1Image(np.asarray(moving, np.float32), moving_affine), threads=threads)
-    kw = {}
+    f = nib_to_ants(nib.Nifti1Image(np.asarray(fixed, np.float32), fixed_affine))
+    m = nib_to_ants(nib.Nifti1Image(np.asarray(moving, np.float32), moving_affine))
+    k = None
     if fixed_mask is not None:
-        kw["mask"] = nib_to_ants(nib.Nifti1Image(np.asarray(fixed_mask, np.float32), fixed_affine),
-                                 threads=threads)
-    reg = ants.registration(f, m, type_of_transform="Rigid", aff_metric="mattes", aff_sampling=32,
-                            aff_iterations=(200, 100, 50), aff_shrink_factors=(4, 2, 1),
-                            aff_smoothing_sigmas=(2, 1, 0), random_seed=int(seed), verbose=False, **kw)
-    tx = ants.read_transform(reg["fwdtransforms"][0])
-    p = np.asarray(tx.parameters, float)
-    c = np.asarray(tx.fixed_parameters, float)
-    a = p[:9].reshape(3, 3)
-    lps = np.eye(4)
-    lps[:3, :3] = a
-    lps[:3, 3] = p[9:12] + c - a @ c
+        k = nib_to_ants(nib.Nifti1Image(np.asarray(fixed_mask, np.float32), fixed_affine))
+    tmp = tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "rigid-")
+    try:
+        path = run_linear(f, m, f"{tmp}/r_", stages=[("Rigid", RIGID_LEVELS)], metric="MI", sampling=1.0,
+                          seed=seed, fixed_mask=k)
+        lps = read_ants_affine(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return LPS @ lps @ LPS

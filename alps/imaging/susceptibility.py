@@ -191,12 +191,15 @@ def correct_pepolar(data_a, bvals_a, pe_a: PhaseEncoding, data_b, bvals_b, pe_b:
             u_b, _, _ = unwarp(b_in_a, est.field_hz, pe_b)
             step = register_rigid(u_a, affine, u_b, affine, seed=seed)
             if not _moved(rigid_parameters(step)):
+                residual = step
                 break
             a_to_b = a_to_b @ step
             b_in_a = resample_field(b0_b, affine, b0_b.shape, affine, world_to_world=a_to_b)
             est = estimate_field(b0_a, b_in_a, **kw)
-        rigid = rigid_parameters(a_to_b)
-        if _moved(rigid):
+        else:
+            residual = np.eye(4)
+        rigid = rigid_parameters(a_to_b @ residual)  # the motion measured, below threshold or not
+        if _moved(rigid_parameters(a_to_b)):
             field_b = resample_field(est.field_hz, affine, b0_b.shape, affine,
                                      world_to_world=np.linalg.inv(a_to_b)).astype(np.float32)
     seconds = time.perf_counter() - t0
