@@ -49,6 +49,8 @@ class SusceptibilityRecord:
     mismatch_after: float = float("nan")
     rigid_mm_deg: tuple = ()    # rigid motion between field source and series (tx, ty, tz mm; rx, ry, rz deg)
     seconds: float = float("nan")
+    n_volume_pairs: int = 0     # paired diffusion-weighted volumes corrected with their own field
+    volume_field_rms_hz: float = float("nan")  # (alps.imaging.volume_pairs)
 
     def as_dict(self) -> dict:
         out = asdict(self)

@@ -90,6 +90,25 @@ def add_rician(data, sigma: float, seed) -> np.ndarray:
     return np.sqrt((s + n1) ** 2 + n2 ** 2).astype(np.float32)
 
 
+def _eddy_parameters(bvals, eddy_hz: float, seed) -> np.ndarray:
+    """``(N, 4)`` eddy-field parameters ``(c Hz, gx, gy, gz Hz/mm)``; zero rows for b = 0."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((len(bvals), 4))
+    if eddy_hz:
+        dw = np.asarray(bvals) > 50
+        out[dw, 0] = rng.uniform(-eddy_hz, eddy_hz, int(dw.sum()))
+        out[dw, 1:] = rng.uniform(-eddy_hz / 60.0, eddy_hz / 60.0, (int(dw.sum()), 3))
+    return out
+
+
+def _linear_field(params, shape, affine) -> np.ndarray:
+    """``c + g · (x − centre)`` (Hz) on the grid, ``x`` in world mm, centre = the grid's centre."""
+    ijk = np.indices(tuple(shape[:3]), dtype=float)
+    xyz = np.einsum("ij,j...->i...", np.asarray(affine, float)[:3, :3], ijk)
+    xyz = xyz - xyz.reshape(3, -1).mean(axis=1)[:, None, None, None]
+    return (params[0] + np.einsum("i,i...->...", np.asarray(params[1:]), xyz)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class PepolarPair:
     """A simulated subject acquired twice with opposite phase encoding."""
@@ -124,31 +143,40 @@ def _moved(vol, affine, motion: Pose):
 def simulate_pepolar_pair(fields: TemplateFields, pose: Pose, planted: dict, *, snr=25.0, seed=0,
                           scheme=None, voxel_mm: float = 3.0, readout_s: float = 0.05, axis: int = 1,
                           frontal_hz: float = 60.0, temporal_hz: float = 45.0,
-                          motion: Pose | None = None) -> PepolarPair:
+                          motion: Pose | None = None, eddy_hz: float = 0.0) -> PepolarPair:
     """One subject (:func:`alps.simulation.signal.simulate_subject`, LAS grid of ``voxel_mm``)
     acquired with phase encoding ``+axis`` and ``−axis`` (``'j'`` = P→A and ``'j-'`` = A→P on the
     default grid) in the planted field; independent Rician noise per series (``seed``). With
     ``motion`` the head (and its field) moved rigidly between the two series: the ``−axis``
     series sees the subject moved by ``motion`` (world mm/degrees about the world origin);
     ``truth``, ``field_hz`` and ``mask`` are those of the ``+axis`` series, and
-    ``extras['field_hz_b']`` the field of the moved head."""
+    ``extras['field_hz_b']`` the field of the moved head. With ``eddy_hz`` every
+    diffusion-weighted volume also has its own eddy-current field, the same in both series: a
+    constant ``U(−eddy_hz, eddy_hz)`` plus a gradient of ``U(−eddy_hz/60, eddy_hz/60)`` Hz/mm along
+    each world axis (through the brain's centre), in ``extras['eddy_hz']`` as ``(N, 4)`` rows
+    ``(c, gx, gy, gz)``."""
     img, bvals, bvecs, extras = simulate_subject(fields, pose, planted, snr=None, dtype="float32",
                                                  scheme=scheme, voxel_mm=voxel_mm)
     truth = np.asarray(img.dataobj, np.float32)
     affine = img.affine
     field = planted_field(truth.shape, affine, pose, frontal_hz=frontal_hz, temporal_hz=temporal_hz)
     sigma = noise_sigma(fields, snr)
-    seeds = np.random.SeedSequence(seed).spawn(3)
+    seeds = np.random.SeedSequence(seed).spawn(4)
     letter = "ijk"[axis]
     pes = {d: PhaseEncoding(d, axis, s, float(readout_s), "simulated") for d, s in ((letter, 1), (letter + "-", -1))}
     images = {}
     truth_b, field_b = truth, field
     if motion is not None:
         truth_b, field_b = _moved(truth, affine, motion), _moved(field, affine, motion)
+    eddy = _eddy_parameters(bvals, eddy_hz, seeds[3])
     for (d, pe), ss, (tr, fi) in zip(pes.items(), seeds[:2], ((truth, field), (truth_b, field_b))):
-        noisy = add_rician(distort(tr, fi, pe), sigma, ss)
-        images[d] = nib.Nifti1Image(noisy, affine)
+        if eddy_hz:
+            seen = np.stack([distort(tr[..., v], fi + _linear_field(eddy[v], truth.shape, affine), pe)
+                             for v in range(tr.shape[3])], axis=-1)
+        else:
+            seen = distort(tr, fi, pe)
+        images[d] = nib.Nifti1Image(add_rician(seen, sigma, ss), affine)
     und = nib.Nifti1Image(add_rician(truth, sigma, seeds[2]), affine)
     mask = truth[..., np.asarray(bvals) <= 50].mean(axis=-1) > 0
-    extras = dict(extras, sigma=sigma, field_hz_b=field_b, motion=motion)
+    extras = dict(extras, sigma=sigma, field_hz_b=field_b, motion=motion, eddy_hz=eddy)
     return PepolarPair(images, truth, und, field, mask, np.asarray(bvals), np.asarray(bvecs), pes, extras)
