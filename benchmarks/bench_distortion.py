@@ -5,19 +5,23 @@
 
 ``sim`` — simulated subjects (:func:`alps.simulation.distortion.simulate_pepolar_pair`: 3 mm grid,
 1 b0 + 30 directions at b = 1000, SNR 25, planted field of 60 Hz frontal / 45 Hz temporal bumps,
-readout 50 ms, P→A and A→P). Rows: the field error within the brain (RMS and 95th percentile of
+readout 50 ms, P→A and A→P; with ``--eddy-hz`` (default 15) every diffusion-weighted volume also
+has its own eddy-current field, the same in both series). Rows: the field error within the brain (RMS and 95th percentile of
 |estimate − planted|, Hz) against the planted field's RMS; the distortion of the images (RMS
 difference from the noise-free undistorted series within the brain, b0 and DWI volumes) of the
 distorted and corrected series beside the undistorted noisy series (the noise floor); with the
 ALPS step, the pipeline (:func:`alps.pipeline.run_cohort`, defaults) on the undistorted, distorted
-and corrected series of each direction, and each one's bias against the planted (oracle) ALPS.
+and corrected series of each direction, and each one's bias against the planted (oracle) ALPS;
+"corrected" uses the b0 field only, "corrected+pairs" also each diffusion-weighted pair's own field
+(:mod:`alps.imaging.volume_pairs`).
 
 ``real`` — ``../shared/data/real_dwi/siemens_prisma_xa30_pepolar``: the field from the P→A/A→P
 b0 pair (:func:`alps.imaging.susceptibility.correct_pepolar`) against the field of the GRE phase
 difference (:func:`alps.imaging.fieldmap.phasediff_to_hz`, in scanner coordinates, and with the
 rigid registration of its magnitude): voxelwise correlation and RMS difference (Hz) within the
 brain mask (``median_otsu`` of the mean corrected b0); the agreement of the AP and PA b0 and FA
-maps (correlation, mean absolute difference) uncorrected, PEPOLAR-corrected and GRE-corrected; the
+maps (correlation, mean absolute difference) uncorrected, PEPOLAR-corrected (b0 field; and with each
+diffusion-weighted pair's own field, ``pepolar+pairs``) and GRE-corrected; the
 ALPS index (with ``alps_se``) of each direction in each state (pipeline, ``max_bval = 3000`` since
 the scan is b = 2500); CPU and wall time of each correction (2-core machine shared with others:
 the CPU time is the cost, the wall time depends on the load). QC figure ``<OUT_CSV stem>.png|pdf``.
@@ -44,6 +48,7 @@ from alps import atomic  # noqa: E402
 from alps.imaging.dti import fit_tensor  # noqa: E402
 from alps.imaging.fieldmap import phasediff_to_hz  # noqa: E402
 from alps.imaging.susceptibility import correct_fieldmap, correct_pepolar  # noqa: E402
+from alps.imaging.volume_pairs import correct_volume_pairs, matched_volumes  # noqa: E402
 from alps.io.fmap import phase_encoding  # noqa: E402
 from alps.io.gradients import read_bvals_bvecs, write_bvals_bvecs  # noqa: E402
 
@@ -82,7 +87,7 @@ def _run_alps(series: dict, affine, bvals, bvecs, work: Path, **params) -> pd.Da
 
 # ----------------------------------------------------------------------------- planted truth
 
-def sim(out_csv: Path, *, n_subjects: int, work: Path, alps: bool):
+def sim(out_csv: Path, *, n_subjects: int, work: Path, alps: bool, eddy_hz: float):
     from alps.simulation.distortion import simulate_pepolar_pair
     from alps.simulation.phantom import make_template_fields
     from alps.simulation.pose import draw_pose
@@ -95,13 +100,18 @@ def sim(out_csv: Path, *, n_subjects: int, work: Path, alps: bool):
         rng = np.random.default_rng([2026, s])
         pose = draw_pose(rng, max_rotation=8.0, max_translation=4.0, max_scale=0.03)
         planted = {"alps_L": float(rng.uniform(1.35, 1.65)), "alps_R": float(rng.uniform(1.35, 1.65))}
-        pair = simulate_pepolar_pair(fields, pose, planted, snr=25.0, seed=100 + s, scheme=scheme)
+        pair = simulate_pepolar_pair(fields, pose, planted, snr=25.0, seed=100 + s, scheme=scheme, eddy_hz=eddy_hz)
         m, truth = pair.mask, pair.truth
         b0 = pair.bvals <= 50
         a, b = (np.asarray(pair.images[d].dataobj, np.float32) for d in ("j", "j-"))
         (ca, cb, est), cpu, wall = _timed(correct_pepolar, a, pair.bvals, pair.pe["j"], b, pair.bvals, pair.pe["j-"],
                                           pair.images["j"].affine, mask=m, inputs=("dir-PA", "dir-AP"))
         err = (est.field_hz - pair.field_hz)[m]
+        (pa_, ap_, vrows), cpu_v, wall_v = _timed(correct_volume_pairs, ca, cb,
+                                                 matched_volumes(pair.bvals, pair.bvecs, pair.bvals, pair.bvecs),
+                                                 pair.pe["j"], pair.pe["j-"], (3.0, 3.0, 3.0), mask=m)
+        eddy_err = [np.sqrt(np.mean((r["field_mean_hz"] - _eddy_true(pair, r["volume_a"]).mean()) ** 2))
+                    for r in vrows] if eddy_hz else []
         sub = f"sim{s}"
         base = {"subject": sub, "oracle_alps": pair.extras["oracle"]["alps"]}
         rows += [dict(base, quantity="field_planted_rms_hz", condition="planted", value=float(np.sqrt(np.mean(pair.field_hz[m] ** 2)))),
@@ -109,16 +119,22 @@ def sim(out_csv: Path, *, n_subjects: int, work: Path, alps: bool):
                  dict(base, quantity="field_error_p95_hz", condition="pepolar", value=float(np.percentile(np.abs(err), 95))),
                  dict(base, quantity="displacement_max_mm", condition="planted", value=ca.record.displacement_max_mm),
                  dict(base, quantity="cpu_s", condition="pepolar", value=cpu),
-                 dict(base, quantity="wall_s", condition="pepolar", value=wall)]
+                 dict(base, quantity="wall_s", condition="pepolar", value=wall),
+                 dict(base, quantity="cpu_s", condition="volume pairs", value=cpu_v),
+                 dict(base, quantity="wall_s", condition="volume pairs", value=wall_v)]
+        if eddy_hz:
+            rows.append(dict(base, quantity="eddy_mean_error_rms_hz", condition="volume pairs", value=float(np.sqrt(np.mean(np.square(eddy_err))))))
         und = np.asarray(pair.undistorted.dataobj, np.float32)
         for cond, arrs in (("undistorted_noisy", {"PA": und, "AP": und}), ("distorted", {"PA": a, "AP": b}),
-                           ("corrected", {"PA": ca.data, "AP": cb.data})):
+                           ("corrected", {"PA": ca.data, "AP": cb.data}), ("corrected+pairs", {"PA": pa_.data, "AP": ap_.data})):
             for d, arr in arrs.items():
                 for what, sel in (("b0", b0), ("dwi", ~b0)):
                     rms = float(np.sqrt(np.mean((arr[..., sel] - truth[..., sel])[m] ** 2)))
                     rows.append(dict(base, quantity=f"image_rms_{what}", condition=f"{cond}_{d}", value=rms))
         if alps:
             series = {f"{sub}und": und, f"{sub}distPA": a, f"{sub}distAP": b, f"{sub}corrPA": ca.data, f"{sub}corrAP": cb.data}
+            if eddy_hz:
+                series.update({f"{sub}pairsPA": pa_.data, f"{sub}pairsAP": ap_.data})
             df = _run_alps(series, pair.images["j"].affine, pair.bvals, pair.bvecs, work / sub)
             for name in series:
                 r = df.loc[f"sub-{name}"]
@@ -132,6 +148,12 @@ def sim(out_csv: Path, *, n_subjects: int, work: Path, alps: bool):
     atomic.write_table(out_csv, out)
     summary = out.groupby(["quantity", "condition"])["value"].agg(["mean", "std", "count"])
     print(summary.to_string())
+
+
+def _eddy_true(pair, k):
+    from alps.simulation.distortion import _linear_field
+
+    return _linear_field(pair.extras["eddy_hz"][k], pair.truth.shape, pair.images["j"].affine)[pair.mask]
 
 
 # ----------------------------------------------------------------------------- real XA30
@@ -192,7 +214,16 @@ def real(out_csv: Path, *, work: Path, alps: bool):
                  {"quantity": "field_median_diff_hz", "condition": label, "value": float(np.median((est.field_hz - f_g)[mask]))},
                  {"quantity": "field_rms_hz", "condition": label, "value": float(np.sqrt(np.mean(f_g[mask] ** 2)))}]
     rows.append({"quantity": "field_rms_hz", "condition": "pepolar", "value": float(np.sqrt(np.mean(est.field_hz[mask] ** 2)))})
-    states = {"uncorrected": (pa, ap), "pepolar": (c_pa.data, c_ap.data),
+    (v_pa, v_ap, vrows), cpu_v, wall_v = _timed(correct_volume_pairs, c_pa, c_ap,
+                                               matched_volumes(bvals, bvecs, bvals_ap, bvecs_ap), pe_pa, pe_ap,
+                                               (3.0, 3.0, 3.0), mask=mask)
+    rows += [{"quantity": "cpu_s", "condition": "volume pairs (both series)", "value": cpu_v},
+             {"quantity": "wall_s", "condition": "volume pairs (both series)", "value": wall_v},
+             {"quantity": "n_volume_pairs", "condition": "", "value": len(vrows)},
+             {"quantity": "volume_field_rms_hz", "condition": "volume pairs", "value": v_pa.record.volume_field_rms_hz}]
+    rows += [{"quantity": "volume_field_mean_hz", "condition": f"volume {r['volume_a']}", "value": r["field_mean_hz"]}
+             for r in vrows]
+    states = {"uncorrected": (pa, ap), "pepolar": (c_pa.data, c_ap.data), "pepolar+pairs": (v_pa.data, v_ap.data),
               "gre": (fm["gre"][0].data, fm["gre"][1].data), "gre_registered": (fm["gre_registered"][0].data, fm["gre_registered"][1].data)}
     fa = {}
     for state, (x, y) in states.items():
@@ -205,10 +236,10 @@ def real(out_csv: Path, *, work: Path, alps: bool):
                      {"quantity": f"{what}_mad_PA_vs_AP", "condition": state, "value": ag["mad"]}]
     _figure(out_csv.with_suffix(""), pa, ap, c_pa, c_ap, fm["gre"][0].field_hz, est.field_hz, fa, mask, bvals)
     if alps:
-        series = {f"{state.replace('_', '')}{d}": arr for state, (x, y) in states.items() for d, arr in (("PA", x), ("AP", y))}
+        series = {f"{_key(state)}{d}": arr for state, (x, y) in states.items() for d, arr in (("PA", x), ("AP", y))}
         df = _run_alps(series, aff, bvals, bvecs, work, max_bval=3000.0)
         for state in states:
-            key = state.replace("_", "")
+            key = _key(state)
             r_pa, r_ap = df.loc[f"sub-{key}PA"], df.loc[f"sub-{key}AP"]
             for d, r in (("PA", r_pa), ("AP", r_ap)):
                 rows += [{"quantity": f"alps_{d}", "condition": state, "value": float(r["alps"])},
@@ -221,6 +252,10 @@ def real(out_csv: Path, *, work: Path, alps: bool):
     out = pd.DataFrame(rows)
     atomic.write_table(out_csv, out)
     print(out.to_string())
+
+
+def _key(state: str) -> str:
+    return state.replace("_", "").replace("+", "")
 
 
 def _figure(stem: Path, pa, ap, c_pa, c_ap, f_gre, f_pep, fa, mask, bvals):
@@ -238,6 +273,7 @@ def _figure(stem: Path, pa, ap, c_pa, c_ap, f_gre, f_pep, fa, mask, bvals):
             ("PA − AP corrected", c_pa.data[..., b0].mean(-1) - c_ap.data[..., b0].mean(-1), "diff"),
             ("FA PA − AP uncorr.", fa["uncorrected"][0] - fa["uncorrected"][1], "fadiff"),
             ("FA PA − AP corr.", fa["pepolar"][0] - fa["pepolar"][1], "fadiff"),
+            ("FA PA − AP corr.+pairs", fa["pepolar+pairs"][0] - fa["pepolar+pairs"][1], "fadiff"),
             ("field PEPOLAR (Hz)", f_pep, "field"), ("field GRE (Hz)", f_gre, "field")]
     fig, axs = plt.subplots(len(ks), len(cols), figsize=(2.0 * len(cols) + 1.0, 2.1 * len(ks) + 0.6),
                             layout="constrained")
@@ -275,12 +311,13 @@ def main(argv=None):
     p.add_argument("--subjects", type=int, default=3)
     p.add_argument("--work", type=Path, default=None)
     p.add_argument("--no-alps", action="store_true", help="skip the pipeline runs (ALPS)")
+    p.add_argument("--eddy-hz", type=float, default=15.0, help="sim: per-volume eddy-current fields (0: none)")
     a = p.parse_args(argv)
     a.out_csv.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = a.work or Path(tmp)
         if a.what == "sim":
-            sim(a.out_csv, n_subjects=a.subjects, work=work, alps=not a.no_alps)
+            sim(a.out_csv, n_subjects=a.subjects, work=work, alps=not a.no_alps, eddy_hz=a.eddy_hz)
         else:
             if not XA30.is_dir():
                 print(f"{XA30} not found: real-data benchmark skipped")

@@ -30,7 +30,7 @@ from .bspline import LineSplines
 from .pepolar import DEFAULT_LEVELS, estimate_field
 
 __all__ = ["SusceptibilityRecord", "Correction", "displacement", "jacobian", "unwarp",
-           "correct_pepolar", "correct_fieldmap", "field_summary"]
+           "correct_pepolar", "correct_fieldmap", "field_summary", "fieldmap_sidecar"]
 
 
 @dataclass(frozen=True)
@@ -261,3 +261,28 @@ def rigid_parameters(matrix) -> tuple:
     rx = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
     rz = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
     return tuple(round(float(v), 4) for v in (*m[:3, 3], rx, ry, rz))
+
+
+#: what each field source means, for the field map's sidecar.
+_DESCRIPTIONS = {
+    "pepolar": "off-resonance field estimated from b = 0 images with opposite phase encoding "
+               "(alps.imaging.pepolar: cubic B-spline, Jacobian-modulated, bending-energy regularised)",
+    "phasediff": "off-resonance field of a GRE phase difference (unwrapped, /(2π ΔTE), B-spline smoothed), "
+                 "resampled to this series",
+    "fieldmap": "measured field map resampled to this series",
+}
+
+
+def fieldmap_sidecar(record: SusceptibilityRecord, *, intended_for=(), b0_field_identifier=None) -> dict:
+    """JSON sidecar of the field written as a derivative (BIDS ``*_fieldmap`` with ``Units: Hz``,
+    as SDCFlows writes its ``desc-preproc_fieldmap``): units, sources, the series' phase encoding
+    and readout time (so that the displacement ``s · T · f`` can be recomputed) and the summary."""
+    out = {"Units": "Hz", "Description": _DESCRIPTIONS.get(record.source, record.source),
+           "RawSources": list(record.inputs), "PhaseEncodingDirection": record.pe_direction,
+           "TotalReadoutTime": record.readout_s, "DisplacementP95mm": record.displacement_p95_mm,
+           "DisplacementMaxmm": record.displacement_max_mm, "MinJacobian": record.min_jacobian}
+    if intended_for:
+        out["IntendedFor"] = list(intended_for)
+    if b0_field_identifier:
+        out["B0FieldIdentifier"] = str(b0_field_identifier)
+    return out
