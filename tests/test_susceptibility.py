@@ -138,6 +138,18 @@ def test_pepolar_recovers_a_planted_field_on_any_axis(axis, signs):
     assert np.sqrt(np.mean((rev.field_hz - est.field_hz)[inside] ** 2)) < 0.05 * planted
 
 
+def test_a_reverse_b0_epi_corrects_a_series():
+    """The ``fmap/*_epi`` case: a 3-D reverse-PE b = 0 image and a series of the other polarity."""
+    img, inside = _phantom()
+    field = _bump_field(img.shape)
+    pe_s, pe_e = PhaseEncoding("j-", 1, -1, 0.05), PhaseEncoding("j", 1, 1, 0.05)
+    series = np.stack([distort(img, field, pe_s), 0.5 * distort(img, field, pe_s)], -1)
+    ca, cb, est = correct_pepolar(series, [0, 1000], pe_s, distort(img, field, pe_e), None, pe_e, np.diag([3.0] * 3 + [1]),
+                                  levels=FAST, correct_b=False, align=False)
+    assert cb is None and ca.data.shape == series.shape
+    assert np.abs(ca.data[..., 0] - img)[inside].mean() < 0.15 * np.abs(series[..., 0] - img)[inside].mean()
+
+
 def test_pepolar_refuses_what_it_cannot_estimate():
     img, _ = _phantom((12, 12, 10))
     with pytest.raises(ValueError, match="opposite phase-encoding polarity"):

@@ -117,6 +117,9 @@ def field_summary(disp_vox, jac, voxel_mm_pe: float, mask=None) -> dict:
 
 
 def _mean_b0(data, bvals):
+    """Mean of the b = 0 volumes; a 3-D image (a b = 0 EPI of ``fmap/``) is its own."""
+    if np.ndim(data) == 3:
+        return np.asarray(data, float)
     b0 = np.asarray(bvals) <= B0_THRESHOLD
     if not b0.any():
         raise ValueError("no b = 0 volume to estimate the field from")
@@ -146,9 +149,10 @@ def correct_pepolar(data_a, bvals_a, pe_a: PhaseEncoding, data_b, bvals_b, pe_b:
 
     Parameters
     ----------
-    data_a, data_b : ndarray (X, Y, Z, N)
-        The series on one grid (``data_b`` may be a reverse-PE b = 0 EPI of 1+ volumes).
-    bvals_a, bvals_b : array (N,)
+    data_a, data_b : ndarray (X, Y, Z, N) or (X, Y, Z)
+        The series on one grid (``data_b`` may be a reverse-PE b = 0 EPI: 3-D, or 4-D with its
+        b-values).
+    bvals_a, bvals_b : array (N,) (ignored for a 3-D image)
     pe_a, pe_b : PhaseEncoding
         Must be on one axis with opposite polarity.
     affine : 4x4
