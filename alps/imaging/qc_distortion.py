@@ -2,7 +2,7 @@
 ``extra_rows``): the field and what it did, on native slices.
 
 Four panels, each a native slice nearest to axial (:func:`alps.imaging.qc.native_axial_view`):
-the field (Hz, blue negative / red positive, symmetric scale) at the ALPS ROI level and at a lower
+the field (Hz, blue negative / red positive, symmetric scale over the brain's range) at the ALPS ROI level and at a lower
 slice through the frontal and temporal lobes, where the air of the sinuses and ear canals bends it
 most; the uncorrected and the corrected mean b = 0 image at that lower slice, both with the outline
 of the corrected image's brain mask (yellow): the uncorrected brain sits shifted along the
@@ -45,8 +45,8 @@ def distortion_row(field_hz, b0_before, b0_after, mask, affine, roi_index, *, so
                               np.shape(field_hz)[ax_z] - 1))
     f = np.asarray(field_hz, float)
     inside = np.asarray(mask, bool)
-    vmax = float(np.percentile(np.abs(f[inside]), 99)) if inside.any() else float(np.abs(f).max())
-    vmax = max(vmax, 1.0)
+    vmax = float(np.abs(f[inside]).max()) if inside.any() else float(np.abs(f).max())
+    vmax = 5.0 * np.ceil(max(vmax, 1.0) / 5.0)  # the whole range within the brain, in steps of 5 Hz
 
     def draw(fig, spec):
         grid = spec.subgridspec(1, 4, wspace=0.25)
@@ -69,6 +69,9 @@ def distortion_row(field_hz, b0_before, b0_after, mask, affine, roi_index, *, so
         for ax in axes:
             ax.set_xticks([])
             ax.set_yticks([])
+            for x, t, ha in ((0.02, "L", "left"), (0.98, "R", "right")):
+                ax.text(x, 0.97, t, transform=ax.transAxes, ha=ha, va="top", color="k" if ax in axes[:2] else "w",
+                        fontsize=12, fontweight="bold")
         title = f"susceptibility correction: {source}, phase encoding {pe_direction}"
         if np.isfinite(displacement_max_mm):
             title += f", largest shift in the brain {displacement_max_mm:.1f} mm"
