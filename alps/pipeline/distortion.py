@@ -137,8 +137,9 @@ class SdcResult:
 
     def as_record(self) -> dict:
         """The ``sdc`` entry of the preprocess record."""
+        rec = self.record.as_dict()
         out = {"source": self.source.kind, "via": self.source.via, "images": [p.name for p in self.source.images],
-               **self.record.as_dict(), "volume_pairs": list(self.volume_rows)}
+               "method": rec.pop("source"), **rec, "volume_pairs": list(self.volume_rows)}
         out["times_s"] = {k: round(v, 3) for k, v in self.times.items()}
         return out
 
@@ -183,6 +184,12 @@ def _pepolar_dwi(item, dwi, data, src, p, voxel_mm):
                          f"({other.data.shape[:3]} vs {data.shape[:3]}); cannot pair them")
     index, _ = select(other.bvals, p, path=bval)
     o_data, o_bvals, o_bvecs = other.data[..., index], other.bvals[index], other.bvecs[index]
+    if getattr(p, "eddy_correction", False):  # the other series as this one was: eddy/motion-corrected
+        from . import eddy_step
+
+        o_mask = prep.brain_mask(o_data, np.where(o_bvals <= p.b0_threshold, 0.0, o_bvals))
+        o_data, o_bvecs, _ = eddy_step.correct_series(o_data, other.affine, o_bvals, o_bvecs, o_mask, p,
+                                                      pe_axis=src.pe[0].axis)
     me = (data, dwi.bvals, dwi.bvecs, src.dwi_pe, Path(item.dwi).name)
     it = (o_data, o_bvals, o_bvecs, src.pe[0], Path(other_path).name)
     a, b = (me, it) if me[4] <= it[4] else (it, me)  # one order for both scans of the pair
@@ -341,7 +348,7 @@ def sdc_columns(rec) -> dict:
     rigid = rec.get("rigid_mm_deg") or []
     pairs = rec.get("volume_pairs") or []
     return {"sdc_source": rec["source"], "sdc_inputs": ";".join(rec.get("images") or []),
-            "sdc_pe_direction": rec["pe_direction"], "sdc_readout_s": rec["readout_s"],
+            "sdc_readout_s": rec["readout_s"],
             "sdc_displacement_p95_mm": rec["displacement_p95_mm"], "sdc_displacement_max_mm": rec["displacement_max_mm"],
             "sdc_min_jacobian": rec["min_jacobian"], "sdc_mismatch_before": rec["mismatch_before"],
             "sdc_mismatch_after": rec["mismatch_after"],
