@@ -23,7 +23,7 @@ def dataset(tmp_path_factory):
     from alps.simulation.distortion_bids import write_distortion_dataset
 
     root = tmp_path_factory.mktemp("sdc") / "bids"
-    truth = write_distortion_dataset(root, SUBJECTS, sidecar_changes=BROKEN)
+    truth = write_distortion_dataset(root, SUBJECTS, sidecar_changes=BROKEN, n_dirs=8)
     return root, truth
 
 
@@ -68,7 +68,7 @@ def test_every_layout_is_corrected_by_default_and_the_field_matches_the_planted_
     assert "sdc" in rec["signal"]["steps"]
     assert 3.0 < r["sdc_displacement_max_mm"] < 12.0
     # the standard errors were bootstrapped on the corrected signal, and say so
-    assert np.isfinite(r["alps_se"]) and "distortion-corrected" in r["se_note"]
+    assert np.isfinite(r["alps_se"]) and "corrected by sdc" in r["se_note"]
     assert lay.qc_png.is_file()
 
 
@@ -92,7 +92,7 @@ def test_the_pair_keeps_two_rows_and_the_participant_gets_their_combination(run)
     for r in (pa, ap):
         assert r["alps_combined"] == pytest.approx(expect, rel=1e-12)
         assert r["alps_combined_se"] == pytest.approx(1.0 / np.sqrt(w.sum()), rel=1e-12)
-        assert r["sdc_volume_pairs"] == 12
+        assert r["sdc_volume_pairs"] == 8
     assert abs(pa["alps_pair_z"]) < 3.0
     table = pd.read_csv(out / "alps.tsv", sep="\t")
     assert {"alps_combined", "sdc_source"} <= set(table.columns)
@@ -103,12 +103,18 @@ def test_the_pair_keeps_two_rows_and_the_participant_gets_their_combination(run)
 @pytest.mark.slow
 def test_sdc_off_leaves_the_series_as_acquired(dataset, tmp_path):
     from alps.pipeline import run_cohort
+    from alps.pipeline.layout import ScanLayout
 
     root, _ = dataset
-    df = run_cohort(root, tmp_path / "out", progress=False, participant_label=["gre"], sdc="off", se_replicates=0)
+    out = tmp_path / "out"
+    df = run_cohort(root, out, progress=False, participant_label=["gre"], sdc="off", se_replicates=0)
     r = df.iloc[0]
-    assert r["status"] == "ok" and r["sdc_source"] == "off"
-    prov = pd.read_csv(tmp_path / "out" / "provenance.tsv", sep="\t")
+    assert r["status"] == "ok" and "sdc_source" not in df.columns  # no scan corrected: no sdc columns
+    lay = ScanLayout(out, "sub-gre")
+    rec = json.loads(lay.preprocess_json.read_text())
+    assert rec["sdc"] is None and rec["signal"] is None
+    assert not lay.fieldmap.exists() and not lay.preproc_dwi.exists()
+    prov = pd.read_csv(out / "provenance.tsv", sep="\t")
     assert "sdc=off" in prov["preprocess_parameters"].iloc[0]
 
 
@@ -125,3 +131,22 @@ def test_validate_reports_the_field_source_of_each_scan(dataset):
     err = df[df["severity"] == "error"]["problem"]
     assert any("sub-noreadout_dir-PA_dwi.json" in e and "TotalReadoutTime" in e for e in err)
     assert any("sub-contra_dir-PA_dwi.json" in e for e in err)
+
+
+def test_combine_pairs_weights_by_inverse_variance_and_leaves_other_rows_alone():
+    from alps.pipeline.pairs import combine_pairs
+
+    df = pd.DataFrame({"participant_id": ["sub-1", "sub-1", "sub-2", "sub-3", "sub-3"],
+                       "dir": ["PA", "AP", "PA", "AP", "PA"], "status": ["ok"] * 5,
+                       "sdc_source": ["pepolar-dwi", "pepolar-dwi", "phasediff", "pepolar-dwi", "pepolar-dwi"],
+                       "alps": [1.40, 1.30, 1.5, 1.2, 1.4], "alps_se": [0.02, 0.04, 0.03, np.nan, 0.02]})
+    out = combine_pairs(df)
+    w = np.array([1 / 0.02 ** 2, 1 / 0.04 ** 2])
+    assert out.loc[0, "alps_combined"] == pytest.approx((w[0] * 1.40 + w[1] * 1.30) / w.sum())
+    assert out.loc[1, "alps_combined"] == out.loc[0, "alps_combined"]
+    assert out.loc[0, "alps_combined_se"] == pytest.approx(1 / np.sqrt(w.sum()))
+    assert out.loc[0, "alps_pair_z"] == pytest.approx((1.30 - 1.40) / np.hypot(0.02, 0.04))  # AP - PA
+    assert np.isnan(out.loc[2, "alps_combined"])                 # not a pair
+    assert out.loc[3, "alps_combined"] == pytest.approx(1.3) and np.isnan(out.loc[3, "alps_combined_se"])
+    none = df.assign(sdc_source="none")
+    assert "sdc_source" not in combine_pairs(none).columns      # no scan corrected: no sdc column
