@@ -150,3 +150,25 @@ def test_combine_pairs_weights_by_inverse_variance_and_leaves_other_rows_alone()
     assert out.loc[3, "alps_combined"] == pytest.approx(1.3) and np.isnan(out.loc[3, "alps_combined_se"])
     none = df.assign(sdc_source="none")
     assert "sdc_source" not in combine_pairs(none).columns      # no scan corrected: no sdc column
+
+
+@pytest.mark.slow
+def test_a_changed_field_map_is_not_reused(run, tmp_path):
+    """The field source is an input: stage 1 is reused while it is unchanged and recomputed when
+    its sidecar (here the echo times of the phase difference) changes."""
+    import shutil
+
+    from alps.pipeline import run_cohort
+
+    out, _, _ = run
+    root = out.parent / "bids"
+    shutil.copytree(root / "sub-gre", tmp_path / "bids" / "sub-gre")
+    shutil.copy(root / "dataset_description.json", tmp_path / "bids")
+    shutil.copytree(out / "sub-gre", tmp_path / "out" / "sub-gre")
+    again = run_cohort(tmp_path / "bids", tmp_path / "out", progress=False, se_replicates=20)
+    assert bool(again.iloc[0]["preprocess_reused"])
+    side = tmp_path / "bids" / "sub-gre" / "fmap" / "sub-gre_phasediff.json"
+    meta = json.loads(side.read_text())
+    side.write_text(json.dumps(dict(meta, EchoTime2=meta["EchoTime2"] + 0.001)))
+    changed = run_cohort(tmp_path / "bids", tmp_path / "out", progress=False, se_replicates=20)
+    assert changed.iloc[0]["status"] == "ok" and not bool(changed.iloc[0]["preprocess_reused"])

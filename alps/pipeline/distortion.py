@@ -41,7 +41,7 @@ import numpy as np
 from ..io import InputError
 
 __all__ = ["dataset_root", "find_source", "field_check", "pairs_planned", "SdcResult", "correct_series",
-           "stage_step", "record_entry", "write_field", "sdc_columns"]
+           "source_provenance", "stage_step", "record_entry", "write_field", "sdc_columns"]
 
 
 def dataset_root(item) -> Path | None:
@@ -268,12 +268,21 @@ def correct_series(item, dwi, data, params, src) -> SdcResult:
                      rows, times)
 
 
-def stage_step(item, dwi, data, mask, params, *, mask_given: bool):
-    """Stage 1's step: find the scan's field source and correct ``data`` (its selected volumes
-    after the earlier steps) for it; the brain mask is recomputed on the corrected series unless
-    it was given. Returns ``(data, mask, SdcResult or None)``; raises
-    :class:`~alps.io.InputError` naming the file for missing or contradictory metadata."""
-    src = find_source(item, params)
+def source_provenance(src) -> dict:
+    """What of a field source decides whether stage 1 is reused: its kind, the SHA-256 of its
+    images, and the phase encodings and readout times read from the sidecars."""
+    from ..io.files import sha256
+
+    return {"kind": src.kind, "images": {Path(f).name: sha256(f) for f in src.images},
+            "pe": [[pe.direction, pe.readout_s] for pe in (src.dwi_pe, *src.pe)],
+            "echo_times": list(src.echo_times), "hz_per_unit": src.hz_per_unit}
+
+
+def stage_step(item, dwi, data, mask, params, src, *, mask_given: bool):
+    """Stage 1's step: correct ``data`` (the scan's selected volumes after the earlier steps) for
+    the field of ``src`` (:func:`find_source`; None: nothing to do); the brain mask is
+    recomputed on the corrected series unless it was given. Returns ``(data, mask, SdcResult or
+    None)``."""
     if src is None:
         return data, mask, None
     res = correct_series(item, dwi, data, params, src)

@@ -122,6 +122,14 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
         inputs["mask"] = str(item.mask)
     provenance = {"inputs": inputs,
                   "sha256": hashes, "parameters": p.as_dict(), "versions": _prov.package_versions()}
+    try:  # the field source is an input too: its files and phase encoding decide reuse
+        src = distortion.find_source(item, p)
+    except InputError:
+        for f in (lay.preprocess_json, lay.result_json, lay.qc_png):
+            unlink(f)
+        raise
+    if src is not None:
+        provenance["field_source"] = distortion.source_provenance(src)
     old = read_json(lay.preprocess_json)
     if (not force and old and old.get("status") == "ok"
             and reuse_key(old.get("provenance") or {}) == reuse_key(provenance)
@@ -162,7 +170,7 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
         motion = prep.motion_summary(xfms, dwi.affine, dwi.data.shape, b0_bvals)
     times["preprocess"] = time.perf_counter() - t
     kept, extra_files, signal_rec = [], [], None
-    data, mask, sdc = distortion.stage_step(item, dwi, data, mask, p, mask_given=bool(given_mask))
+    data, mask, sdc = distortion.stage_step(item, dwi, data, mask, p, src, mask_given=bool(given_mask))
     if sdc is not None:
         times.update(sdc.stage_times())
         kept.append("sdc")
