@@ -159,7 +159,8 @@ bench: | $(STAMP) ## Benchmarks (not tests, ~25 min): per-stage time/memory, sca
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_noise.csv --reuse build/bench-real/derivatives_r2.5_affine --bootstrap 500 --roi-radius 2.5 5 && \
 	  $(PY) benchmarks/tilt_reliability.py build/bench-tilts/out > $(BENCH)/tilt_reliability.md && \
 	  $(PY) benchmarks/local_registration.py build/bench-tilts/out $(BENCH)/local_registration.csv && \
-	  $(PY) benchmarks/bench_distortion.py real $(BENCH)/distortion_real.csv --work build/bench-distortion-real; \
+	  $(PY) benchmarks/bench_distortion.py real $(BENCH)/distortion_real.csv --work build/bench-distortion-real && \
+	  $(PY) benchmarks/bench_sdc_pipeline.py $(BENCH)/sdc_pipeline.csv --work build/bench-sdc; \
 	else echo "../shared/data/real_dwi not found: real-scan benchmark skipped"; fi
 
 # ---------------------------------------------------------------- interactive
