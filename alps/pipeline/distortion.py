@@ -45,8 +45,8 @@ __all__ = ["dataset_root", "find_source", "field_check", "pairs_planned", "SdcRe
 
 
 def dataset_root(item) -> Path | None:
-    """The BIDS root of a scan found in a dataset (the folder holding its ``sub-X`` folder), or
-    None for a single-file input (nothing to discover around it)."""
+    """The BIDS root of a scan (the folder holding its ``sub-X`` folder), or None when its file
+    does not lie in a ``sub-X`` folder (a single file given alone: nothing to discover)."""
     dwi = Path(item.dwi)
     for parent in dwi.parents:
         if parent.name == item.participant_id:
