@@ -172,3 +172,11 @@ def test_a_changed_field_map_is_not_reused(run, tmp_path):
     side.write_text(json.dumps(dict(meta, EchoTime2=meta["EchoTime2"] + 0.001)))
     changed = run_cohort(tmp_path / "bids", tmp_path / "out", progress=False, se_replicates=20)
     assert changed.iloc[0]["status"] == "ok" and not bool(changed.iloc[0]["preprocess_reused"])
+
+
+def test_a_folding_correction_is_flagged():
+    from alps.imaging.qc import flags
+
+    row = {"alps_L": 1.4, "alps_R": 1.4, "alps": 1.4}
+    assert "sdc_folds" in flags({**row, "sdc_min_jacobian": -0.24})
+    assert "sdc_folds" not in flags({**row, "sdc_min_jacobian": 0.08}) and "sdc_folds" not in flags(row)

@@ -30,6 +30,10 @@ Flags (a subject can carry several; ``qc_pass`` is True when there are none):
                      the measure stage with the column ``bval_fit`` (the largest b-value fitted)
 ``se_high``          the scan's standard error ``alps_se`` exceeds ``se_max`` (the row's ``se_high``,
                      set by :mod:`alps.pipeline.uncertainty`): its index is too noisy to compare
+``sdc_folds``        the susceptibility correction's displacement folds inside the brain mask
+                     (``sdc_min_jacobian`` <= 0, :mod:`alps.pipeline.distortion`): the field is not
+                     invertible there (a measured field map extrapolated at the edge of the brain,
+                     e.g. over the frontal sinus), and the corrected image is wrong around it
 
 Thresholds are defaults, not findings; change them through :func:`flags`' keyword arguments.
 """
@@ -77,6 +81,9 @@ def flags(row: dict, *, min_reg_corr=DEFAULTS["min_reg_corr"], min_reg_dice=DEFA
     se_high = row.get("se_high")
     if isinstance(se_high, (bool, np.bool_)) and se_high:
         out.append("se_high")
+    jac = row.get("sdc_min_jacobian")
+    if jac is not None and np.isfinite(jac) and jac <= 0:
+        out.append("sdc_folds")
     return out
 
 

@@ -136,7 +136,7 @@ _C = [
            "(1 for a whole-brain scan; below min_reg_coverage the registration cannot be checked and the scan "
            "fails).", "preprocess", "alps.imaging.registration.registration_metrics"),
     Column("qc_flags", "QC flags, ';'-separated (empty when none): reg_corr_low, reg_dice_low, reg_loosened, "
-           "fa_low_<roi>, purity_low_<roi>, gradient_table, alps_range, se_high, high_b (alps.imaging.qc).",
+           "fa_low_<roi>, purity_low_<roi>, gradient_table, alps_range, se_high, high_b, sdc_folds (alps.imaging.qc).",
            "measure", "alps.imaging.qc.flags"),
     Column("qc_pass", "The scan passed QC: qc_flags is empty.", "measure", "alps.imaging.qc.flags", levels=BOOL),
     Column("qc_png", "The scan's QC image, relative to the derivatives folder (empty for a failed scan).",
