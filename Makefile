@@ -143,13 +143,14 @@ atlas: ## Optional: JHU white-matter labels for `--roi jhu` (Debian mricron-data
 	else echo "not root or no apt-get: install Debian's mricron-data, or FSL (\$$FSLDIR), or set ALPS_JHU_ATLAS"; exit 1; fi
 
 BENCH := results/bench
-bench: | $(STAMP) ## Benchmarks (not tests, ~15 min): per-stage time/memory, scaling, registration, real scans -> results/bench/*.csv
+bench: | $(STAMP) ## Benchmarks (not tests, ~25 min): per-stage time/memory, scaling, registration, real scans -> results/bench/*.csv
 	mkdir -p $(BENCH)
 	$(PY) benchmarks/bench_simulate.py $(BENCH)/simulate.csv
 	$(PY) benchmarks/bench_pipeline.py timing $(BENCH)/pipeline.csv
 	$(PY) benchmarks/bench_scale.py $(BENCH)/scale.csv --n-jobs 1 2 --n-subjects 8
 	$(PY) benchmarks/bench_registration.py $(BENCH)/registration.csv --work build/bench-registration
 	$(PY) benchmarks/bench_multishell.py $(BENCH)/multishell.csv --work build/bench-multishell
+	$(PY) benchmarks/bench_distortion.py sim $(BENCH)/distortion_sim.csv --subjects 3 --work build/bench-distortion-sim
 	@if [ -d ../shared/data/real_dwi ]; then \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_data.csv --work build/bench-real --roi-radius 2.5 5 --n-jobs 1 && \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_oracle.csv --reuse build/bench-real/derivatives_r2.5_affine --oracle && \
@@ -157,7 +158,9 @@ bench: | $(STAMP) ## Benchmarks (not tests, ~15 min): per-stage time/memory, sca
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_slab.csv --reuse build/bench-real/derivatives_r2.5_affine --slab-ratio && \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_noise.csv --reuse build/bench-real/derivatives_r2.5_affine --bootstrap 500 --roi-radius 2.5 5 && \
 	  $(PY) benchmarks/tilt_reliability.py build/bench-tilts/out > $(BENCH)/tilt_reliability.md && \
-	  $(PY) benchmarks/local_registration.py build/bench-tilts/out $(BENCH)/local_registration.csv; \
+	  $(PY) benchmarks/local_registration.py build/bench-tilts/out $(BENCH)/local_registration.csv && \
+	  $(PY) benchmarks/bench_distortion.py real $(BENCH)/distortion_real.csv --work build/bench-distortion-real && \
+	  $(PY) benchmarks/bench_sdc_pipeline.py $(BENCH)/sdc_pipeline.csv --work build/bench-sdc; \
 	else echo "../shared/data/real_dwi not found: real-scan benchmark skipped"; fi
 
 # ---------------------------------------------------------------- interactive

@@ -51,7 +51,8 @@ def lab(tmp_path):
             stem = f"sub-01_ses-1_dir-{dr}_run-{run}_dwi"
             _img(d / f"{stem}.nii.gz")
             _grad(d / stem)
-            _json(d / f"{stem}.json", {"PhaseEncodingDirection": "j-" if dr == "AP" else "j"})
+            # dcm2niix writes both; with only the direction the pair could not be corrected (sdc auto: an error)
+            _json(d / f"{stem}.json", {"PhaseEncodingDirection": "j-" if dr == "AP" else "j", "TotalReadoutTime": 0.05})
     _grad(r / "sub-02" / "sub-02_dwi")
     _json(r / "sub-02" / "sub-02_dwi.json", {"EchoTime": 0.1})
     for ses in ("pre", "post"):

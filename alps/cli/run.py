@@ -51,8 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: columns of the console summary (those present): the scan's identity, then its result.
-SUMMARY_COLUMNS = ("participant_id", "session_id", "run", "status", "alps_L", "alps_R", "alps", "alps_scanner",
-                   "qc_flags")
+SUMMARY_COLUMNS = ("participant_id", "session_id", "dir", "run", "status", "alps_L", "alps_R", "alps", "alps_combined",
+                   "alps_scanner", "qc_flags")
 
 
 def resolve_parameters(args) -> PipelineParams:
@@ -68,13 +68,14 @@ def print_dataset_check(input_path, *, participant_label=None, bids_filter_file=
     tensor-fit plan, then a count. Returns the number of errors."""
     from ..io.bidsnames import load_filter_file
     from ..io.validate import validate_dataset
+    from ..pipeline.distortion import field_check
     from ..pipeline.preprocess import acquisition_check
     from .validate import print_plans
 
     query = load_filter_file(bids_filter_file) if bids_filter_file else None
     params = params or PipelineParams()
     df = validate_dataset(input_path, participant_label=participant_label, bids_filter=query,
-                          scan_checks=[acquisition_check(params.preprocess)])
+                          scan_checks=[acquisition_check(params.preprocess), field_check(params.preprocess)])
     errors, warnings = df[df["severity"] == "error"], df[df["severity"] == "warning"]
     for problem in errors["problem"]:
         print(f"alps run: error: {problem}")

@@ -10,12 +10,13 @@ from ..io.errors import InputError
 from ..io.validate import validate_dataset
 from ..pipeline.params import ParameterError, PipelineParams, from_args
 from ..pipeline.params import add_arguments as add_parameter_arguments
+from ..pipeline.distortion import field_check
 from ..pipeline.preprocess import acquisition_check
 
 HELP = "Check a BIDS dataset (or one DWI) and report every problem per file, before a run."
 
-#: the pipeline parameters that decide what is fitted on each scan (checked in advance).
-FIT_PARAMETERS = ("tensor_model", "max_bval", "b0_threshold", "shell_tolerance")
+#: the pipeline parameters that decide what is fitted and corrected on each scan (checked in advance).
+FIT_PARAMETERS = ("tensor_model", "max_bval", "b0_threshold", "shell_tolerance", "sdc", "sdc_pairs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +50,7 @@ def cli(args) -> int:
         print(f"alps validate: {exc}")
         return 2
     df = validate_dataset(args.input, participant_label=args.participant_label, bids_filter=query,
-                          scan_checks=[acquisition_check(params.preprocess)])
+                          scan_checks=[acquisition_check(params.preprocess), field_check(params.preprocess)])
     n_err = int((df["severity"] == "error").sum())
     n_warn = int((df["severity"] == "warning").sum())
     for _, r in df[df["severity"] != "info"].iterrows():

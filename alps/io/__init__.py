@@ -1,5 +1,6 @@
 """Inputs: finding (:mod:`~alps.io.bids`), loading and validating (:mod:`~alps.io.dwi`,
-:mod:`~alps.io.gradients`) diffusion scans, and the cohort tables of the statistics
+:mod:`~alps.io.gradients`) diffusion scans, their field-map inputs and phase encoding
+(:mod:`~alps.io.fmap`), and the cohort tables of the statistics
 (:mod:`~alps.io.tables`). Every problem raises :class:`InputError` or :class:`GradientError`
 with a message naming the file.
 

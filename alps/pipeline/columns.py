@@ -111,7 +111,8 @@ _C = [
     Column("alps_R_se", "Standard error of alps_R (as alps_se).", "uncertainty", "alps.pipeline.uncertainty.scan_se"),
     Column("se_high", "alps_se exceeds the se_max parameter.", "uncertainty", "alps.pipeline.uncertainty.scan_se",
            levels=BOOL),
-    Column("se_note", "Why the standard errors are n/a (empty when they were computed).", "uncertainty",
+    Column("se_note", "Why the standard errors are n/a, or a caveat of how they were computed (empty when there is "
+           "none).", "uncertainty",
            "alps.pipeline.uncertainty.scan_se"),
     # ---- per-ROI values
     *[Column(f"d{a}{a}_{{roi}}", f"D{a}{a} (the {a}-{a} component) of the weighted ROI-mean tensor of the {{roi}}, "
@@ -135,7 +136,7 @@ _C = [
            "(1 for a whole-brain scan; below min_reg_coverage the registration cannot be checked and the scan "
            "fails).", "preprocess", "alps.imaging.registration.registration_metrics"),
     Column("qc_flags", "QC flags, ';'-separated (empty when none): reg_corr_low, reg_dice_low, reg_loosened, "
-           "fa_low_<roi>, purity_low_<roi>, gradient_table, alps_range, se_high, high_b (alps.imaging.qc).",
+           "fa_low_<roi>, purity_low_<roi>, gradient_table, alps_range, se_high, high_b, sdc_folds (alps.imaging.qc).",
            "measure", "alps.imaging.qc.flags"),
     Column("qc_pass", "The scan passed QC: qc_flags is empty.", "measure", "alps.imaging.qc.flags", levels=BOOL),
     Column("qc_png", "The scan's QC image, relative to the derivatives folder (empty for a failed scan).",
@@ -185,6 +186,49 @@ _C = [
            "alps.imaging.preprocess.motion_summary", units="deg"),
     Column("motion_max_scale", "Largest deviation of a motion-correction transform's singular values from 1 "
            "(scaling/shear, e.g. eddy currents).", "preprocess", "alps.imaging.preprocess.motion_summary"),
+    # ---- susceptibility-distortion correction (alps.pipeline.distortion, sdc auto)
+    Column("sdc_source", "Where the susceptibility field of the scan came from (only when some scan of the cohort "
+           "was corrected).", "preprocess", "alps.pipeline.distortion.find_source",
+           levels=(("pepolar-dwi", "the other full DWI series of opposite phase encoding (dir-AP/dir-PA)"),
+                   ("pepolar-epi", "reverse phase-encoded b = 0 images in fmap/ (IntendedFor/B0FieldIdentifier)"),
+                   ("phasediff", "a GRE phase-difference field map in fmap/"),
+                   ("fieldmap", "a field map in fmap/"),
+                   ("none", "no field source found (not corrected)"), ("off", "sdc off (not corrected)"))),
+    Column("sdc_inputs", "The field source's files, ';'-separated.", "preprocess", "alps.io.fmap.field_source"),
+    Column("sdc_readout_s", "TotalReadoutTime of the corrected series (sidecar, or EffectiveEchoSpacing x "
+           "(ReconMatrixPE - 1)): a field f (Hz) shifts it by f x readout voxels along the phase-encoding axis.",
+           "preprocess", "alps.io.fmap.phase_encoding", units="s"),
+    Column("sdc_displacement_p95_mm", "95th percentile of the correction's displacement within the brain mask.",
+           "preprocess", "alps.imaging.susceptibility.field_summary", units="mm"),
+    Column("sdc_displacement_max_mm", "Largest displacement of the correction within the brain mask.", "preprocess",
+           "alps.imaging.susceptibility.field_summary", units="mm"),
+    Column("sdc_min_jacobian", "Smallest Jacobian (1 + d displacement / d position along the phase-encoding axis) "
+           "within the brain mask; at or below 0 the field folds the image.", "preprocess",
+           "alps.imaging.susceptibility.field_summary"),
+    Column("sdc_mismatch_before", "Reverse phase encoding: normalised mean squared difference of the two b = 0 "
+           "images before the correction.", "preprocess", "alps.imaging.pepolar.estimate_field"),
+    Column("sdc_mismatch_after", "The same after the correction.", "preprocess", "alps.imaging.pepolar.estimate_field"),
+    Column("sdc_rigid_mm", "Largest translation of the rigid motion measured between the field source and the "
+           "series (reverse phase encoding: between the corrected b = 0 images).", "preprocess",
+           "alps.imaging.susceptibility.correct_pepolar", units="mm"),
+    Column("sdc_rigid_deg", "Largest rotation of that motion.", "preprocess",
+           "alps.imaging.susceptibility.correct_pepolar", units="deg"),
+    Column("sdc_volume_pairs", "Two full series of opposite phase encoding: matched diffusion-weighted volume pairs "
+           "corrected with their own field (sdc_pairs auto).", "preprocess",
+           "alps.imaging.volume_pairs.correct_volume_pairs"),
+    Column("sdc_volume_field_rms_hz", "RMS over the volume pairs of each pair's field within the brain (eddy "
+           "currents along the phase-encoding axis).", "preprocess", "alps.imaging.volume_pairs.correct_volume_pairs",
+           units="Hz"),
+    Column("alps_combined", "The participant's index from two full series of opposite phase encoding corrected "
+           "with each other (same value on both rows): inverse-variance weighted mean of their alps, weights "
+           "1/alps_se^2 (plain mean when an SE is n/a).", "tables", "alps.pipeline.pairs.combine_pairs",
+           long_name="ALPS index, both phase encodings"),
+    Column("alps_combined_se", "Standard error of alps_combined: 1/sqrt(sum of 1/alps_se^2).", "tables",
+           "alps.pipeline.pairs.combine_pairs"),
+    Column("alps_combined_n", "Series combined in alps_combined.", "tables", "alps.pipeline.pairs.combine_pairs"),
+    Column("alps_pair_z", "Agreement of the two series: (alps of the dir label sorting first - the other's) / "
+           "sqrt(alps_se^2 + alps_se^2); beyond +-2 they differ by more than their noise.", "tables",
+           "alps.pipeline.pairs.combine_pairs"),
     # ---- provenance.tsv
     *[Column(f"{f}_sha256", f"SHA-256 of the input {f} file.", "discovery", "alps.io.bids.input_hashes")
       for f in ("dwi", "bval", "bvec")],
@@ -204,6 +248,10 @@ _C = [
         ("load", "loading and validating the DWI", "alps.pipeline.preprocess.preprocess_subject"),
         ("preprocess", "masking and the optional denoising / Gibbs / motion correction",
          "alps.pipeline.preprocess.preprocess_subject"),
+        ("sdc", "the susceptibility-distortion correction (field, unwarping, per-volume fields)",
+         "alps.pipeline.distortion.correct_series"),
+        ("sdc_pairs", "the per-volume fields of two full series of opposite phase encoding (part of time_sdc_s)",
+         "alps.imaging.volume_pairs.correct_volume_pairs"),
         ("gradcheck", "the gradient check", "alps.pipeline.preprocess.preprocess_subject"),
         ("tensor_fit", "the tensor fit", "alps.pipeline.preprocess.preprocess_subject"),
         ("write", "writing the preprocess derivatives", "alps.pipeline.preprocess.preprocess_subject"),
@@ -223,22 +271,27 @@ _IDS = ("participant_id", "session_id", *SCAN_ENTITIES)
 _ROI = ("dxx_{roi}", "dyy_{roi}", "dzz_{roi}", "fa_{roi}", "md_{roi}", "nvox_{roi}")
 _GRADCHECK = ("gradcheck_best", "gradcheck_margin", "gradcheck_flag", "gradcheck_corrected")
 _MOTION = ("motion_mean_disp_mm", "motion_max_disp_mm", "motion_max_rot_deg", "motion_max_scale")
+_SDC = ("sdc_source", "sdc_inputs", "sdc_readout_s", "sdc_displacement_p95_mm", "sdc_displacement_max_mm",
+        "sdc_min_jacobian", "sdc_mismatch_before", "sdc_mismatch_after", "sdc_rigid_mm", "sdc_rigid_deg",
+        "sdc_volume_pairs", "sdc_volume_field_rms_hz")
 #: the other columns of alps.tsv (alphabetical there)
 _ALPS_MORE = ("se_note", "dxx_scanner_{roi}", "dyy_scanner_{roi}", "dzz_scanner_{roi}", "wsum_{roi}", "purity_{roi}",
               *_GRADCHECK, "shells", "bvals_used", "bval_fit", "n_volumes_used", "n_directions", "manufacturer",
               "manufacturer_model", "magnetic_field_strength", "software_versions", "echo_time", "repetition_time",
-              "phase_encoding_direction", "phase_encoding_axis", "voxel_size_mm", *_MOTION)
+              "phase_encoding_direction", "phase_encoding_axis", "voxel_size_mm", *_MOTION, *_SDC)
 
 #: the column order of each table: sections of declared names, in order; a section marked
 #: ``sorted`` is alphabetical, and columns no section names join the last section.
 TABLES = {
     "alps.tsv": ((_IDS + ("status", "error", "alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R",
-                          "alps_scanner", "alps_se", "alps_L_se", "alps_R_se", "se_high") + _ROI
+                          "alps_scanner", "alps_se", "alps_L_se", "alps_R_se", "se_high", "alps_combined",
+                          "alps_combined_se", "alps_combined_n", "alps_pair_z") + _ROI
                   + ("reg_corr", "reg_dice", "reg_coverage", "qc_flags", "qc_pass"), False),
                  (_ALPS_MORE, True)),
     "qc.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", "reg_coverage", "fa_{roi}", "purity_{roi}", *_GRADCHECK, "alps_L", "alps_R", "alps",
-                        "alps_se", "se_high", "qc_flags", "qc_pass", "qc_png"), False),),
-    "preprocess.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", "reg_coverage", *_MOTION), False),),
+                        "alps_se", "se_high", "sdc_source", "sdc_min_jacobian", "alps_pair_z", "qc_flags", "qc_pass",
+                        "qc_png"), False),),
+    "preprocess.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", "reg_coverage", *_MOTION, *_SDC), False),),
     "timings.tsv": ((_IDS + ("status", "preprocess_reused", "measure_reused"), False),
                     (tuple(n for n in COLUMNS if n.startswith("time_")), True)),
     "provenance.tsv": ((_IDS + ("status", "dwi_sha256", "bval_sha256", "bvec_sha256", "preprocess_parameters",

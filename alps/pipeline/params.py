@@ -37,6 +37,9 @@ from ..imaging.registration import KINDS, MIN_CORRELATION, MIN_COVERAGE, MIN_DIC
 from ..imaging.shells import MODEL_MAX_BVAL, TENSOR_MODELS
 from ..io.gradients import B0_THRESHOLD
 
+#: values of ``sdc`` and ``sdc_pairs`` (:mod:`alps.pipeline.distortion`).
+SDC_MODES = ("auto", "off")
+
 __all__ = ["ParameterError", "PreprocessParams", "MeasureParams", "PipelineParams", "ROI_KINDS",
            "GRADCHECK_MODES", "from_profile", "add_arguments", "from_args"]
 
@@ -189,6 +192,16 @@ class PreprocessParams(_Params):
                                  check=_NON_NEGATIVE, metavar="B")
     shell_tolerance: float = _param(100.0, "b-values within this (s/mm²) of their neighbour form one shell "
                                     "(995/1000/1005 -> 1000)", check=_POSITIVE, metavar="B")
+    # ---- susceptibility-distortion correction (alps.pipeline.distortion)
+    sdc: str = _param(
+        "auto", "susceptibility-distortion correction: auto corrects every scan of a BIDS dataset that has a "
+        "field source (the other dir- DWI series of opposite phase encoding, reverse-PE b0s in fmap/, a GRE "
+        "phasediff or a fieldmap; PhaseEncodingDirection and TotalReadoutTime from the sidecars), off never",
+        choices=SDC_MODES)
+    sdc_pairs: str = _param(
+        "auto", "with two full series of opposite phase encoding (dir-AP/dir-PA): auto also gives each matched "
+        "pair of diffusion-weighted volumes its own field (eddy currents along the phase-encoding axis), off "
+        "only the b0 field", choices=SDC_MODES)
 
 
 @dataclass(frozen=True)

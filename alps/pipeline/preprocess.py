@@ -1,7 +1,9 @@
 """Stage 1 of a scan: load + validate → the volumes of the tensor model (b0 + shells <= max b by
 default, :mod:`alps.imaging.shells`) → brain mask (or the given one) → optional MP-PCA / Gibbs /
-motion correction (skipped for preprocessed inputs) → gradient check (optional) → tensor fit (DTI,
-or FWE-DTI / DKI) → registration of FA to MNI152 2009a.
+motion correction (skipped for preprocessed inputs) → susceptibility-distortion correction when the
+dataset has a field source (:mod:`alps.pipeline.distortion`; the mask is then recomputed on the
+corrected series and the corrected series kept, :mod:`alps.pipeline.signal`) → gradient check
+(optional) → tensor fit (DTI, or FWE-DTI / DKI) → registration of FA to MNI152 2009a.
 
 Writes the mask, tensor, FA, MD, colour FA, the transforms and ``<key>_desc-preprocess.json``
 (:mod:`alps.pipeline.layout`); the record is written last and lists the SHA-256 of the outputs.
@@ -27,6 +29,7 @@ from ..io import InputError, input_hashes
 from .contract import GradientCheck, PreparedDWI, Preprocessed, select
 from .layout import PREPROCESS_FILES, read_json, scan_layout
 from .params import PreprocessParams
+from . import distortion, signal
 from . import provenance as _prov
 from .provenance import reuse_key
 from .records import files_sha256, outputs_intact, unlink
@@ -119,6 +122,14 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
         inputs["mask"] = str(item.mask)
     provenance = {"inputs": inputs,
                   "sha256": hashes, "parameters": p.as_dict(), "versions": _prov.package_versions()}
+    try:  # the field source is an input too: its files and phase encoding decide reuse
+        src = distortion.find_source(item, p)
+    except InputError:
+        for f in (lay.preprocess_json, lay.result_json, lay.qc_png):
+            unlink(f)
+        raise
+    if src is not None:
+        provenance["field_source"] = distortion.source_provenance(src)
     old = read_json(lay.preprocess_json)
     if (not force and old and old.get("status") == "ok"
             and reuse_key(old.get("provenance") or {}) == reuse_key(provenance)
@@ -158,6 +169,17 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
                                                 scratch_dir=lay.dir, scratch_owner=lay.key)
         motion = prep.motion_summary(xfms, dwi.affine, dwi.data.shape, b0_bvals)
     times["preprocess"] = time.perf_counter() - t
+    kept, extra_files, signal_rec = [], [], None
+    data, mask, sdc = distortion.stage_step(item, dwi, data, mask, p, src, mask_given=bool(given_mask))
+    if sdc is not None:
+        times.update(sdc.stage_times())
+        kept.append("sdc")
+        extra_files += distortion.write_field(lay, sdc, dwi.affine)
+    if kept:  # the signal as fitted, for the standard errors (alps.pipeline.signal)
+        prepared, bvals_kept, bvecs, signal_rec = signal.keep(lay, data, dwi.bvals, bvecs, dwi.affine, steps=kept,
+                                                              b0_threshold=p.b0_threshold)
+        dwi = dataclasses.replace(dwi, bvals=bvals_kept)
+        extra_files += [getattr(lay, role).name for role in signal.SIGNAL_FILES]
 
     check = None
     if p.gradcheck != "off":
@@ -212,11 +234,13 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
         "registration": reg_mod.registration_info(registration, relative_to=lay.dir),
         "gradcheck": check.as_record() if check else None,
         "motion": motion,
+        "sdc": distortion.record_entry(sdc, p),
+        "signal": signal_rec,
         "files": {k: getattr(lay, k).name for k in PREPROCESS_FILES},
     }
     reg_files = [os.path.relpath(f, lay.dir) for f in
                  list(registration.forward_transforms) + list(registration.inverse_transforms)]
-    record["outputs_sha256"] = files_sha256(lay.dir, list(record["files"].values()) + reg_files)
+    record["outputs_sha256"] = files_sha256(lay.dir, list(record["files"].values()) + reg_files + extra_files)
     times["write"] += time.perf_counter() - t
     record["times_s"] = {k: round(v, 3) for k, v in times.items()}
     try:

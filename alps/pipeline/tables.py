@@ -18,6 +18,7 @@ import pandas as pd
 from .. import atomic
 from . import columns
 from .layout import ENTITY_COLUMNS, row_entities, row_layout
+from .pairs import combine_pairs
 from . import locking
 from .records import clean_table_temporaries, is_run_column
 from .subject import PROV_PREFIX
@@ -60,6 +61,7 @@ def cohort_tables(rows, stages=("preprocess", "measure"), *, timings: bool = Tru
     for c in ("session_id",) + tuple(ENTITY_COLUMNS):
         if c in df.columns and df[c].isna().all():
             df = df.drop(columns=c)
+    df = combine_pairs(df)
     id_cols = [c for c in ("participant_id", "session_id") + tuple(ENTITY_COLUMNS) if c in df.columns]
     if timings:
         out["timings.tsv"] = df[columns.order("timings.tsv", id_cols + ["status"]

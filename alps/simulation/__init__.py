@@ -6,7 +6,8 @@
 * :mod:`.pose` — head pose and native grid; :mod:`.signal` — tensor resampling with
   reorientation, DWI with Rician noise, FSL b-vectors;
 * :mod:`.bids` — deterministic BIDS writing; :mod:`.cohort` — the whole cohort
-  (``alps simulate``).
+  (``alps simulate``);
+* :mod:`.distortion` — a planted susceptibility (and eddy-current) field on an AP/PA pair.
 """
 from .bids import write_nifti_gz, write_subject
 from .clinical import GROUPS, ClinicalModel, simulate_clinical
