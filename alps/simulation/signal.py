@@ -86,7 +86,7 @@ def default_scheme(seed=0, n_b0=5, n_dirs=32, bval=1000.0):
 def simulate_subject(fields: TemplateFields, pose: Pose, planted: dict, *, snr=25.0, seed=0,
                      scheme=None, orientation="LAS", oblique=False, dtype="int16",
                      margin_mm=4.0, return_tensor=False, kurtosis: float = 0.0, free_water: float = 0.0,
-                     d_free: float = D_FREE):
+                     d_free: float = D_FREE, voxel_mm: float = 2.0):
     """Synthesise one subject's native-space DWI.
 
     Parameters
@@ -109,6 +109,9 @@ def simulate_subject(fields: TemplateFields, pose: Pose, planted: dict, *, snr=2
     kurtosis, free_water, d_free : float
         Isotropic kurtosis ``K`` and free-water fraction ``f`` (of diffusivity ``d_free``) of the
         brain's signal (module docstring); 0 (default): Gaussian single-compartment signal.
+    voxel_mm : float
+        Native voxel size (default 2 mm, the template's; 3 mm as clinical scans: the template
+        fields are then sampled trilinearly at the 3 mm voxel centres, without partial-volume averaging).
 
     Returns
     -------
@@ -134,7 +137,7 @@ def simulate_subject(fields: TemplateFields, pose: Pose, planted: dict, *, snr=2
     s0_t = fields.s0()
 
     shape, affine = native_grid(fields, pose, orientation=orientation, oblique=oblique,
-                                margin_mm=margin_mm)
+                                margin_mm=margin_mm, voxel_mm=voxel_mm)
     # native voxel (i, j, k) -> template voxel coordinates: inv(A_t) · pose⁻¹ · A_native
     inv_pose = np.eye(4)
     inv_pose[:3, :3] = pose.R.T / pose.scale
