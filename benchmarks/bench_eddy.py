@@ -1,7 +1,7 @@
 """Eddy-current and motion correction (alps.imaging.eddy): planted truth, the two tilt heads, timings.
 
-    .venv/bin/python benchmarks/bench_eddy.py OUT_DIR [--work DIR] [--part sim real] [--seeds 3]
-        [--configs rigid linear quadratic]
+    .venv/bin/python benchmarks/bench_eddy.py OUT_DIR [--work DIR] [--part sim real xa30] [--seeds 3]
+        [--configs linear rigid quadratic]
 
 **Planted truth** (``--part sim``; ``eddy_sim.csv``, ``eddy_sim_params.csv``): a simulated head
 (``alps.simulation.eddy``, 3 mm, posed 8/−5/10°) with planted eddy currents (``K g`` along PE, up to
@@ -24,6 +24,11 @@ spread noise alone would give (per-scan wild-bootstrap SEs) and Cochran's Q; the
 ``none`` is the uncorrected data. A configuration is *chosen* on one head (smallest summed Q over
 the three indices, as ``benchmarks/local_registration.py``) and *reported* on the other, in both
 directions. Per scan: CPU and wall seconds of each stage and the summary of the correction.
+
+**XA30 P→A / A→P** (``--part xa30``; ``eddy_xa30.csv``, ``eddy_xa30_scans.csv``): each series of
+``siemens_prisma_xa30_pepolar`` corrected alone with the first configuration of ``--configs``
+(no susceptibility correction), ALPS of both directions before and after (pipeline defaults,
+``max_bval`` 3000) and the difference PA − AP in units of its SE (:func:`xa30_part`).
 """
 from __future__ import annotations
 
@@ -201,12 +206,17 @@ def correct_series(stem: Path, out_stem: Path, model: str) -> dict:
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     atomic.save_nifti(str(out_stem) + ".nii.gz", img)
     shutil.copyfile(str(stem) + ".bval", str(out_stem) + ".bval")
-    shutil.copyfile(str(stem) + ".json", str(out_stem) + ".json")
+    atomic.write_json(str(out_stem) + ".json", _public_sidecar(meta))
     atomic.write_text(str(out_stem) + ".bvec", bvecs_text(res.bvecs))
     atomic.write_table(str(out_stem) + "_eddy.tsv", res.parameters)
     return {"series": stem.name, "model": model, "pe_axis": pe, "n_volumes": len(dwi.bvals), "wall_s": wall,
             "cpu_s": cpu, "time_mask_s": t_mask, **{f"time_{k}_s": v for k, v in res.times_s.items()},
             "passes": len(res.settings["pass_changes_mm"]), **res.summary()}
+
+
+def _public_sidecar(meta: dict) -> dict:
+    """The sidecar without the site's identity (institution, station), which no output may carry."""
+    return {k: v for k, v in meta.items() if not k.startswith(("Institution", "Station"))}
 
 
 def mirror(root: Path, config: str, models) -> list[dict]:
@@ -300,6 +310,55 @@ def choose_and_report(rel: pd.DataFrame) -> None:
                   f"Q p {r.loc['none', 'q_p']:.3g} -> {r.loc[best, 'q_p']:.3g})")
 
 
+# ----------------------------------------------------------------------------- XA30 P→A / A→P
+XA30 = {"PA": "siemens_prisma_xa30_pepolar/10_DWI_dir80_PA", "AP": "siemens_prisma_xa30_pepolar/17_DWI_dir80_AP"}
+
+
+def xa30_part(out: Path, work: Path, model: str = "linear") -> pd.DataFrame:
+    """ALPS of the XA30 P→A and A→P series, uncorrected and eddy/motion-corrected (each series alone).
+
+    Pipeline defaults with ``max_bval`` 3000 (the series are b = 2500), one BIDS participant per
+    series and state (``sub-<state><dir>``); the difference PA − AP and its z (÷ the root sum of the
+    squared wild-bootstrap SEs). No susceptibility correction here (issue 25's other half).
+    """
+    from alps import atomic
+    from alps.pipeline import run_cohort
+
+    bids, rows = work / "xa30-bids", []
+    for d, rel in XA30.items():
+        src = REAL / rel
+        for state in ("none", model):
+            dst = bids / f"sub-{state}{d}" / "dwi" / f"sub-{state}{d}_dwi"
+            if state == "none":
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                for ext in (".nii.gz", ".bval", ".bvec"):
+                    if not Path(str(dst) + ext).exists():
+                        os.symlink(str(src) + ext, str(dst) + ext)
+                atomic.write_json(str(dst) + ".json", _public_sidecar(json.loads(Path(str(src) + ".json").read_text())))
+            else:
+                row = correct_series(src, dst, model)
+                rows.append({"config": model, "head": "xa30", **row})
+                print(f"xa30 {d} {model}: cpu {row['cpu_s']:.1f} s, max disp {row['eddy_max_disp_mm']:.2f} mm, "
+                      f"EC {row['eddy_max_ec_disp_mm']:.2f} mm, outliers [{row['eddy_outlier_volumes']}]", flush=True)
+    atomic.write_json(bids / "dataset_description.json", {"Name": "XA30 PA/AP eddy bench", "BIDSVersion": "1.9.0"})
+    df = run_cohort(bids, work / "xa30-derivatives", n_jobs=1, progress=False, max_bval=3000.0).set_index("participant_id")
+    table = []
+    for state in ("none", model):
+        pa, ap = df.loc[f"sub-{state}PA"], df.loc[f"sub-{state}AP"]
+        rec = {"state": state}
+        for idx in ("alps", "alps_L", "alps_R"):
+            diff, se = float(pa[idx] - ap[idx]), float(np.hypot(pa[f"{idx}_se"], ap[f"{idx}_se"]))
+            rec |= {f"{idx}_PA": float(pa[idx]), f"{idx}_se_PA": float(pa[f"{idx}_se"]), f"{idx}_AP": float(ap[idx]),
+                    f"{idx}_se_AP": float(ap[f"{idx}_se"]), f"{idx}_PA_minus_AP": diff, f"{idx}_z": diff / se}
+        table.append(rec)
+    table = pd.DataFrame(table)
+    _save(table, out / "eddy_xa30.csv")
+    _save(pd.DataFrame(rows), out / "eddy_xa30_scans.csv")
+    with pd.option_context("display.width", 250, "display.max_columns", 40):
+        print(table.T.to_string(float_format=lambda v: f"{v:.3f}"))
+    return table
+
+
 def _save(df: pd.DataFrame, path) -> None:
     from alps import atomic
 
@@ -311,13 +370,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir")
     ap.add_argument("--work", default=None, help="work folder (default: OUT_DIR/eddy-work)")
-    ap.add_argument("--part", nargs="+", default=["sim", "real"], choices=("sim", "real"))
+    ap.add_argument("--part", nargs="+", default=["sim", "real"], choices=("sim", "real", "xa30"))
     ap.add_argument("--seeds", type=int, default=3, help="noise/planted-truth seeds per simulated scenario")
     ap.add_argument("--configs", nargs="+", default=["rigid", "linear", "quadratic"],
                     help="eddy-current models compared on the tilt heads")
     args = ap.parse_args(argv)
-    out = Path(args.out_dir)
-    work = Path(args.work) if args.work else out / "eddy-work"
+    out = Path(args.out_dir).resolve()
+    work = (Path(args.work) if args.work else out / "eddy-work").resolve()
     if "sim" in args.part:
         sim_part(out, list(range(1, args.seeds + 1)))
     if "real" in args.part:
@@ -325,6 +384,8 @@ def main(argv=None) -> int:
             print(f"{REAL}: real data not available, real-data part skipped")
         else:
             real_part(out, work, args.configs)
+    if "xa30" in args.part and REAL.is_dir():
+        xa30_part(out, work, args.configs[0])
     return 0
 
 
