@@ -156,7 +156,8 @@ def native_axial_view(volume, affine, index):
 
 
 def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
-           native_fa=None, native_dseg=None, native_affine=None, roi_z_mm=27.0, template_labels=None, note=""):
+           native_fa=None, native_dseg=None, native_affine=None, roi_z_mm=27.0, template_labels=None, note="",
+           extra_rows=()):
     """Write the QC PNG (readable at page width).
 
     ``slices`` is the output of :func:`template_slices`; ``wm_t`` the template WM map.
@@ -169,7 +170,9 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
     The ROIs are circles of ``radius_mm`` around ``centers_mm`` (spheres) or, with
     ``template_labels`` (a 1..4 label array on the template grid: proj_L, proj_R, assoc_L,
     assoc_R — the JHU ROIs), outlines of the labels on the displayed slices. ``note`` (e.g. why
-    the scan failed) is printed in red under the title, wrapped.
+    the scan failed) is printed in red under the title, wrapped. ``extra_rows``: further rows
+    under these, ``(height in inches, draw)`` each, ``draw(fig, subplotspec)`` drawing into its
+    row (e.g. :func:`alps.imaging.qc_distortion.distortion_row`).
     """
     import matplotlib
 
@@ -189,13 +192,18 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
     native = native_fa is not None
     note_lines = textwrap.wrap(note, 120) if note else []
     height = (9.4 if native else 5.0) + 0.25 * len(note_lines)
-    fig = plt.figure(figsize=(12.0, height), dpi=110)
+    extra = float(sum(h for h, _ in extra_rows))
+    fig = plt.figure(figsize=(12.0, height + extra), dpi=110)
+
+    def fy(f):  # a height fraction of the panels above the extra rows -> of the whole figure
+        return (extra + f * height) / (height + extra)
+
     top = (0.86 if native else 0.78) - 0.25 * len(note_lines) / height  # the title (and note) above
     bottom = 0.03 if native else 0.6 / height
-    grid = fig.add_gridspec(2 if native else 1, 12, left=0.04, right=0.99, bottom=bottom, top=top,
+    grid = fig.add_gridspec(2 if native else 1, 12, left=0.04, right=0.99, bottom=fy(bottom), top=fy(top),
                             wspace=0.5, hspace=0.5)
     if note_lines:
-        fig.text(0.5, 1.0 - 0.55 / height, "\n".join(note_lines), ha="center", va="top", color="#c00000",
+        fig.text(0.5, fy(1.0 - 0.55 / height), "\n".join(note_lines), ha="center", va="top", color="#c00000",
                  fontsize=11)
     top = [fig.add_subplot(grid[0, 4 * i:4 * i + 4]) for i in range(3)]
     fs = 12
@@ -262,11 +270,17 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
             ax.set_xticks([])
             ax.set_yticks([])
             lr(ax)
-        fig.text(0.5, 0.425, "native grid, one slice through each ROI (nearest-to-axial voxel plane; ROI voxels "
+        fig.text(0.5, fy(0.425), "native grid, one slice through each ROI (nearest-to-axial voxel plane; ROI voxels "
                  "with weight > 0: SCR blue, SLF green)", ha="center", fontsize=fs)
+    below = extra
+    for h, draw in extra_rows:  # each row: 0.7 in for its titles above, the panels below
+        below -= h
+        spec = fig.add_gridspec(1, 1, left=0.04, right=0.97, bottom=(below + 0.15) / (height + extra),
+                                top=(below + h - 0.8) / (height + extra))[0, 0]
+        axes += list(draw(fig, spec) or [])
     for ax in axes:
         ax.tick_params(labelsize=fs - 2)
-    fig.suptitle(title, fontsize=fs + 3, y=1.0 - 0.14 / height if note_lines else 0.985)
+    fig.suptitle(title, fontsize=fs + 3, y=fy(1.0 - 0.14 / height if note_lines else 0.985))
     import io as _io
 
     buf = _io.BytesIO()

@@ -168,6 +168,7 @@ class Preprocessed:
     motion: dict | None
     record: dict = field(repr=False)
     reused: bool = False
+    eddy: dict | None = None   # the eddy-current and motion correction's summary (alps.pipeline.eddy_step)
 
     @classmethod
     def from_record(cls, item, out_dir, record: dict, *, reused: bool, dwi: PreparedDWI | None = None) -> "Preprocessed":
@@ -176,11 +177,16 @@ class Preprocessed:
         lay = scan_layout(out_dir, item)
         params = PreprocessParams.from_mapping(record["provenance"]["parameters"], source=str(lay.preprocess_json))
         check = GradientCheck.from_record(record.get("gradcheck"))
-        if dwi is None:
+        if dwi is None and record.get("signal"):  # the corrected signal stage 1 kept (alps.pipeline.signal)
+            from .signal import prepared
+
+            dwi = prepared(lay, record["signal"], b0_threshold=params.b0_threshold)
+        elif dwi is None:
             dwi = PreparedDWI.from_files(item, params, shape=record.get("shape"))
         return cls(item=item, layout=lay, params=params, dwi=dwi.corrected(check),
                    registration=load_registration(record, lay.dir), acquisition=dict(record.get("acquisition") or {}),
-                   gradcheck=check, motion=record.get("motion"), record=record, reused=reused)
+                   gradcheck=check, motion=record.get("motion"), eddy=(record.get("eddy") or {}).get("summary"),
+                   record=record, reused=reused)
 
     @classmethod
     def load(cls, item, out_dir) -> "Preprocessed":
@@ -204,6 +210,12 @@ class Preprocessed:
         return tuple(k for k in ("denoise", "gibbs", "motion_correction") if getattr(p, k))
 
     @property
+    def signal_kept(self) -> tuple:
+        """The stage-1 steps whose corrected signal was kept (``desc-preproc_dwi``,
+        :mod:`alps.pipeline.signal`): the prepared DWI is that signal, the SEs bootstrap it."""
+        return tuple((self.record.get("signal") or {}).get("steps") or ())
+
+    @property
     def times(self) -> dict:
         return dict(self.record.get("times_s") or {})
 
@@ -219,6 +231,7 @@ class Preprocessed:
         out = dict(self.registration.metrics)
         out.update(self.acquisition)
         out.update(self.motion or {})
+        out.update(self.eddy or {})
         out.update(self.gradcheck.columns() if self.gradcheck else {})
         return out
 

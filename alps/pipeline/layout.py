@@ -14,6 +14,9 @@ the scan's series entities ``acq``, ``rec``, ``dir``, ``run``, ``space`` when it
                               <key>_from-MNI152NLin2009aSym_to-dwi_mode-image_desc-warp_xfm.nii.gz   (SyN)
                               <key>_from-dwi_to-MNI152NLin2009aSym_desc-RAS4x4_xfm.txt   (affine part, RAS)
                               <key>_desc-preprocess.json    stage-1 record (provenance, registration)
+                              <key>_desc-preproc_dwi.nii.gz, .bval, .bvec   (the corrected signal the
+                                  tensor was fitted on, when a resampling step ran: alps.pipeline.signal)
+                              <key>_desc-eddy_motion.tsv    (eddy-current and motion parameters per volume)
                               <key>_desc-alpsrois_dseg.nii.gz, <key>_desc-qc.png
                               <key>_desc-alps.json          stage-2 record (the scan's results)
 
@@ -92,6 +95,11 @@ class ScanLayout:
     colorfa = property(lambda self: self._f("desc-colorFA_dwimap.nii.gz"))
     xfm_ras = property(lambda self: self._f(f"from-dwi_to-{SPACE}_desc-RAS4x4_xfm.txt"))
     preprocess_json = property(lambda self: self._f("desc-preprocess.json"))
+    # stage 1, when the step ran (the record lists and hashes them)
+    preproc_dwi = property(lambda self: self._f("desc-preproc_dwi.nii.gz"))
+    preproc_bval = property(lambda self: self._f("desc-preproc_dwi.bval"))
+    preproc_bvec = property(lambda self: self._f("desc-preproc_dwi.bvec"))
+    eddy_motion = property(lambda self: self._f("desc-eddy_motion.tsv"))
     # stage 2
     dseg = property(lambda self: self._f("desc-alpsrois_dseg.nii.gz"))
     qc_png = property(lambda self: self._f("desc-qc.png"))
@@ -111,7 +119,8 @@ class ScanLayout:
         record in :attr:`scan_dir` (what its temporaries are named after; the other scans of
         the folder write none of them)."""
         own = (self.mask, self.tensor, self.fa, self.md, self.colorfa, self.xfm_ras, self.preprocess_json,
-               self.dseg, self.qc_png, self.result_json, self.run_record)
+               self.dseg, self.qc_png, self.result_json, self.run_record,
+               self.preproc_dwi, self.preproc_bval, self.preproc_bvec, self.eddy_motion)
         return frozenset([p.name for p in own] + list(self.transform_names().values()))
 
     def relative(self, path) -> str:

@@ -17,6 +17,7 @@ from ..imaging import tensor as T
 from ..imaging import template as tpl
 from ..imaging.roi import DEFAULT_CENTERS_MM, default_spheres
 from ..io.files import sha256
+from . import eddy_step
 from .contract import Preprocessed, ScanResult
 from .layout import load_registration, read_json, scan_layout
 from .params import MeasureParams
@@ -96,14 +97,14 @@ def measure_subject(pre, out_dir, *, params: MeasureParams | None = None, force:
     flags += shells.fit_flags(pre.acquisition, model=pre.params.tensor_model, max_bval=pre.params.max_bval)
     if qc_png:
         t = time.perf_counter()
-        _qc_png(lay, fa, tensor, aff, reg, dseg, p)
+        _qc_png(lay, fa, tensor, aff, reg, dseg, p, extra_rows=eddy_step.qc_rows(pre))
         times["qc"] = round(time.perf_counter() - t, 3)
     result = ScanResult(values=values, qc_flags=tuple(flags), se=se, times=times, provenance=provenance)
     atomic.write_json(lay.result_json, result.as_record(item))
     return result
 
 
-def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams):
+def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams, *, extra_rows=()):
     ref = tpl.load("wm", resolution=2)
     slices = qc.template_slices(fa, tensor, aff, reg, ref)
     labels = None
@@ -121,7 +122,7 @@ def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams):
         what = "JHU labels SCR 25/26, SLF 41/42"
     qc.figure(lay.qc_png, slices=slices, wm_t=ref.get_fdata(), centers_mm=centers, radius_mm=radius,
               title=f"{lay.key}  ({what})", native_fa=fa, native_dseg=dseg, native_affine=aff,
-              template_labels=labels)
+              template_labels=labels, extra_rows=extra_rows)
 
 
 def failure_qc(item, out_dir, reason: str, params: MeasureParams | None = None, *, draw: bool = True) -> dict:

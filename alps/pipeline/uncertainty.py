@@ -16,7 +16,10 @@ it fits), with the gradient table as fitted (the gradient check's correction app
 (``dti`` with its ``fit_method``, ``fwdti``, ``dki``) and refits every replicate with it. The
 signal is read from the input file (stage 1 keeps no copy, and only the ROI's bounding box is
 read); when stage 1 changed the signal (MP-PCA, Gibbs removal, motion correction) the input no
-longer is what was fitted and the SEs are NaN (``se_note`` says why).
+longer is what was fitted and the SEs are NaN (``se_note`` says why). After a step whose corrected
+signal stage 1 keeps (eddy-current and motion correction, :mod:`alps.pipeline.signal`) the prepared
+DWI is that signal and the bootstrap resamples it; ``se_note`` gives the caveat
+(:func:`alps.pipeline.signal.se_caveat`).
 
 ``se_high`` flags a scan whose ``alps_se`` exceeds ``se_max`` (:class:`~alps.pipeline.params.MeasureParams`).
 """
@@ -59,6 +62,10 @@ def scan_se(pre, weights, *, n_boot: int, seed: int, se_max: float, registration
         sd = boot[["alps", "alps_L", "alps_R"]].std(ddof=1)
         out.update(alps_se=float(sd["alps"]), alps_L_se=float(sd["alps_L"]), alps_R_se=float(sd["alps_R"]))
         out["se_high"] = bool(out["alps_se"] > se_max)
+        if pre.signal_kept:
+            from .signal import se_caveat
+
+            out["se_note"] = se_caveat(pre.signal_kept)
     out["time_se_s"] = round(time.perf_counter() - t0, 3)
     return out
 
