@@ -150,6 +150,7 @@ bench: | $(STAMP) ## Benchmarks (not tests, ~15 min): per-stage time/memory, sca
 	$(PY) benchmarks/bench_scale.py $(BENCH)/scale.csv --n-jobs 1 2 --n-subjects 8
 	$(PY) benchmarks/bench_registration.py $(BENCH)/registration.csv --work build/bench-registration
 	$(PY) benchmarks/bench_multishell.py $(BENCH)/multishell.csv --work build/bench-multishell
+	$(PY) benchmarks/bench_eddy.py $(BENCH) --part sim --seeds 1
 	@if [ -d ../shared/data/real_dwi ]; then \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_data.csv --work build/bench-real --roi-radius 2.5 5 --n-jobs 1 && \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_oracle.csv --reuse build/bench-real/derivatives_r2.5_affine --oracle && \
@@ -157,7 +158,8 @@ bench: | $(STAMP) ## Benchmarks (not tests, ~15 min): per-stage time/memory, sca
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_slab.csv --reuse build/bench-real/derivatives_r2.5_affine --slab-ratio && \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_noise.csv --reuse build/bench-real/derivatives_r2.5_affine --bootstrap 500 --roi-radius 2.5 5 && \
 	  $(PY) benchmarks/tilt_reliability.py build/bench-tilts/out > $(BENCH)/tilt_reliability.md && \
-	  $(PY) benchmarks/local_registration.py build/bench-tilts/out $(BENCH)/local_registration.csv; \
+	  $(PY) benchmarks/local_registration.py build/bench-tilts/out $(BENCH)/local_registration.csv && \
+	  $(PY) benchmarks/bench_eddy.py $(BENCH) --part real xa30 --configs linear rigid --work build/bench-eddy; \
 	else echo "../shared/data/real_dwi not found: real-scan benchmark skipped"; fi
 
 # ---------------------------------------------------------------- interactive
