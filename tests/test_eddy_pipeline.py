@@ -144,3 +144,24 @@ def test_reused_stage_one_bootstraps_the_kept_signal(scan, runs):
     again = measure_subject(pre, out, force=True, qc_png=False)
     for k in ("alps_se", "alps_L_se", "alps_R_se"):
         assert again.se[k] == row[k]
+
+
+def test_validate_says_what_the_correction_will_use(tmp_path):
+    """``alps validate``/``alps run``'s scan check: the axis and its field, a warning without one, an
+    error naming the sidecar when it contradicts itself; nothing when the correction is off."""
+    from alps.pipeline.params import PreprocessParams
+    from alps.pipeline.preprocess import acquisition_check
+
+    bvals = np.array([0.0] + [1000.0] * 12)
+    on, off = acquisition_check(PreprocessParams(eddy_correction=True)), acquisition_check(PreprocessParams())
+    item = _item(tmp_path, {"PhaseEncodingDirection": "j-"})
+    item.bval = tmp_path / "s.bval"
+    assert ("info", "eddy-current correction along j (PhaseEncodingDirection)") in on(item, bvals)
+    assert len(off(item, bvals)) == 1
+    item = _item(tmp_path, {})
+    item.bval = tmp_path / "s.bval"
+    assert [s for s, m in on(item, bvals) if "eddy" in m] == ["warning"]
+    item = _item(tmp_path, {"PhaseEncodingDirection": "j", "PhaseEncodingAxis": "i"})
+    item.bval = tmp_path / "s.bval"
+    errors = [m for s, m in on(item, bvals) if s == "error"]
+    assert len(errors) == 1 and "s.json" in errors[0] and "disagree" in errors[0]
