@@ -2,8 +2,8 @@
 
 Called by :func:`alps.pipeline.preprocess.preprocess_subject` after the optional MP-PCA / Gibbs
 steps and before the susceptibility correction and the tensor fit, when the ``eddy_correction``
-parameter is on and the input is not already preprocessed (QSIPrep, ``--mask`` inputs of FSL/MRtrix
-pipelines): every volume is registered to its leave-one-out tensor prediction with a transform
+parameter is on and the input is not already preprocessed (a ``desc-preproc`` DWI, e.g. QSIPrep's;
+``item.preprocessed``): every volume is registered to its leave-one-out tensor prediction with a transform
 limited to head motion and eddy currents along the phase-encoding axis, outlier slices are
 replaced by their prediction, and the b-vectors are turned by each volume's rotation.
 
