@@ -151,6 +151,7 @@ bench: | $(STAMP) ## Benchmarks (not tests, ~25 min): per-stage time/memory, sca
 	$(PY) benchmarks/bench_registration.py $(BENCH)/registration.csv --work build/bench-registration
 	$(PY) benchmarks/bench_multishell.py $(BENCH)/multishell.csv --work build/bench-multishell
 	$(PY) benchmarks/bench_distortion.py sim $(BENCH)/distortion_sim.csv --subjects 3 --work build/bench-distortion-sim
+	$(PY) benchmarks/bench_eddy.py $(BENCH) --part sim --seeds 1
 	@if [ -d ../shared/data/real_dwi ]; then \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_data.csv --work build/bench-real --roi-radius 2.5 5 --n-jobs 1 && \
 	  $(PY) benchmarks/real_data.py $(BENCH)/real_oracle.csv --reuse build/bench-real/derivatives_r2.5_affine --oracle && \
@@ -160,7 +161,8 @@ bench: | $(STAMP) ## Benchmarks (not tests, ~25 min): per-stage time/memory, sca
 	  $(PY) benchmarks/tilt_reliability.py build/bench-tilts/out > $(BENCH)/tilt_reliability.md && \
 	  $(PY) benchmarks/local_registration.py build/bench-tilts/out $(BENCH)/local_registration.csv && \
 	  $(PY) benchmarks/bench_distortion.py real $(BENCH)/distortion_real.csv --work build/bench-distortion-real && \
-	  $(PY) benchmarks/bench_sdc_pipeline.py $(BENCH)/sdc_pipeline.csv --work build/bench-sdc; \
+	  $(PY) benchmarks/bench_sdc_pipeline.py $(BENCH)/sdc_pipeline.csv --work build/bench-sdc && \
+	  $(PY) benchmarks/bench_eddy.py $(BENCH) --part real xa30 --configs linear rigid --work build/bench-eddy; \
 	else echo "../shared/data/real_dwi not found: real-scan benchmark skipped"; fi
 
 # ---------------------------------------------------------------- interactive

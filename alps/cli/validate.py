@@ -15,8 +15,8 @@ from ..pipeline.preprocess import acquisition_check
 
 HELP = "Check a BIDS dataset (or one DWI) and report every problem per file, before a run."
 
-#: the pipeline parameters that decide what is fitted and corrected on each scan (checked in advance).
-FIT_PARAMETERS = ("tensor_model", "max_bval", "b0_threshold", "shell_tolerance", "sdc", "sdc_pairs")
+#: the pipeline parameters that decide what is fitted on each scan and how it is corrected (checked in advance).
+FIT_PARAMETERS = ("tensor_model", "max_bval", "b0_threshold", "shell_tolerance", "sdc", "sdc_pairs", "eddy_correction")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

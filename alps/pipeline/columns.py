@@ -70,6 +70,7 @@ class Column:
 MEASURE = "alps.imaging.measure.measure"
 INDEX = "alps.imaging.index.alps_from_roi_tensors (via alps.imaging.measure.measure)"
 BOOL = (("True", "yes"), ("False", "no"))
+EDDY = "alps.pipeline.eddy_step.summary"
 TEMPLATE = ("template axes (the native tensor rotated by the rotation of the subject-to-MNI152 affine; "
             "insensitive to head tilt)")
 SCANNER = "scanner axes (the tensor as fitted, in the image's voxel axes i, j, k, as FSL dtifit gives it)"
@@ -105,14 +106,15 @@ _C = [
     # ---- uncertainty
     Column("alps_se", "Standard error of alps from the thermal noise: SD of the index over leverage-adjusted "
            "wild-bootstrap replicates of the tensor fit for the scan's fixed ROIs (n/a when the signal was "
-           "denoised, Gibbs-corrected or motion-corrected, see se_note).", "uncertainty",
+           "denoised, Gibbs-corrected or motion-corrected with ANTs, see se_note; after the eddy-current correction "
+           "the corrected signal, kept as desc-preproc_dwi, is resampled).", "uncertainty",
            "alps.pipeline.uncertainty.scan_se"),
     Column("alps_L_se", "Standard error of alps_L (as alps_se).", "uncertainty", "alps.pipeline.uncertainty.scan_se"),
     Column("alps_R_se", "Standard error of alps_R (as alps_se).", "uncertainty", "alps.pipeline.uncertainty.scan_se"),
     Column("se_high", "alps_se exceeds the se_max parameter.", "uncertainty", "alps.pipeline.uncertainty.scan_se",
            levels=BOOL),
-    Column("se_note", "Why the standard errors are n/a, or a caveat of how they were computed (empty when there is "
-           "none).", "uncertainty",
+    Column("se_note", "Why the standard errors are n/a, or a caveat on them (computed on a corrected, resampled "
+           "signal); empty otherwise.", "uncertainty",
            "alps.pipeline.uncertainty.scan_se"),
     # ---- per-ROI values
     *[Column(f"d{a}{a}_{{roi}}", f"D{a}{a} (the {a}-{a} component) of the weighted ROI-mean tensor of the {{roi}}, "
@@ -186,6 +188,33 @@ _C = [
            "alps.imaging.preprocess.motion_summary", units="deg"),
     Column("motion_max_scale", "Largest deviation of a motion-correction transform's singular values from 1 "
            "(scaling/shear, e.g. eddy currents).", "preprocess", "alps.imaging.preprocess.motion_summary"),
+    # ---- eddy currents and motion (eddy_correction; alps.pipeline.eddy_step)
+    Column("eddy_model", "Eddy-current model of the correction (the eddy_model parameter, or rigid when per-volume "
+           "fields of a reverse phase-encoded pair remove the eddy currents).", "preprocess", EDDY,
+           levels=(("linear", "rigid motion + displacement along the phase-encoding axis linear in position"),
+                   ("quadratic", "the same, quadratic in position"), ("rigid", "head motion only"))),
+    Column("eddy_pe_axis", "Voxel axis (i, j, k) along which the eddy-current displacement was modelled, from the "
+           "sidecar; 'unknown (i+j)' when no sidecar gives it (a displacement along both in-plane axes).",
+           "preprocess", EDDY),
+    Column("eddy_pe_source", "Sidecar field the phase-encoding axis came from (PhaseEncodingDirection, "
+           "PhaseEncodingAxis), or none.", "preprocess", EDDY),
+    Column("eddy_passes", "Registration passes of the correction (one smoothed, then until no parameter moves by "
+           "more than 0.05 mm, at most 8; again after outlier slices were replaced).", "preprocess", EDDY),
+    Column("eddy_mean_disp_mm", "Mean over the diffusion-weighted volumes of the mean displacement of the brain "
+           "voxels by the volume's transform (motion and eddy currents; the first b = 0 is the reference).",
+           "preprocess", EDDY, units="mm"),
+    Column("eddy_max_disp_mm", "Largest displacement of a brain voxel by a volume's transform.", "preprocess", EDDY,
+           units="mm"),
+    Column("eddy_max_rot_deg", "Largest head rotation of a volume.", "preprocess", EDDY, units="deg"),
+    Column("eddy_max_trans_mm", "Largest head translation of a volume (about the brain's centroid).", "preprocess",
+           EDDY, units="mm"),
+    Column("eddy_max_ec_disp_mm", "Largest displacement of a brain voxel by the eddy-current part alone.",
+           "preprocess", EDDY, units="mm"),
+    Column("eddy_n_outlier_slices", "Slices (over all volumes) whose signal fell more than 4 SD below their "
+           "leave-one-out prediction (replaced by it when eddy_outliers is replace).", "preprocess", EDDY),
+    Column("eddy_n_outlier_volumes", "Volumes with at least one outlier slice.", "preprocess", EDDY),
+    Column("eddy_outlier_volumes", "Those volumes (0-based, among the volumes of the tensor model), "
+           "comma-separated.", "preprocess", EDDY),
     # ---- susceptibility-distortion correction (alps.pipeline.distortion, sdc auto)
     Column("sdc_source", "Where the susceptibility field of the scan came from (only when some scan of the cohort "
            "was corrected).", "preprocess", "alps.pipeline.distortion.find_source",
@@ -252,6 +281,8 @@ _C = [
          "alps.pipeline.distortion.correct_series"),
         ("sdc_pairs", "the per-volume fields of two full series of opposite phase encoding (part of time_sdc_s)",
          "alps.imaging.volume_pairs.correct_volume_pairs"),
+        ("eddy", "the eddy-current and motion correction", "alps.pipeline.eddy_step.run"),
+        ("signal", "writing the corrected signal (desc-preproc_dwi)", "alps.pipeline.signal.keep"),
         ("gradcheck", "the gradient check", "alps.pipeline.preprocess.preprocess_subject"),
         ("tensor_fit", "the tensor fit", "alps.pipeline.preprocess.preprocess_subject"),
         ("write", "writing the preprocess derivatives", "alps.pipeline.preprocess.preprocess_subject"),
@@ -274,11 +305,14 @@ _MOTION = ("motion_mean_disp_mm", "motion_max_disp_mm", "motion_max_rot_deg", "m
 _SDC = ("sdc_source", "sdc_inputs", "sdc_readout_s", "sdc_displacement_p95_mm", "sdc_displacement_max_mm",
         "sdc_min_jacobian", "sdc_mismatch_before", "sdc_mismatch_after", "sdc_rigid_mm", "sdc_rigid_deg",
         "sdc_volume_pairs", "sdc_volume_field_rms_hz")
+_EDDY = ("eddy_model", "eddy_pe_axis", "eddy_pe_source", "eddy_passes", "eddy_mean_disp_mm", "eddy_max_disp_mm",
+         "eddy_max_rot_deg", "eddy_max_trans_mm", "eddy_max_ec_disp_mm", "eddy_n_outlier_slices",
+         "eddy_n_outlier_volumes", "eddy_outlier_volumes")
 #: the other columns of alps.tsv (alphabetical there)
 _ALPS_MORE = ("se_note", "dxx_scanner_{roi}", "dyy_scanner_{roi}", "dzz_scanner_{roi}", "wsum_{roi}", "purity_{roi}",
               *_GRADCHECK, "shells", "bvals_used", "bval_fit", "n_volumes_used", "n_directions", "manufacturer",
               "manufacturer_model", "magnetic_field_strength", "software_versions", "echo_time", "repetition_time",
-              "phase_encoding_direction", "phase_encoding_axis", "voxel_size_mm", *_MOTION, *_SDC)
+              "phase_encoding_direction", "phase_encoding_axis", "voxel_size_mm", *_MOTION, *_EDDY, *_SDC)
 
 #: the column order of each table: sections of declared names, in order; a section marked
 #: ``sorted`` is alphabetical, and columns no section names join the last section.
@@ -291,7 +325,8 @@ TABLES = {
     "qc.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", "reg_coverage", "fa_{roi}", "purity_{roi}", *_GRADCHECK, "alps_L", "alps_R", "alps",
                         "alps_se", "se_high", "sdc_source", "sdc_min_jacobian", "alps_pair_z", "qc_flags", "qc_pass",
                         "qc_png"), False),),
-    "preprocess.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", "reg_coverage", *_MOTION, *_SDC), False),),
+    "preprocess.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", "reg_coverage", *_MOTION, *_EDDY, *_SDC),
+                        False),),
     "timings.tsv": ((_IDS + ("status", "preprocess_reused", "measure_reused"), False),
                     (tuple(n for n in COLUMNS if n.startswith("time_")), True)),
     "provenance.tsv": ((_IDS + ("status", "dwi_sha256", "bval_sha256", "bvec_sha256", "preprocess_parameters",

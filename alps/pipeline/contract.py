@@ -169,6 +169,7 @@ class Preprocessed:
     record: dict = field(repr=False)
     reused: bool = False
     sdc: dict | None = None  # the susceptibility correction (alps.pipeline.distortion); None: sdc off
+    eddy: dict | None = None   # the eddy-current and motion correction's summary (alps.pipeline.eddy_step)
 
     @classmethod
     def from_record(cls, item, out_dir, record: dict, *, reused: bool, dwi: PreparedDWI | None = None) -> "Preprocessed":
@@ -177,15 +178,16 @@ class Preprocessed:
         lay = scan_layout(out_dir, item)
         params = PreprocessParams.from_mapping(record["provenance"]["parameters"], source=str(lay.preprocess_json))
         check = GradientCheck.from_record(record.get("gradcheck"))
-        if dwi is None and record.get("signal"):  # the corrected signal stage 1 kept
+        if dwi is None and record.get("signal"):  # the corrected signal stage 1 kept (alps.pipeline.signal)
             from .signal import prepared
 
             dwi = prepared(lay, record["signal"], b0_threshold=params.b0_threshold)
-        if dwi is None:
+        elif dwi is None:
             dwi = PreparedDWI.from_files(item, params, shape=record.get("shape"))
         return cls(item=item, layout=lay, params=params, dwi=dwi.corrected(check),
                    registration=load_registration(record, lay.dir), acquisition=dict(record.get("acquisition") or {}),
-                   gradcheck=check, motion=record.get("motion"), record=record, reused=reused, sdc=record.get("sdc"))
+                   gradcheck=check, motion=record.get("motion"), eddy=(record.get("eddy") or {}).get("summary"),
+                   record=record, reused=reused, sdc=record.get("sdc"))
 
     @classmethod
     def load(cls, item, out_dir) -> "Preprocessed":
@@ -209,9 +211,9 @@ class Preprocessed:
         return tuple(k for k in ("denoise", "gibbs", "motion_correction") if getattr(p, k))
 
     @property
-    def signal_resampled(self) -> tuple:
-        """The stage-1 steps that resampled the signal and kept it (``<key>_desc-preproc_dwi``,
-        :mod:`alps.pipeline.signal`): what was fitted, and what the standard errors bootstrap."""
+    def signal_kept(self) -> tuple:
+        """The stage-1 steps whose corrected signal was kept (``desc-preproc_dwi``,
+        :mod:`alps.pipeline.signal`): the prepared DWI is that signal, the SEs bootstrap it."""
         return tuple((self.record.get("signal") or {}).get("steps") or ())
 
     @property
@@ -230,6 +232,7 @@ class Preprocessed:
         out = dict(self.registration.metrics)
         out.update(self.acquisition)
         out.update(self.motion or {})
+        out.update(self.eddy or {})
         out.update(self.gradcheck.columns() if self.gradcheck else {})
         from .distortion import sdc_columns
 

@@ -188,8 +188,11 @@ def _pepolar_dwi(item, dwi, data, src, p, voxel_mm):
         from . import eddy_step
 
         o_mask = prep.brain_mask(o_data, np.where(o_bvals <= p.b0_threshold, 0.0, o_bvals))
-        o_data, o_bvecs, _ = eddy_step.correct_series(o_data, other.affine, o_bvals, o_bvecs, o_mask, p,
-                                                      pe_axis=src.pe[0].axis)
+        enc = eddy_step.encoding(item)  # slices as this series'; phase encoding from the other's sidecar
+        enc = eddy_step.Encoding(src.pe[0].axis, "PhaseEncodingDirection", enc.slice_axis)
+        res = eddy_step.correct_series(o_data, other.affine, o_bvals, o_bvecs, o_mask, p, encoding=enc,
+                                       model=eddy_step.model_for(p, pairs=pairs_planned(item, p, src)))
+        o_data, o_bvecs = res.data, np.asarray(res.bvecs, float)
     me = (data, dwi.bvals, dwi.bvecs, src.dwi_pe, Path(item.dwi).name)
     it = (o_data, o_bvals, o_bvecs, src.pe[0], Path(other_path).name)
     a, b = (me, it) if me[4] <= it[4] else (it, me)  # one order for both scans of the pair

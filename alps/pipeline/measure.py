@@ -17,7 +17,7 @@ from ..imaging import tensor as T
 from ..imaging import template as tpl
 from ..imaging.roi import DEFAULT_CENTERS_MM, default_spheres
 from ..io.files import sha256
-from . import distortion
+from . import distortion, eddy_step
 from .contract import Preprocessed, ScanResult
 from .layout import load_registration, read_json, scan_layout
 from .params import MeasureParams
@@ -97,14 +97,15 @@ def measure_subject(pre, out_dir, *, params: MeasureParams | None = None, force:
     flags += shells.fit_flags(pre.acquisition, model=pre.params.tensor_model, max_bval=pre.params.max_bval)
     if qc_png:
         t = time.perf_counter()
-        _qc_png(lay, fa, tensor, aff, reg, dseg, p, extra_rows=distortion.qc_rows(pre, dseg))
+        _qc_png(lay, fa, tensor, aff, reg, dseg, p,
+                extra_rows=eddy_step.qc_rows(pre) + distortion.qc_rows(pre, dseg))
         times["qc"] = round(time.perf_counter() - t, 3)
     result = ScanResult(values=values, qc_flags=tuple(flags), se=se, times=times, provenance=provenance)
     atomic.write_json(lay.result_json, result.as_record(item))
     return result
 
 
-def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams, extra_rows=()):
+def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams, *, extra_rows=()):
     ref = tpl.load("wm", resolution=2)
     slices = qc.template_slices(fa, tensor, aff, reg, ref)
     labels = None

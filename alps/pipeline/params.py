@@ -30,6 +30,8 @@ from typing import Any, Mapping
 from ..config import ParameterError, reject_unknown as _reject_unknown
 from ..imaging.ants import SAMPLING_STRATEGIES
 from ..imaging.dti import FIT_METHODS
+from ..imaging.eddy import OUTLIER_MODES as EDDY_OUTLIER_MODES
+from ..imaging.eddy_transform import EC_MODELS
 from ..imaging.measure import WEIGHTINGS
 from ..imaging.preprocess import MOTION_MODELS, MOTION_REFERENCES
 from ..imaging.qc import DEFAULTS as QC_DEFAULTS
@@ -159,6 +161,18 @@ class PreprocessParams(_Params):
                                "eddy-current distortion)", choices=MOTION_MODELS)
     motion_reference: str = _param("b0", "motion-correction target: the mean b0, or the mean "
                                    "diffusion-weighted image for DW volumes", choices=MOTION_REFERENCES)
+    # ---- eddy-current and motion correction (alps.pipeline.eddy_step)
+    eddy_correction: bool = _param(
+        False, "eddy-current and motion correction, pip-only: each volume registered to its leave-one-out "
+        "tensor prediction (rigid motion + eddy currents along the sidecar's phase-encoding axis), b-vectors "
+        "turned, outlier slices replaced; 0.5-2 min per 3 mm scan; not for preprocessed inputs; replaces "
+        "--motion-correction")
+    eddy_model: str = _param("quadratic", "eddy-current model: quadratic (displacement along the phase-encoding "
+                             "axis quadratic in position, as FSL eddy's default; the one that made the tilt heads "
+                             "more reproducible), linear (shear and scaling; ~3x faster) or rigid (head motion "
+                             "only)", choices=EC_MODELS)
+    eddy_outliers: str = _param("replace", "slices whose signal falls > 4 SD below their prediction: replace them "
+                                "by it (as FSL eddy --repol), flag them only, or off", choices=EDDY_OUTLIER_MODES)
     registration: str = _param("affine", "registration of FA to MNI152 2009a: affine (rigid then 7-dof "
                                "similarity), syn (then ANTs SyN) or rigid", choices=tuple(KINDS))
     registration_sampling: str = _param(
@@ -202,6 +216,12 @@ class PreprocessParams(_Params):
         "auto", "with two full series of opposite phase encoding (dir-AP/dir-PA): auto also gives each matched "
         "pair of diffusion-weighted volumes its own field (eddy currents along the phase-encoding axis), off "
         "only the b0 field", choices=SDC_MODES)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.eddy_correction and self.motion_correction:
+            raise ParameterError(f"{self._what}: eddy_correction and motion_correction both correct head motion; "
+                                 "turn one off (eddy_correction replaces the ANTs motion correction)")
 
 
 @dataclass(frozen=True)

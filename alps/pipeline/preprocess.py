@@ -1,9 +1,10 @@
 """Stage 1 of a scan: load + validate → the volumes of the tensor model (b0 + shells <= max b by
 default, :mod:`alps.imaging.shells`) → brain mask (or the given one) → optional MP-PCA / Gibbs /
-motion correction (skipped for preprocessed inputs) → susceptibility-distortion correction when the
-dataset has a field source (:mod:`alps.pipeline.distortion`; the mask is then recomputed on the
-corrected series and the corrected series kept, :mod:`alps.pipeline.signal`) → gradient check
-(optional) → tensor fit (DTI, or FWE-DTI / DKI) → registration of FA to MNI152 2009a.
+motion correction (skipped for preprocessed inputs) → eddy-current and motion correction
+(:mod:`alps.pipeline.eddy_step`, optional) → susceptibility-distortion correction when the dataset
+has a field source (:mod:`alps.pipeline.distortion`; the mask is then recomputed on the corrected
+series) → the corrected series kept when a correction ran (:mod:`alps.pipeline.signal`) → gradient
+check (optional) → tensor fit (DTI, or FWE-DTI / DKI) → registration of FA to MNI152 2009a.
 
 Writes the mask, tensor, FA, MD, colour FA, the transforms and ``<key>_desc-preprocess.json``
 (:mod:`alps.pipeline.layout`); the record is written last and lists the SHA-256 of the outputs.
@@ -26,13 +27,15 @@ from ..imaging import shells
 from ..imaging.template import SPACE
 from .. import io as aio
 from ..io import InputError, input_hashes
+from . import eddy_step
 from .contract import GradientCheck, PreparedDWI, Preprocessed, select
 from .layout import PREPROCESS_FILES, read_json, scan_layout
 from .params import PreprocessParams
-from . import distortion, signal
+from . import distortion
 from . import provenance as _prov
 from .provenance import reuse_key
 from .records import files_sha256, outputs_intact, unlink
+from .signal import SIGNAL_FILES, keep as keep_signal
 
 #: the four default ALPS spheres span 76 mm + 2 radii left-right; an image whose largest field
 #: of view is below 80 % of that (brains are ~±20 % in size) cannot contain them.
@@ -53,12 +56,17 @@ def acquisition_check(params: PreprocessParams | None = None):
     """The check ``alps validate`` (:func:`alps.io.validate.validate_dataset`'s ``scan_checks``) and
     ``alps run`` make of each scan before anything is computed: which shells the tensor model of
     ``params`` will fit, whether it is flagged ``high_b``, or why it cannot be fitted
-    (:func:`alps.imaging.shells.fit_plan`). Returns ``check(item, bvals) -> [(severity, message)]``."""
+    (:func:`alps.imaging.shells.fit_plan`); with ``eddy_correction``, the phase-encoding axis the
+    correction will use (:func:`alps.pipeline.eddy_step.check`). Returns ``check(item, bvals) ->
+    [(severity, message)]``."""
     p = params or PreprocessParams()
 
     def check(item, bvals):
-        return [shells.fit_plan(bvals, model=p.tensor_model, max_bval=p.max_bval, b0_threshold=p.b0_threshold,
-                                tolerance=p.shell_tolerance, path=item.bval)]
+        out = [shells.fit_plan(bvals, model=p.tensor_model, max_bval=p.max_bval, b0_threshold=p.b0_threshold,
+                               tolerance=p.shell_tolerance, path=item.bval)]
+        if p.eddy_correction and not getattr(item, "preprocessed", False):
+            out.append(eddy_step.check(item))
+        return out
 
     return check
 
@@ -139,6 +147,8 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
     unlink(lay.preprocess_json)
     unlink(lay.result_json)
     unlink(lay.qc_png)
+    for role in SIGNAL_FILES + ("eddy_motion", "fieldmap", "fieldmap_json"):  # optional outputs of an earlier run
+        unlink(getattr(lay, role))
 
     times = {}
     t0 = time.perf_counter()
@@ -169,17 +179,26 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
                                                 scratch_dir=lay.dir, scratch_owner=lay.key)
         motion = prep.motion_summary(xfms, dwi.affine, dwi.data.shape, b0_bvals)
     times["preprocess"] = time.perf_counter() - t
-    kept, extra_files, signal_rec = [], [], None
+    kept, extra_files = [], []
+    eddy = signal_rec = None
+    if p.eddy_correction and not preprocessed:
+        t = time.perf_counter()
+        data, bvecs, eddy = eddy_step.run(item, data, dwi.affine, dwi.bvals, bvecs, mask, p, lay,
+                                          pairs=src is not None and distortion.pairs_planned(item, p, src))
+        times["eddy"] = time.perf_counter() - t
+        if eddy:
+            kept.append("eddy")
     data, mask, sdc = distortion.stage_step(item, dwi, data, mask, p, src, mask_given=bool(given_mask))
     if sdc is not None:
         times.update(sdc.stage_times())
         kept.append("sdc")
         extra_files += distortion.write_field(lay, sdc, dwi.affine)
-    if kept:  # the signal as fitted, for the standard errors (alps.pipeline.signal)
-        prepared, bvals_kept, bvecs, signal_rec = signal.keep(lay, data, dwi.bvals, bvecs, dwi.affine, steps=kept,
+    if kept:  # the fit, and the SEs' bootstrap, use the corrected signal as written (alps.pipeline.signal)
+        t = time.perf_counter()
+        prepared, bvals_kept, bvecs, signal_rec = keep_signal(lay, data, dwi.bvals, bvecs, dwi.affine, steps=kept,
                                                               b0_threshold=p.b0_threshold)
         dwi = dataclasses.replace(dwi, bvals=bvals_kept)
-        extra_files += [getattr(lay, role).name for role in signal.SIGNAL_FILES]
+        times["signal"] = time.perf_counter() - t
 
     check = None
     if p.gradcheck != "off":
@@ -234,9 +253,11 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
         "registration": reg_mod.registration_info(registration, relative_to=lay.dir),
         "gradcheck": check.as_record() if check else None,
         "motion": motion,
+        "eddy": eddy,
         "sdc": distortion.record_entry(sdc, p),
         "signal": signal_rec,
-        "files": {k: getattr(lay, k).name for k in PREPROCESS_FILES},
+        "files": {k: getattr(lay, k).name for k in PREPROCESS_FILES
+                  + (("eddy_motion",) if eddy else ()) + (SIGNAL_FILES if signal_rec else ())},
     }
     reg_files = [os.path.relpath(f, lay.dir) for f in
                  list(registration.forward_transforms) + list(registration.inverse_transforms)]

@@ -64,6 +64,6 @@ def prepared(layout, record: dict, *, b0_threshold):
 
 def se_caveat(steps) -> str:
     """``se_note`` of SEs bootstrapped on a kept corrected signal: what makes them slightly low."""
+    replaced = " and replaced outlier slices have small residuals" if "eddy" in steps else ""
     return ("bootstrap of the signal corrected by " + "+".join(steps) + " (desc-preproc_dwi): the resampling "
-            "at sub-voxel shifts smooths the noise and replaced outlier slices have small residuals, so the "
-            "SEs may be up to ~10 % low")
+            f"at sub-voxel shifts smooths the noise{replaced}, so the SEs may be up to ~10 % low")

@@ -15,10 +15,11 @@ it fits), with the gradient table as fitted (the gradient check's correction app
 :class:`~alps.pipeline.contract.PreparedDWI`) — around the fit of the same tensor model
 (``dti`` with its ``fit_method``, ``fwdti``, ``dki``) and refits every replicate with it. The
 signal is read from the input file, or from the corrected series stage 1 kept
-(``<key>_desc-preproc_dwi``: susceptibility correction; ``se_note`` then names the resampling
-caveat, :func:`alps.pipeline.signal.se_caveat`); only the ROI's bounding box is read. When stage 1 changed the
-signal without keeping it (MP-PCA, Gibbs removal, ANTs motion correction) the input no longer is
-what was fitted and the SEs are NaN (``se_note`` says why).
+(``<key>_desc-preproc_dwi``, :mod:`alps.pipeline.signal`: after the eddy-current and motion
+correction or the susceptibility correction; ``se_note`` then names the resampling caveat,
+:func:`alps.pipeline.signal.se_caveat`); only the ROI's bounding box is read. When stage 1 changed
+the signal without keeping it (MP-PCA, Gibbs removal, ANTs motion correction) the input no longer
+is what was fitted and the SEs are NaN (``se_note`` says why).
 
 ``se_high`` flags a scan whose ``alps_se`` exceeds ``se_max`` (:class:`~alps.pipeline.params.MeasureParams`).
 """
@@ -61,10 +62,10 @@ def scan_se(pre, weights, *, n_boot: int, seed: int, se_max: float, registration
         sd = boot[["alps", "alps_L", "alps_R"]].std(ddof=1)
         out.update(alps_se=float(sd["alps"]), alps_L_se=float(sd["alps_L"]), alps_R_se=float(sd["alps_R"]))
         out["se_high"] = bool(out["alps_se"] > se_max)
-        if pre.signal_resampled:
+        if pre.signal_kept:
             from .signal import se_caveat
 
-            out["se_note"] = se_caveat(pre.signal_resampled)
+            out["se_note"] = se_caveat(pre.signal_kept)
     out["time_se_s"] = round(time.perf_counter() - t0, 3)
     return out
 

@@ -110,7 +110,8 @@ def simulate_subject(fields: TemplateFields, pose: Pose, planted: dict, *, snr=2
         Isotropic kurtosis ``K`` and free-water fraction ``f`` (of diffusivity ``d_free``) of the
         brain's signal (module docstring); 0 (default): Gaussian single-compartment signal.
     voxel_mm : float
-        Voxel size of the native grid (:func:`alps.simulation.pose.native_grid`), default 2 mm.
+        Native voxel size (default 2 mm, the template's; 3 mm as clinical scans: the template
+        fields are then sampled trilinearly at the 3 mm voxel centres, without partial-volume averaging).
 
     Returns
     -------
