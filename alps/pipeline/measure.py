@@ -14,11 +14,12 @@ from .. import atomic
 from ..imaging import dti, measure, qc
 from ..imaging import tensor as T
 from ..imaging import template as tpl
-from ..imaging.roi import DEFAULT_CENTERS_MM, default_spheres
+from ..imaging.roi import DEFAULT_CENTERS_MM, ROI_NAMES, default_spheres
 from ..io.files import sha256
 from .layout import load_registration, read_json, scan_layout
 from .params import MeasureParams
 from .preprocess import save_map
+from . import placement
 from . import provenance as _prov
 from .provenance import reuse_key
 from .records import outputs_intact, unlink
@@ -87,15 +88,20 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
     reg = load_registration(pre, lay.dir)
     check_roi_coverage(fa.shape, aff, reg, DEFAULT_CENTERS_MM,
                        p.roi_radius if p.roi == "spheres" else 0.0, path=item.dwi)
-    weights = measure.roi_weights(p.roi, fa.shape, aff, reg, radius_mm=p.roi_radius,
-                                  weighting=p.roi_weighting, supersample=p.supersample,
-                                  lattice_mm=p.lattice_mm, atlas_path=p.atlas_path)
-    if p.fa_min is not None or p.purity_min is not None:
-        q = reg.rotation @ T.polar_rotation(aff[:3, :3])
-        _, evecs = T.eig(tensor)
-        v1t = evecs[..., :, 0] @ q.T
-        weights = measure.filter_weights(weights, fa=fa, fa_min=p.fa_min, v1_template=v1t,
-                                         purity_min=p.purity_min)
+
+    def weights_at(r):  # ROI weights (and sphere centres) through a registration
+        centres = placement.place(tensor, aff, r, p) if p.roi == "spheres" else None
+        w = measure.roi_weights(p.roi, fa.shape, aff, r, radius_mm=p.roi_radius, weighting=p.roi_weighting,
+                                supersample=p.supersample, lattice_mm=p.lattice_mm, atlas_path=p.atlas_path,
+                                centers_mm=centres)
+        if p.fa_min is not None or p.purity_min is not None:
+            q = r.rotation @ T.polar_rotation(aff[:3, :3])
+            _, evecs = T.eig(tensor)
+            w = measure.filter_weights(w, fa=fa, fa_min=p.fa_min, v1_template=evecs[..., :, 0] @ q.T,
+                                       purity_min=p.purity_min)
+        return w, centres
+
+    weights, centres = weights_at(reg)
     values = measure.measure(tensor, aff, reg, weights, fa=fa, md=md)
     dseg = measure.dseg_from_weights(weights, fa.shape)
     save_map(dseg, aff, lay.dseg, np.uint8)
@@ -114,9 +120,15 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
     row["qc_pass"] = not fl
     t_measure = time.perf_counter() - t0
     row.update(scan_se(item, pre, reg, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max))
+    reg_se = placement.reg_se(lay, fa, tensor, aff, reg, weights_at, p) if p.reg_se else {}
+    scatter = reg_se.pop("scatter", None)
+    row.update(placement.columns(centres, reg_se, row))
+    if "reg_unstable" in qc.flags({"roi_sd_max": row.get("roi_sd_max")}, max_roi_sd=p.qc_max_roi_sd):
+        row["qc_flags"] = ";".join([f for f in row["qc_flags"].split(";") if f] + ["reg_unstable"])
+        row["qc_pass"] = False
     if qc_png:
         t = time.perf_counter()
-        _qc_png(lay, fa, tensor, aff, reg, dseg, p)
+        _qc_png(lay, fa, tensor, aff, reg, dseg, p, centres=centres, scatter=scatter)
         row["time_qc_s"] = round(time.perf_counter() - t, 3)
     row["time_measure_s"] = round(t_measure, 3)
     for k, v in pre.get("times_s", {}).items():
@@ -128,12 +140,20 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
     return record
 
 
-def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams):
+def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams, *, centres=None, scatter=None):
     ref = tpl.load("wm", resolution=2)
     slices = qc.template_slices(fa, tensor, aff, reg, ref)
     labels = None
+    extra = {}
+    if scatter:
+        extra["centre_scatter"] = [scatter[n] for n in ROI_NAMES if n in scatter]
     if p.roi == "spheres":
-        centers = [s.center_mm for s in default_spheres(radius_mm=p.roi_radius)]
+        centers = [s.center_mm for s in default_spheres(radius_mm=p.roi_radius, centers_mm=centres)]
+        if centres:
+            extra["default_centers_mm"] = [DEFAULT_CENTERS_MM[n] for n in ROI_NAMES]
+            z = float(np.mean([c[2] for c in centres.values()]))
+            if abs(z - DEFAULT_CENTERS_MM["proj_L"][2]) > 1:  # show the level the spheres went to
+                extra["zoom_slices"] = qc.template_slices(fa, tensor, aff, reg, ref, z_mm=z)
         radius = p.roi_radius
         what = f"spheres, r = {p.roi_radius:g} mm"
     else:  # JHU labels, shown as outlines on the template slices
@@ -146,4 +166,4 @@ def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams):
         what = "JHU labels SCR 25/26, SLF 41/42"
     qc.figure(lay.qc_png, slices=slices, wm_t=ref.get_fdata(), centers_mm=centers, radius_mm=radius,
               title=f"{lay.key}  ({what})", native_fa=fa, native_dseg=dseg, native_affine=aff,
-              template_labels=labels)
+              template_labels=labels, **extra)

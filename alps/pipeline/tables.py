@@ -18,6 +18,7 @@ from .layout import ENTITY_COLUMNS, row_entities, row_layout
 from . import locking
 from .records import clean_table_temporaries, is_run_column
 from .subject import PROV_PREFIX
+from .placement import COLUMNS as REG_SE_COLUMNS
 from .uncertainty import SE_COLUMNS
 
 #: leading columns of alps.tsv (then everything else the measurement returns).
@@ -36,6 +37,7 @@ def order_columns(df: pd.DataFrame) -> pd.DataFrame:
     ents = [c for c in ENTITY_COLUMNS if c in df.columns]
     cols = cols[:2] + ents + cols[2:] if "session_id" in cols else cols[:1] + ents + cols[1:]
     cols += [c for c in SE_COLUMNS if c in df.columns]
+    cols += [c for c in REG_SE_COLUMNS if c in df.columns]
     for pre in ("dxx_", "dyy_", "dzz_"):
         cols += [f"{pre}{n}" for n in ROI_NAMES if f"{pre}{n}" in df.columns]
     for pre in ("fa_", "md_", "nvox_"):
@@ -94,7 +96,7 @@ def qc_table(df: pd.DataFrame) -> pd.DataFrame:
     cols = ["participant_id", "session_id", *ENTITY_COLUMNS, "status", "error", "reg_corr", "reg_dice"]
     cols += [f"fa_{n}" for n in ROI_NAMES] + [f"purity_{n}" for n in ROI_NAMES]
     cols += list(GRADCHECK_COLUMNS)
-    cols += ["alps_L", "alps_R", "alps", "alps_se", "se_high", "qc_flags", "qc_pass"]
+    cols += ["alps_L", "alps_R", "alps", "alps_se", "alps_total_se", "roi_sd_max", "se_high", "qc_flags", "qc_pass"]
     out = df[[c for c in cols if c in df.columns]].copy()
     png = []
     for _, r in df.iterrows():

@@ -1,0 +1,75 @@
+"""Stage 2's hook for the ROIs' placement and the registration's share of each scan's
+uncertainty (issue 24): it only wires :mod:`alps.imaging.placement` (tract-guided spheres,
+``roi_placement='tract'``) and :mod:`alps.imaging.regse` (``alps_reg_se``, ``reg_se=True``) to
+:class:`~alps.pipeline.params.MeasureParams` and to the result row.
+
+Columns it adds to ``alps.tsv``: ``alps_reg_se``, ``alps_L_reg_se``, ``alps_R_reg_se`` (the SD of
+the index over the sigma points of the registration's sandwich covariance), ``alps_total_se``,
+``alps_L_total_se``, ``alps_R_total_se`` (``sqrt(se² + reg_se²)``), ``roi_sd_<roi>`` and
+``roi_sd_max`` (mm: how far the registration's uncertainty moves each ROI centre; ``reg_unstable``
+in ``qc_flags`` above ``qc_max_roi_sd``), ``roi_shift_<roi>`` (mm the tract-guided placement moved
+each sphere; 0 with ``roi_placement='template'``) and ``reg_se_note`` (why the registration SEs are
+NaN, when they are).
+"""
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+
+from ..imaging import measure
+from ..imaging.roi import DEFAULT_CENTERS_MM, ROI_NAMES
+
+INDICES = ("alps", "alps_L", "alps_R")
+#: the leading columns this hook adds (placed after the noise SEs in ``alps.tsv``).
+COLUMNS = tuple(f"{k}_reg_se" for k in INDICES) + tuple(f"{k}_total_se" for k in INDICES) + ("roi_sd_max",)
+
+
+def place(tensor, affine, registration, p) -> dict | None:
+    """Sphere centres {roi: template mm} for ``p.roi_placement``: ``None`` (the default centres)
+    for ``'template'``, :func:`alps.imaging.placement.place_rois` for ``'tract'``."""
+    if p.roi_placement != "tract":
+        return None
+    from ..imaging.placement import place_rois
+
+    return place_rois(tensor, affine, registration, radius_mm=p.roi_radius).centers_mm
+
+
+def reg_se(lay, fa, tensor, affine, registration, weights_at, p) -> dict:
+    """:func:`alps.imaging.regse.registration_se` for a scan of stage 1's derivatives ``lay``;
+    ``weights_at(registration) -> (weights, centres)`` maps (and places) the ROIs as stage 2
+    does. NaN columns and ``reg_se_note`` when the SEs do not apply (non-linear registration,
+    nearest-neighbour label ROIs) or cannot be computed."""
+    from ..imaging.registration import moving_image
+    from ..imaging.regse import registration_se
+
+    nan = {f"{k}_reg_se": np.nan for k in INDICES}
+    nan["roi_sd_max"] = np.nan
+    if registration.kind != "affine" and registration.kind != "rigid":
+        return {**nan, "reg_se_note": f"registration '{registration.kind}': the SEs cover linear registrations only"}
+    if p.roi == "jhu" and p.roi_weighting == "centre":
+        return {**nan, "reg_se_note": "JHU labels with 'centre' weighting are warped by ANTs: no registration SE"}
+    mask = np.asarray(nib.load(str(lay.mask)).dataobj) > 0
+    moving = np.asarray(moving_image(nib.Nifti1Image(fa, affine), mask).dataobj)
+
+    def measure_at(r):
+        w, centres = weights_at(r)
+        return measure.measure(tensor, affine, r, w), (centres or {n: DEFAULT_CENTERS_MM[n] for n in ROI_NAMES})
+
+    try:
+        out = registration_se(moving, affine, registration, measure_at)
+    except ValueError as exc:
+        return {**nan, "reg_se_note": str(exc)}
+    return {**out, "reg_se_note": ""}
+
+
+def columns(centres, reg_se_row: dict, row: dict) -> dict:
+    """The columns of the module docstring from the placement, the registration SEs and the
+    row's noise SEs (``alps_se`` ...)."""
+    out = dict(reg_se_row)
+    for k in INDICES:
+        se, rse = row.get(f"{k}_se", np.nan), out.get(f"{k}_reg_se", np.nan)
+        out[f"{k}_total_se"] = float(np.hypot(se, rse)) if np.isfinite(se) and np.isfinite(rse) else np.nan
+    for n in ROI_NAMES:
+        moved = np.subtract(centres[n], DEFAULT_CENTERS_MM[n]) if centres else np.zeros(3)
+        out[f"roi_shift_{n}"] = float(np.linalg.norm(moved))
+    return out
