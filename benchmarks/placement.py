@@ -242,43 +242,17 @@ def head_rows(head, rows, regs, motion) -> list[dict]:
     return out
 
 
-def reg_se_row(fit, reg, args, kw) -> dict:
-    """``alps_reg_se`` ... of one scan (:mod:`alps.imaging.regse`): the sandwich covariance of its
-    registration, the ROI-centre SDs, and the index SDs over the sigma points, the ROIs mapped
-    (and, with tract placement, placed again) through each perturbed registration; the total
-    SEs ``sqrt(se² + reg_se²)``."""
-    import nibabel as nib
-
-    from alps.imaging import regse
-    from registration_variants import eroded_fa
+def reg_se_row(fit, reg, centres) -> dict:
+    """``alps_reg_se`` ... of one scan, as stage 2 computes them (:func:`alps.pipeline.placement.reg_se`:
+    the registration's sandwich covariance, the index over its sigma points with the ROI centres
+    held where they are; trilinear 2.5 mm spheres)."""
+    from alps.pipeline.params import MeasureParams
+    from alps.pipeline.placement import reg_se
 
     fa, mask, tensor, aff, pre, lay = fit
     t0 = time.process_time()
-    moving = eroded_fa(nib.Nifti1Image(fa, aff), mask).get_fdata()
-    cov = regse.registration_covariance(moving, aff, reg.template_to_subject, **kw)
-    fields = None
-    if args.placement == "tract":
-        from alps.imaging.placement import placement_fields
-
-        pkw = json.loads(args.placement_args)
-        fields = placement_fields(tensor, aff, reg.rotation, evidence=pkw.get("evidence", "colour"), fa=fa,
-                                  smooth_mm=pkw.get("smooth_mm", 3.0))
-
-    def evaluate(t2s):
-        r = _affine_reg(t2s)
-        centres = None
-        if args.placement == "tract":
-            from alps.imaging.placement import place_rois
-
-            pkw = json.loads(args.placement_args)
-            centres = place_rois(tensor, aff, r, fa=fa, fields=fields, **pkw).centers_mm
-        w = measure.sphere_weights(fa.shape, aff, r, default_spheres(radius_mm=2.5, centers_mm=centres))
-        v = measure.measure(tensor, aff, r, w)
-        return {k: v[k] for k in INDICES}
-
-    sd = regse.index_spread(cov, reg.template_to_subject, evaluate)
-    out = {f"{k}_reg_se": sd[k] for k in INDICES}
-    out.update({f"roi_sd_{n}": cov.roi_sd(DEFAULT_CENTERS_MM[n]) for n in ROI_NAMES})
+    out = reg_se(lay, fa, tensor, aff, reg, centres, None, MeasureParams())
+    out.pop("scatter", None)
     out["time_reg_se_cpu_s"] = time.process_time() - t0
     return out
 
@@ -300,8 +274,7 @@ def main(argv=None) -> int:
     ap.add_argument("--placement", default="default", choices=("default", "tract"))
     ap.add_argument("--placement-args", default="{}", help="JSON keyword arguments of place_rois")
     ap.add_argument("--bootstrap", type=int, default=200)
-    ap.add_argument("--reg-se", default=None, nargs="?", const="",
-                    help="registration SEs (optional JSON keyword arguments of registration_covariance)")
+    ap.add_argument("--reg-se", default=None, nargs="?", const="", help="registration SEs (as stage 2)")
     ap.add_argument("--heads", default=",".join(HEADS))
     ap.add_argument("--oracle", action="store_true",
                     help="every series of a head gets its reference series' registration (carried by the "
@@ -343,7 +316,7 @@ def main(argv=None) -> int:
         extra["time_placement_s"] = time.perf_counter() - t0
         rows[name] = {**measure_scan(work, name, reg, centres, fit, n_boot=args.bootstrap), **extra}
         if args.reg_se is not None:
-            rows[name].update(reg_se_row(fit, reg, args, json.loads(args.reg_se or "{}")))
+            rows[name].update(reg_se_row(fit, reg, centres))
         print(f"{name}: alps {rows[name]['alps']:.3f}", flush=True)
     add_total(rows)
     scans = pd.DataFrame(rows.values())
@@ -365,7 +338,7 @@ def main(argv=None) -> int:
                 "centre_max_mm", "centre_vs_ref_mm", "centre_rms_xyz", "centre_rms_roi", "values"]
         print(heads_df[[c for c in cols if c in heads_df]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         pcols = ["scan", "alps"] + [c for c in ("alps_se", "alps_reg_se", "alps_L_reg_se", "alps_R_reg_se",
-                                                "roi_sd_assoc_R", "time_reg_se_cpu_s") if c in scans] + [f"purity_{n}" for n in ROI_NAMES] + [f"fa_{n}" for n in ROI_NAMES]
+                                                "roi_sd_max", "time_reg_se_cpu_s") if c in scans] + [f"purity_{n}" for n in ROI_NAMES] + [f"fa_{n}" for n in ROI_NAMES]
         print(scans[pcols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return 0
 

@@ -47,11 +47,11 @@ def scan_row(item, lay, args) -> dict:
     import nibabel as nib
 
     from alps import io as aio
-    from alps.imaging import dti, measure, noise, regse
+    from alps.imaging import dti, measure, noise
     from alps.imaging.registration import Registration
     from alps.imaging.roi import DEFAULT_CENTERS_MM, ROI_NAMES, default_spheres
     from alps.pipeline import load_registration
-    from registration_variants import VARIANTS, eroded_fa
+    from registration_variants import VARIANTS
 
     pre = lay.read_preprocess()
     fa_img = nib.load(str(lay.fa))
@@ -70,12 +70,12 @@ def scan_row(item, lay, args) -> dict:
         reg = Registration(kind="affine", template_to_subject=t2s, forward_transforms=[], inverse_transforms=[])
     pkw = json.loads(args.placement_args)
 
-    def centres_for(r, fields=None):
+    def centres_for(r):
         if args.placement != "tract":
             return None
         from alps.imaging.placement import place_rois
 
-        return place_rois(tensor, aff, r, fa=fa, fields=fields, **pkw).centers_mm
+        return place_rois(tensor, aff, r, fa=fa, **pkw).centers_mm
 
     t0 = time.process_time()
     centres = centres_for(reg)
@@ -91,25 +91,14 @@ def scan_row(item, lay, args) -> dict:
     boot = noise.bootstrap_scan(dwi, reg, w, n_boot=args.n_boot, seed=20260505)
     row.update({f"{k}_se": float(boot[k].std(ddof=1)) for k in INDICES})
     t0 = time.process_time()
-    moving = eroded_fa(fa_img, mask).get_fdata()
-    cov = regse.registration_covariance(moving, aff, reg.template_to_subject)
-    fields = None
-    if args.placement == "tract":
-        from alps.imaging.placement import placement_fields
+    from alps.pipeline.params import MeasureParams
+    from alps.pipeline.placement import reg_se
 
-        fields = placement_fields(tensor, aff, reg.rotation, evidence=pkw.get("evidence", "colour"), fa=fa,
-                                  smooth_mm=pkw.get("smooth_mm", 3.0))
-
-    def evaluate(t2s):
-        r = Registration(kind="affine", template_to_subject=t2s, forward_transforms=[], inverse_transforms=[])
-        ww = measure.sphere_weights(fa.shape, aff, r, default_spheres(radius_mm=2.5, centers_mm=centres_for(r, fields)))
-        vv = measure.measure(tensor, aff, r, ww)
-        return {k: vv[k] for k in INDICES}
-
-    sd = regse.index_spread(cov, reg.template_to_subject, evaluate)
-    row.update({f"{k}_reg_se": sd[k] for k in INDICES})
+    out = reg_se(lay, fa, tensor, aff, reg, centres, None, MeasureParams())
+    out.pop("scatter", None)
+    row.update({f"{k}_reg_se": out[f"{k}_reg_se"] for k in INDICES})
     row.update({f"{k}_total_se": float(np.hypot(row[f"{k}_se"], row[f"{k}_reg_se"])) for k in INDICES})
-    row["roi_sd_max"] = max(cov.roi_sd(DEFAULT_CENTERS_MM[n]) for n in ROI_NAMES)
+    row["roi_sd_max"] = out["roi_sd_max"]
     row["time_reg_se_cpu_s"] = time.process_time() - t0
     return row
 

@@ -116,3 +116,28 @@ def test_registration_covariance_refuses_bad_input():
     far[:3, 3] += 500.0
     with pytest.raises(ValueError, match="map inside the image"):
         regse.registration_covariance(img, aff, far)
+
+
+def test_fast_sphere_index_equals_the_measurement_with_trilinear_weights():
+    """regse.sphere_alps (interpolate, average) and measure.measure over sphere_weights (weights,
+    weighted mean) are two routes to the same number."""
+    from alps.imaging import measure
+    from alps.imaging import tensor as T
+    from alps.imaging.roi import default_spheres
+
+    from test_measure import AffineRegistration
+
+    rng = np.random.default_rng(1)
+    shape = (40, 44, 30)
+    aff = np.diag([-2.5, 2.5, 2.5, 1.0])
+    aff[:3, 3] = [50.0, -60.0, -10.0]
+    evals = rng.uniform(0.3e-3, 1.7e-3, size=shape + (3,))
+    evecs = Rotation.random(int(np.prod(shape)), random_state=2).as_matrix().reshape(shape + (3, 3))
+    tensor = T.from_eig(evals, evecs)
+    reg = AffineRegistration(_pose())
+    spheres = default_spheres(radius_mm=2.5)
+    w = measure.sphere_weights(shape, aff, reg, spheres)
+    slow = measure.measure(tensor, aff, reg, w)
+    fast = regse.sphere_alps(T.to_six(tensor), aff, reg, spheres)
+    for k in ("alps", "alps_L", "alps_R"):
+        assert fast[k] == pytest.approx(slow[k], rel=1e-9)

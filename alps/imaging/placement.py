@@ -56,8 +56,9 @@ SEARCH_X_MM = 6.0
 SEARCH_Y_MM = 4.0
 SEARCH_Z_MM = 4.0
 MIN_GAP_MM = 6.0
-PENALTY = 0.002
+PENALTY = 0.004
 STEP_MM = 1.0
+TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -194,11 +195,11 @@ def placement_fields(tensor_vox, affine, rotation, *, evidence: str = "colour", 
 
 
 def place_rois(tensor_vox, affine, registration, *, radius_mm: float = 2.5, centers_mm=None,
-               evidence: str = "colour", smooth_mm: float = 3.0, gate: float | None = 0.8,
-               min_purity: float | None = 0.8, search_x_mm: float = SEARCH_X_MM,
+               evidence: str = "purity", smooth_mm: float = 0.0, gate: float | None = None,
+               min_purity: float | None = None, search_x_mm: float = SEARCH_X_MM,
                search_y_mm: float = SEARCH_Y_MM, search_z_mm: float = SEARCH_Z_MM,
                min_gap_mm: float = MIN_GAP_MM, penalty: float = PENALTY, step_mm: float = STEP_MM,
-               tolerance: float = 0.0, fa=None, fields=None) -> Placement:
+               tolerance: float = TOLERANCE, fa=None, fields=None) -> Placement:
     """Tract-guided sphere centres (module docstring) for one scan.
 
     Parameters

@@ -32,8 +32,9 @@ points that map outside the subject's field of view are left out, as ITK does.
 From the covariance: each ROI centre moves by ``δ(c_roi; θ)`` (its 3x3 covariance
 ``D Cov Dᵀ``, ``D = ∂δ/∂θ`` at the centre); the index's registration SE is the SD of the index
 over the ``2p`` symmetric sigma points ``θ = ±√p · L_j`` (``Cov = L Lᵀ``; the unscented transform,
-Julier & Uhlmann 2004), each a perturbed registration through which the ROIs are mapped (and,
-with tract-guided placement, placed) again.
+Julier & Uhlmann 2004), each a perturbed registration through which the ROIs are mapped again
+(tract-guided centres, :mod:`alps.imaging.placement`, held where they were placed: the SE is the
+index's sensitivity to where the ROIs land, not a re-run of the placement).
 
 References: Huber PJ. The behavior of maximum likelihood estimates under nonstandard conditions.
 Proc Fifth Berkeley Symp 1967;1:221-233. Liang KY, Zeger SL. Longitudinal data analysis using
@@ -43,6 +44,7 @@ Unscented filtering and nonlinear estimation. Proc IEEE 2004;92:401-422.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,7 +116,9 @@ def _similarity(theta, c):
     return m
 
 
+@functools.lru_cache(maxsize=4)
 def _points(step_mm: float, smooth_mm: float):
+    """Template points (mm, (N, 3)) and their smoothed WM values (read-only, cached)."""
     from scipy.ndimage import gaussian_filter
 
     from .registration import metric_mask_image
@@ -126,6 +130,8 @@ def _points(step_mm: float, smooth_mm: float):
     ijk = ijk[np.all(ijk % k == 0, axis=1)]
     f = gaussian_filter(wm.get_fdata().astype(np.float64), smooth_mm / 2.0)[tuple(ijk.T)]
     xyz = ijk @ wm.affine[:3, :3].T + wm.affine[:3, 3]
+    xyz.flags.writeable = False
+    f.flags.writeable = False
     return xyz, f
 
 
@@ -197,6 +203,33 @@ def index_spread(cov: RegistrationCovariance, template_to_subject, evaluate) -> 
     return out
 
 
+def sphere_alps(six_vox, affine, registration, spheres, *, lattice_mm: float = 0.5) -> dict:
+    """``alps``, ``alps_L``, ``alps_R`` of trilinear-weighted spheres, fast: each ROI-mean tensor is
+    the mean, over the sphere's lattice points mapped to the native grid, of the trilinearly
+    interpolated tensor components ``six_vox`` ((X, Y, Z, 6), voxel axes) — by the identity
+    ``Σ w_i f_i = Σ_p f(p)`` the same number as :func:`alps.imaging.measure.measure` with
+    :func:`alps.imaging.measure.sphere_weights` (``'trilinear'``), without building the weight
+    volumes (used for the sigma points of :func:`registration_se`)."""
+    from scipy.ndimage import map_coordinates
+
+    from . import tensor as T
+    from .index import alps_from_roi_tensors
+    from .measure import sphere_lattice
+
+    aff = np.asarray(affine, float)
+    inv = np.linalg.inv(aff)
+    dims = np.asarray(six_vox.shape[:3])
+    q = registration.rotation @ T.polar_rotation(aff[:3, :3])
+    means = {}
+    for sph in spheres:
+        pts = registration.points_to_subject(sphere_lattice(sph.center_mm, sph.radius_mm, lattice_mm))
+        ijk = np.clip(pts @ inv[:3, :3].T + inv[:3, 3], 0, dims - 1).T  # the edge clamp of trilinear_weights
+        comp = np.array([map_coordinates(six_vox[..., c], ijk, order=1).mean() for c in range(6)])
+        means[sph.name] = T.rotate(T.from_six(comp), q)
+    r = alps_from_roi_tensors(means)
+    return {k: r[k] for k in ("alps", "alps_L", "alps_R")}
+
+
 #: columns of :func:`registration_se` (besides ``roi_sd_<roi>``).
 REG_SE_COLUMNS = ("alps_reg_se", "alps_L_reg_se", "alps_R_reg_se", "roi_sd_max")
 
@@ -210,8 +243,8 @@ def registration_se(moving, affine, registration, measure_at, *, block_mm: float
     affine : its 4x4 affine
     registration : the scan's :class:`~alps.imaging.registration.Registration` (its affine part)
     measure_at : ``f(registration) -> (values, centres)``: the index (``alps``, ``alps_L``,
-        ``alps_R``) measured with ROIs mapped (and placed) through a registration, and the ROI
-        centres used {roi: template mm}
+        ``alps_R``) measured with the ROIs mapped through a registration, and the ROI centres used
+        {roi: template mm}
     block_mm : see :func:`registration_covariance`
 
     Returns

@@ -89,8 +89,9 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
     check_roi_coverage(fa.shape, aff, reg, DEFAULT_CENTERS_MM,
                        p.roi_radius if p.roi == "spheres" else 0.0, path=item.dwi)
 
-    def weights_at(r):  # ROI weights (and sphere centres) through a registration
-        centres = placement.place(tensor, aff, r, p) if p.roi == "spheres" else None
+    def weights_at(r, centres=None):  # ROI weights (and sphere centres) through a registration
+        if centres is None and p.roi == "spheres":
+            centres = placement.place(tensor, aff, r, p)
         w = measure.roi_weights(p.roi, fa.shape, aff, r, radius_mm=p.roi_radius, weighting=p.roi_weighting,
                                 supersample=p.supersample, lattice_mm=p.lattice_mm, atlas_path=p.atlas_path,
                                 centers_mm=centres)
@@ -120,7 +121,7 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
     row["qc_pass"] = not fl
     t_measure = time.perf_counter() - t0
     row.update(scan_se(item, pre, reg, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max))
-    reg_se = placement.reg_se(lay, fa, tensor, aff, reg, weights_at, p) if p.reg_se else {}
+    reg_se = placement.reg_se(lay, fa, tensor, aff, reg, centres, weights_at, p) if p.reg_se else {}
     scatter = reg_se.pop("scatter", None)
     row.update(placement.columns(centres, reg_se, row))
     if "reg_unstable" in qc.flags({"roi_sd_max": row.get("roi_sd_max")}, max_roi_sd=p.qc_max_roi_sd):

@@ -34,26 +34,37 @@ def place(tensor, affine, registration, p) -> dict | None:
     return place_rois(tensor, affine, registration, radius_mm=p.roi_radius).centers_mm
 
 
-def reg_se(lay, fa, tensor, affine, registration, weights_at, p) -> dict:
-    """:func:`alps.imaging.regse.registration_se` for a scan of stage 1's derivatives ``lay``;
-    ``weights_at(registration) -> (weights, centres)`` maps (and places) the ROIs as stage 2
-    does. NaN columns and ``reg_se_note`` when the SEs do not apply (non-linear registration,
-    nearest-neighbour label ROIs) or cannot be computed."""
+def reg_se(lay, fa, tensor, affine, registration, centres, weights_at, p) -> dict:
+    """:func:`alps.imaging.regse.registration_se` for a scan of stage 1's derivatives ``lay``, the
+    sphere ``centres`` (``None``: the default ones) held fixed in template space.
+    ``weights_at(registration, centres) -> (weights, centres)`` maps the ROIs as stage 2 does
+    (used unless the ROIs are unfiltered trilinear spheres, which take the fast route of
+    :func:`alps.imaging.regse.sphere_alps`). NaN columns and ``reg_se_note`` when the SEs do not
+    apply (non-linear registration, nearest-neighbour label ROIs) or cannot be computed."""
+    from ..imaging import tensor as T
     from ..imaging.registration import moving_image
-    from ..imaging.regse import registration_se
+    from ..imaging.regse import registration_se, sphere_alps
+    from ..imaging.roi import default_spheres
 
     nan = {f"{k}_reg_se": np.nan for k in INDICES}
     nan["roi_sd_max"] = np.nan
-    if registration.kind != "affine" and registration.kind != "rigid":
+    if registration.kind not in ("affine", "rigid"):
         return {**nan, "reg_se_note": f"registration '{registration.kind}': the SEs cover linear registrations only"}
     if p.roi == "jhu" and p.roi_weighting == "centre":
         return {**nan, "reg_se_note": "JHU labels with 'centre' weighting are warped by ANTs: no registration SE"}
     mask = np.asarray(nib.load(str(lay.mask)).dataobj) > 0
     moving = np.asarray(moving_image(nib.Nifti1Image(fa, affine), mask).dataobj)
+    used = centres or {n: DEFAULT_CENTERS_MM[n] for n in ROI_NAMES}
+    if p.roi == "spheres" and p.roi_weighting == "trilinear" and p.fa_min is None and p.purity_min is None:
+        six = T.to_six(tensor)
+        spheres = default_spheres(radius_mm=p.roi_radius, centers_mm=used)
 
-    def measure_at(r):
-        w, centres = weights_at(r)
-        return measure.measure(tensor, affine, r, w), (centres or {n: DEFAULT_CENTERS_MM[n] for n in ROI_NAMES})
+        def measure_at(r):
+            return sphere_alps(six, affine, r, spheres, lattice_mm=p.lattice_mm), used
+    else:
+        def measure_at(r):
+            w, _ = weights_at(r, centres)
+            return measure.measure(tensor, affine, r, w), used
 
     try:
         out = registration_se(moving, affine, registration, measure_at)
