@@ -284,10 +284,8 @@ def main(argv=None) -> int:
     if args.stage1:
         stage1(work)
         return 0
-    heads = args.heads.split(",")
-    names = list(dict.fromkeys(n for h in heads for n in HEADS[h]))
-    if "all" in args.heads:
-        names = list(SCANS)
+    heads = list(HEADS) if args.heads == "all" else args.heads.split(",")
+    names = list(SCANS) if args.heads == "all" else list(dict.fromkeys(n for h in heads for n in HEADS[h]))
     motion = head_motion(work)
     rows, regs = {}, {}
     oracle = {}

@@ -82,6 +82,20 @@ def test_placement_finds_a_planted_association_band_medial_of_the_default(pose):
         assert pl.evidence_default[n] == pytest.approx(before[f"purity_{n}"], abs=0.06)
 
 
+def test_colour_centring_with_a_purity_gate_finds_the_band_too():
+    """The evaluated alternative (gate 0.8, candidates of purity ≥ 0.8 ranked by the colour
+    evidence of the tensor smoothed by 3 mm) lands in the same planted band."""
+    tensor, aff, reg = native_field((10.0, -5.0, 30.0))
+    pl = P.place_rois(tensor, aff, reg, evidence="colour", smooth_mm=3.0, gate=0.8, min_purity=0.8, penalty=0.002)
+    after = _measured(tensor, aff, reg, pl.centers_mm)
+    for hemi, sign in (("L", -1), ("R", 1)):
+        assert 31.5 <= sign * pl.centers_mm[f"assoc_{hemi}"][0] <= 35.5, pl.centers_mm
+        assert after[f"purity_assoc_{hemi}"] >= 0.8
+    # on tract already: the gate keeps every sphere
+    tensor, aff, reg = native_field((5.0, 5.0, -12.0), assoc_band=(34.0, 46.0))
+    assert max(P.place_rois(tensor, aff, reg, gate=0.8, tolerance=0.0).shift_mm.values()) == 0.0
+
+
 def test_spheres_on_their_tracts_do_not_move():
     """Every default sphere on its tract (purity 0.97–1.00): within the tolerance nothing moves;
     without it, a 0.03 purity gain at the projection band's edge moves a sphere by 1 mm."""

@@ -28,13 +28,30 @@ over the sphere (template points on a ``step_mm`` grid); for ``'purity'`` this i
 ``purity_*`` of :func:`alps.imaging.measure.measure` under trilinear weighting (the identity
 ``Σ w_i f_i = Σ_p f(p)`` of :func:`alps.imaging.measure.trilinear_weights`), up to the grid.
 
-Choice. Per hemisphere, the candidate maximising
+Choice. Per hemisphere, over the candidates ``(dx_p, dx_a, dy, dz)`` (step ``step_mm``), the one
+maximising
 
 .. math:: E_{proj}(c_p) + E_{assoc}(c_a) - \\lambda\\,(|c_p - c_p^0|^2 + |c_a - c_a^0|^2)
 
-(``penalty`` = λ per mm²): a sphere that already sits on its tract stays (the penalty breaks
-the ties of a broad tract), one that does not moves as far as needed and no further.
-Ties are broken by the candidate order (deterministic).
+(``penalty`` = λ per mm², the shared ``dy, dz`` paid by both spheres), unless the default
+candidate's score is within ``tolerance`` of the best: then nothing moves. So spheres that sit
+on their tracts stay where the registration put them (on the shared Toshiba, Philips and XA30
+scans and on the simulated cohort nothing moves), and a hemisphere whose spheres miss their
+tract moves as far as the evidence needs and no further. Ties go to the first candidate in
+array order (deterministic). Options evaluated and kept off by default: ``gate`` (a hemisphere
+whose two default purities are ≥ ``gate`` stays), ``min_purity`` (only candidates whose two
+purities reach it), and centring on the colour evidence of the tensor smoothed by ``smooth_mm``.
+
+Defaults, chosen on the Canon tilt head and reported on the Toshiba one (and the reverse), with
+``benchmarks/placement.py`` (purity evidence, λ = 0.004/mm², tolerance 0.1; search ±6 mm in x,
+±4 mm in y and z; gap 6 mm): every ROI's purity ≥ 0.85 on every shared real scan (Canon
+association spheres from 0.07–0.56); the summed Cochran's Q (mean, left, right index) falls
+on the Canon tilts from 143 to 73 and on the Canon head-turned trio from 249 to 75 and stays
+at 41 on the Toshiba tilts (untouched). It does not bring the Canon heads within noise: with
+the ROIs carried between series by the heads' own motion (the oracle), on-tract spheres still
+spread by 0.16 (Canon tilts) — the acquisitions themselves differ there. Neighbouring settings
+(λ 0.01, tolerance 0.2) give Q 94–121 (Canon) and 75–122 (turned): better than the default
+spheres, not reliably better than each other.
 
 The index is then measured with the moved spheres exactly as with the default ones.
 """
