@@ -141,3 +141,15 @@ def test_fast_sphere_index_equals_the_measurement_with_trilinear_weights():
     fast = regse.sphere_alps(T.to_six(tensor), aff, reg, spheres)
     for k in ("alps", "alps_L", "alps_R"):
         assert fast[k] == pytest.approx(slow[k], rel=1e-9)
+
+
+def test_reg_unstable_flag_fires_above_the_centre_sd_threshold():
+    from alps.imaging import qc
+
+    row = {"alps": 1.4, "alps_L": 1.4, "alps_R": 1.4}
+    assert "reg_unstable" not in qc.flags({**row, "roi_sd_max": 1.2})
+    assert "reg_unstable" in qc.flags({**row, "roi_sd_max": 1.3})
+    assert "reg_unstable" in qc.flags({**row, "roi_sd_max": 0.6}, max_roi_sd=0.5)
+    assert "reg_unstable" not in qc.flags({**row, "roi_sd_max": float("nan")})
+    # the default is the 2.5 mm sphere radius over 1.96, rounded
+    assert qc.DEFAULTS["max_roi_sd"] == pytest.approx(2.5 / 1.96, abs=0.05)

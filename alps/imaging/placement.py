@@ -164,7 +164,7 @@ def search_box(shape, affine, registration, centers, reach_mm, *, margin_mm: flo
 def crop(affine, box) -> np.ndarray:
     """The affine of ``array[box]``."""
     out = np.asarray(affine, float).copy()
-    out[:3, 3] = out[:3, :3] @ np.array([b.start for b in box], float) + out[:3, 3]
+    out[:3, 3] = out[:3, :3] @ np.array([b.start or 0 for b in box], float) + out[:3, 3]
     return out
 
 

@@ -199,10 +199,11 @@ class MeasureParams(_Params):
                       "JHU ICBM-DTI-81 labels (needs the atlas, see --atlas)", choices=ROI_KINDS)
     roi_radius: float = _param(2.5, "radius of the ROI spheres", check=_POSITIVE, metavar="MM")
     roi_placement: str = _param(
-        "template", "where the spheres go: template (the MNI centres through the registration) or tract (a "
-        "hemisphere whose projection or association sphere has purity < 0.8 is moved, within 6 mm in x and 4 mm "
-        "in y/z, onto its tracts' colour-FA evidence; both spheres of a hemisphere stay on one axial level and "
-        "line; alps.imaging.placement)", choices=ROI_PLACEMENTS)
+        "tract", "where the spheres go: template (the MNI centres through the registration) or tract (a "
+        "hemisphere whose spheres miss their tracts - principal eigenvector not along z (projection) or y "
+        "(association) - is moved, within 6 mm in x and 4 mm in y/z, to where they are on them; spheres on their "
+        "tracts stay; both spheres of a hemisphere keep one axial level and line; alps.imaging.placement)",
+        choices=ROI_PLACEMENTS)
     roi_weighting: str = _param("trilinear", "how native voxels share a template ROI: trilinear (sphere "
                                 "sampled on a lattice, interpolated), partial (volume fraction) or centre "
                                 "(binary)", choices=WEIGHTINGS)
