@@ -121,7 +121,9 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
     row["qc_pass"] = not fl
     t_measure = time.perf_counter() - t0
     row.update(scan_se(item, pre, reg, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max))
+    t = time.perf_counter()
     reg_se = placement.reg_se(lay, fa, tensor, aff, reg, centres, weights_at, p) if p.reg_se else {}
+    row["time_reg_se_s"] = round(time.perf_counter() - t, 3)
     scatter = reg_se.pop("scatter", None)
     row.update(placement.columns(centres, reg_se, row))
     if "reg_unstable" in qc.flags({"roi_sd_max": row.get("roi_sd_max")}, max_roi_sd=p.qc_max_roi_sd):
