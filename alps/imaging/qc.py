@@ -221,8 +221,8 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
         for c0, c in zip(default_centers_mm or (), centers_mm):
             if np.linalg.norm(np.subtract(c0, c)) > 0.25:
                 ax.plot([c0[0]], [c0[1]], "+", ms=9, mew=1.5, color="0.8")
-        ax.set_xlim(-52, 52)
-        ax.set_ylim(-46, 14)
+        ax.set_xlim(-50, 50)
+        ax.set_ylim(-60, 28)
         z = float(zs["affine"][2, 2] * zs["k"] + zs["affine"][2, 3])
         ax.set_title(f"ROIs, colour FA at z = {z:g} mm\n+ before placement; dots, ellipse:\n"
                      "registration uncertainty (2 SD)", fontsize=fs)
