@@ -53,12 +53,6 @@ DATA_STAMP  := $(DATA)/.alps-simulated
 # one stamp per config section, rewritten only when that section changes (see alps.config)
 CFG := build/config-stamps/$(PROFILE)
 cfg = $(CFG)/$(1).json
-PARTICIPANTS := $(DATA)/participants.tsv
-TRUTH       := $(DATA)/derivatives/simulation/ground_truth.tsv
-ALPS_TSV    := $(TAB)/alps.tsv
-
-NOTEBOOKS := 01_preprocess 02_alps 03_group_tests 04_regression 05_correlation 06_mediation 07_figures
-EXECUTED  := $(foreach n,$(NOTEBOOKS),$(NB)/$(n).ipynb)
 
 .PHONY: help paper notebooks data env test pytest smoke determinism lab clean clean-all bench atlas
 
@@ -97,56 +91,15 @@ $(DATA_STAMP): $(SIM_SRC) $(CLI_SRC) $(call cfg,simulate) | $(STAMP)
 	$(VENV)/bin/alps simulate $(DATA) --profile $(PROFILE)
 	@touch $@
 
-$(PARTICIPANTS) $(TRUTH): $(DATA_STAMP) ;
-
 # ---------------------------------------------------------------- notebooks
-$(NB)/01_preprocess.ipynb $(DER)/preprocess.tsv &: notebooks/01_preprocess.py $(DATA_STAMP) $(IMAGING_SRC) $(FIG_SRC) $(CORE_SRC) $(call cfg,pipeline) $(call cfg,notebooks.01_preprocess)
-	$(RUN) 01_preprocess $(NB)/01_preprocess.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
-	  -p preprocess_tsv $(DER)/preprocess.tsv
-
-$(NB)/02_alps.ipynb $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/provenance.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv &: notebooks/02_alps.py $(DER)/preprocess.tsv $(IMAGING_SRC) $(SIM_SRC) $(VALID_SRC) $(CORE_SRC) $(call cfg,pipeline) $(call cfg,notebooks.02_alps)
-	$(RUN) 02_alps $(NB)/02_alps.ipynb -p data_dir $(DATA) -p derivatives_dir $(DER) \
-	  -p truth_table $(TRUTH) -p alps_tsv $(ALPS_TSV) -p qc_tsv $(TAB)/qc.tsv -p provenance_tsv $(TAB)/provenance.tsv \
-	  -p validation_csv $(TAB)/alps_validation.csv -p rotation_sweep_csv $(TAB)/rotation_sweep.csv
-
-STATS_IN := $(ALPS_TSV) $(PARTICIPANTS) $(STATS_SRC) $(CORE_SRC)
-
-$(NB)/03_group_tests.ipynb $(TAB)/demographics.csv $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/exclusions.csv $(TAB)/harmonisation.csv &: notebooks/03_group_tests.py $(STATS_IN) $(call cfg,notebooks.03_group_tests) $(call cfg,design)
-	$(RUN) 03_group_tests $(NB)/03_group_tests.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
-	  -p demographics_csv $(TAB)/demographics.csv -p group_tests_csv $(TAB)/group_tests.csv \
-	  -p posthoc_csv $(TAB)/posthoc.csv -p ancova_csv $(TAB)/ancova.csv -p exclusions_csv $(TAB)/exclusions.csv \
-	  -p harmonisation_csv $(TAB)/harmonisation.csv
-
-$(NB)/04_regression.ipynb $(TAB)/regression.csv $(TAB)/regression_model.csv &: notebooks/04_regression.py $(STATS_IN) $(call cfg,notebooks.04_regression) $(call cfg,design)
-	$(RUN) 04_regression $(NB)/04_regression.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
-	  -p regression_csv $(TAB)/regression.csv -p regression_model_csv $(TAB)/regression_model.csv
-
-$(NB)/05_correlation.ipynb $(TAB)/correlations.csv &: notebooks/05_correlation.py $(STATS_IN) $(call cfg,notebooks.05_correlation) $(call cfg,design)
-	$(RUN) 05_correlation $(NB)/05_correlation.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
-	  -p correlations_csv $(TAB)/correlations.csv
-
-$(NB)/06_mediation.ipynb $(TAB)/mediation.csv $(TAB)/reproduction.csv $(TAB)/key_numbers.json $(TAB)/truth_check.csv &: notebooks/06_mediation.py $(STATS_IN) $(call cfg,notebooks.06_mediation) $(call cfg,design) $(TRUTH)
-	$(RUN) 06_mediation $(NB)/06_mediation.ipynb -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
-	  -p truth_table $(TRUTH) -p mediation_csv $(TAB)/mediation.csv \
-	  -p reproduction_csv $(TAB)/reproduction.csv -p key_numbers_json $(TAB)/key_numbers.json \
-	  -p truth_check_csv $(TAB)/truth_check.csv
-
-TABLES := $(ALPS_TSV) $(TAB)/qc.tsv $(TAB)/provenance.tsv $(TAB)/alps_validation.csv $(TAB)/rotation_sweep.csv $(TAB)/demographics.csv \
-  $(TAB)/group_tests.csv $(TAB)/posthoc.csv $(TAB)/ancova.csv $(TAB)/regression.csv \
-  $(TAB)/regression_model.csv $(TAB)/correlations.csv $(TAB)/mediation.csv $(TAB)/reproduction.csv \
-  $(TAB)/key_numbers.json $(TAB)/harmonisation.csv $(TAB)/truth_check.csv
-FIGURES := $(foreach f,fig1_method fig2_groups fig3_regression fig4_correlations fig5_mediation \
-  figS1_qc_montage figS2_measured_vs_truth figS3_rotation figS4_harmonisation,$(FIG)/$(f).png $(FIG)/$(f).pdf)
-
-$(NB)/07_figures.ipynb $(FIGURES) &: notebooks/07_figures.py $(TABLES) $(PARTICIPANTS) $(TRUTH) $(FIG_SRC) $(CORE_SRC) $(call cfg,notebooks.07_figures) $(call cfg,design)
-	$(RUN) 07_figures $(NB)/07_figures.ipynb -p tables_dir $(TAB) -p figures_dir $(FIG) \
-	  -p derivatives_dir $(DER) -p data_dir $(DATA) -p alps_table $(ALPS_TSV) -p participants $(PARTICIPANTS) \
-	  -p posthoc_csv $(TAB)/posthoc.csv -p regression_csv $(TAB)/regression.csv \
-	  -p correlations_csv $(TAB)/correlations.csv -p mediation_csv $(TAB)/mediation.csv \
-	  -p harmonisation_csv $(TAB)/harmonisation.csv -p truth_table $(TRUTH) -p rotation_sweep_csv $(TAB)/rotation_sweep.csv
-
-$(OUT)/report.html: $(EXECUTED) $(FIGURES) $(TABLES) $(CORE_SRC)
-	$(PY) -m alps.build.report --profile $(PROFILE) --out-dir $(OUT) --data-dir $(DATA) --output $@
+# The rules of the notebook series (each notebook, the files it reads and writes, the code and the
+# config sections it depends on) and of the report are generated from one manifest,
+# alps/manifest.py (with the bootstrap Python: no environment needed), into $(SERIES_MK).
+SERIES_MK := build/series.mk
+$(SERIES_MK): alps/manifest.py
+	@mkdir -p $(dir $@)
+	@$(PYTHON_BOOT) -m alps.manifest makefile > $@.tmp && mv $@.tmp $@
+include $(SERIES_MK)
 
 notebooks: $(OUT)/report.html ## Run the notebook series for PROFILE (no-op when up to date)
 

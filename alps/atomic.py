@@ -2,9 +2,11 @@
 
 Every file is written to a temporary file in its own directory and renamed over the target
 (``os.replace``, atomic on POSIX), so an interrupted run never leaves a file that looks
-finished. Temporary names are ``.<name>.<8 random chars><suffix>`` (hidden; recognised and
-removed by :func:`alps.pipeline.records.clean_stale_temporaries`). Files get the usual
-permissions (``0o666 & ~umask``), not ``mkstemp``'s private 0600.
+finished. Temporary names are ``.<name>.<8 random hex digits><suffix>`` (hidden; unique to each
+writer; a killed run's are removed by the next run that owns ``<name>``,
+:func:`alps.pipeline.records.clean_stale_temporaries`). Files get the usual permissions
+(``0o666 & ~umask``, applied by the kernel when the temporary file is created), not ``mkstemp``'s
+private 0600; the process umask is never changed.
 
 Every function takes the **target path first**, then the content, and creates missing parent
 directories. Table formats (kept exactly, tables are compared byte for byte between runs):
@@ -19,13 +21,14 @@ import json
 import math
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 
 __all__ = ["write_bytes", "write_text", "write_json", "write_table", "write_with", "save_nifti",
-           "save_figure", "json_default", "json_safe", "is_temporary"]
+           "save_figure", "json_default", "json_safe", "is_temporary", "temporary_target"]
 
-#: names of the temporary files made here: ``.<target name>.<8 mkstemp characters><suffix>``.
+#: names of the temporary files made here: ``.<target name>.<8 hex digits><suffix>`` (older runs: 8
+#: ``mkstemp`` characters).
 TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}(?P<suffix>\.[A-Za-z0-9.]+)$")
 
 
@@ -35,19 +38,27 @@ def is_temporary(name: str, target: str | None = None) -> bool:
     return bool(m) and (target is None or m.group("target") == target)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def temporary_target(name: str) -> str | None:
+    """The name of the file that the temporary ``name`` was to become, or None when ``name`` is
+    not a temporary of this module."""
+    m = TEMP_NAME.match(name)
+    return m.group("target") if m else None
 
 
 def _temp_for(path: Path, suffix: str) -> tuple[int, str]:
+    """Create the temporary file of ``path`` (``O_EXCL``, mode ``0o666``: the kernel applies the
+    umask, so the process umask is never read or changed — changing it races with threads)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: no free temporary name for {path.name}")
 
 
 def _publish(tmp: str, path: Path) -> Path:
-    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
     return path
 

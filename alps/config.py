@@ -1,4 +1,6 @@
-"""Configuration profiles (``config/<profile>.yaml``): defaults for every command and notebook."""
+"""Configuration profiles: defaults for every command and notebook. A profile is a name in
+``config/`` (``config/<name>.yaml``) or the path of a YAML file (``my_study.yaml``, relative to the
+current folder), :func:`alps.paths.config_file`."""
 from __future__ import annotations
 
 import difflib

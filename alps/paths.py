@@ -53,9 +53,10 @@ def profile_dirs(profile: str = "default") -> dict[str, Path]:
     if profile == "default":
         data = data_root() / "default"
         out = results_root()
-    else:
-        data = REPO_ROOT / "build" / profile / "data"
-        out = REPO_ROOT / "build" / profile / "results"
+    else:  # a profile file (my_study.yaml): build/my_study/
+        name = Path(str(profile)).stem if profile_is_file(profile) else str(profile)
+        data = REPO_ROOT / "build" / name / "data"
+        out = REPO_ROOT / "build" / name / "results"
     return {
         "data": data,
         "out": out,
@@ -66,13 +67,46 @@ def profile_dirs(profile: str = "default") -> dict[str, Path]:
     }
 
 
-def config_file(profile: str = "default") -> Path:
-    """Path of a profile's YAML configuration file (``config/<profile>.yaml``)."""
+#: endings of a profile given as a file (``--profile my_study.yaml``) instead of a name in config/.
+PROFILE_SUFFIXES = (".yaml", ".yml")
+
+
+def profile_is_file(profile) -> bool:
+    """Is ``profile`` the path of a YAML file (it ends in ``.yaml``/``.yml`` or holds a folder
+    separator) rather than the name of one in ``config/``?"""
+    text = os.fspath(profile)
+    return text.endswith(PROFILE_SUFFIXES) or "/" in text or os.sep in text
+
+
+def config_file(profile="default") -> Path:
+    """Path of a profile's YAML configuration file: ``config/<profile>.yaml`` for a name, the file
+    itself for a path (:func:`profile_is_file`; relative paths from the current folder).
+
+    Raises
+    ------
+    FileNotFoundError
+        naming the path looked for (and the known names), when there is no such file.
+    """
+    if profile_is_file(profile):
+        path = from_folder(profile)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: configuration profile file not found (a profile is a name in "
+                                    f"{CONFIG_DIR} or the path of a YAML file)")
+        return path
     path = CONFIG_DIR / f"{profile}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"{path}: no such configuration profile (known: {known})")
+        raise FileNotFoundError(f"{path}: no such configuration profile (known: {known}; or give the path of "
+                                "a YAML file, e.g. ./my_study.yaml)")
     return path
+
+
+def profile_ref(profile="default") -> str:
+    """``profile`` as it is handed on to other processes (the notebooks' kernel runs in the
+    repository, not the current folder): a name as it is, a file as its absolute path. Raises
+    :class:`FileNotFoundError` (:func:`config_file`) when it does not exist."""
+    path = config_file(profile)
+    return str(path) if profile_is_file(profile) else str(profile)
 
 
 def notebook_source(name: str) -> Path:
@@ -84,41 +118,17 @@ def notebook_source(name: str) -> Path:
 
 
 def products(profile: str = "default") -> dict[str, Path]:
-    """Default input and output paths of the notebook series for a profile.
+    """Default location of every file the notebook series reads or writes for a profile, by the
+    parameter that names it (:data:`alps.manifest.FILES`: ``data_dir``, ``participants``,
+    ``alps_table`` ...).
 
-    These mirror the Makefile, so a notebook opened in JupyterLab with empty path parameters
-    reads and writes the same files as ``make paper`` (``make`` passes them explicitly).
+    The Makefile's rules come from the same manifest, so a notebook opened in JupyterLab with
+    empty path parameters reads and writes the same files as ``make paper``.
     """
+    from .manifest import locations
+
     d = profile_dirs(profile)
-    tab = d["tables"]
-    return {
-        "data_dir": d["data"],
-        "participants": d["data"] / "participants.tsv",
-        "truth_table": d["data"] / "derivatives" / "simulation" / "ground_truth.tsv",
-        "derivatives_dir": d["derivatives"] / "alps",
-        "preprocess_tsv": d["derivatives"] / "alps" / "preprocess.tsv",
-        "tables_dir": tab,
-        "figures_dir": d["figures"],
-        "alps_tsv": tab / "alps.tsv",
-        "alps_table": tab / "alps.tsv",
-        "qc_tsv": tab / "qc.tsv",
-        "provenance_tsv": tab / "provenance.tsv",
-        "validation_csv": tab / "alps_validation.csv",
-        "rotation_sweep_csv": tab / "rotation_sweep.csv",
-        "demographics_csv": tab / "demographics.csv",
-        "group_tests_csv": tab / "group_tests.csv",
-        "posthoc_csv": tab / "posthoc.csv",
-        "ancova_csv": tab / "ancova.csv",
-        "exclusions_csv": tab / "exclusions.csv",
-        "harmonisation_csv": tab / "harmonisation.csv",
-        "regression_csv": tab / "regression.csv",
-        "regression_model_csv": tab / "regression_model.csv",
-        "correlations_csv": tab / "correlations.csv",
-        "mediation_csv": tab / "mediation.csv",
-        "reproduction_csv": tab / "reproduction.csv",
-        "key_numbers_json": tab / "key_numbers.json",
-        "truth_check_csv": tab / "truth_check.csv",
-    }
+    return locations(d["data"], d["out"])
 
 
 def from_folder(path, base=None) -> Path:
@@ -128,38 +138,15 @@ def from_folder(path, base=None) -> Path:
 
 
 def resolve(profile: str, **given) -> dict[str, Path | None]:
-    """Return ``given`` paths with every empty value (``""``) replaced by :func:`products`'
-    default; ``None`` stays ``None`` (an optional input or product that does not exist, e.g. no
-    ground truth for real data, or the simulation-only rotation sweep skipped).
+    """Return ``given`` paths (notebook parameters of :data:`alps.manifest.FILES`) made absolute,
+    with every empty value (``""``) replaced by the file inside a folder given with it (e.g.
+    ``alps_table`` inside ``tables_dir``), or else by :func:`products`' default; ``None`` stays
+    ``None`` (an optional input or product that does not exist, e.g. no ground truth for real
+    data, or the simulation-only rotation sweep skipped).
 
-    Notebooks call ``p = paths.resolve(profile, alps_table=alps_table, ...)`` right after their
-    parameters cell.
+    Notebooks 01 and 02 call ``p = paths.resolve(profile, data_dir=data_dir, ...)`` right after
+    their parameters cell; 03–07 through :func:`alps.build.series.analysis_setup`.
     """
-    defaults = products(profile)
-    out = {}
-    for key, value in given.items():
-        if value is None:
-            out[key] = None
-        elif value == "":
-            if key not in defaults:
-                raise KeyError(f"no default path for parameter {key!r}")
-            out[key] = defaults[key]
-        else:
-            out[key] = Path(value).expanduser().resolve()
-    return out
+    from .manifest import resolve as _resolve
 
-
-def resolve_in(folder, **given) -> dict[str, Path | None]:
-    """Like :func:`resolve`, but an empty value is the product's file name (as in
-    :func:`products`) inside ``folder``: e.g. notebook 07 reads ``posthoc_csv`` from
-    ``tables_dir`` unless it is given."""
-    names = {k: v.name for k, v in products().items()}
-    out = {}
-    for key, value in given.items():
-        if value == "":
-            if key not in names:
-                raise KeyError(f"no default file name for parameter {key!r}")
-            out[key] = Path(folder) / names[key]
-        else:
-            out[key] = None if value is None else Path(value).expanduser().resolve()
-    return out
+    return _resolve(products(profile), given)

@@ -8,12 +8,21 @@ Usage::
 
 Part 1 (``level=phantom``, seconds): :func:`alps.validation.multishell.multishell_bias` for the
 scenarios ``gaussian``, ``kurtosis`` (K = 0.6) and ``free_water`` (f = 0.2) with shells
-b = 1000/2000/3000, noise-free and at ``--snr`` (``--n-voxels`` per ROI).
+b = 1000/2000/3000, noise-free and at ``--snr`` (``--n-voxels`` per ROI): each model as the
+pipeline fits it by default (its shells, ``alps.imaging.shells.MODEL_MAX_BVAL``; ``fwdti`` is
+refused there, an empty ``bvals_used``) and on every shell (``*_all_shells``, what ``--max-bval
+3000`` fits, flagged ``high_b``).
+
+Part 1b (``level=range``): the validity sweep behind those defaults — every model on every shell
+set of :data:`RANGE_SHELLS` with kurtosis K = 0.6 (and free water f = 0.2 without kurtosis),
+noise-free: the relative bias against the Gaussian tensor's index (``rel_bias``) and against the
+b = 1000 protocol's (``rel_bias_b1000``).
 
 Part 2 (``level=pipeline``, minutes): one simulated head (alps.simulation, b = 1000 and 2000,
 20 directions each, K = 0.6, noise-free) through ``run_cohort`` with the default (b0 + shells
 <= 1500), an all-shell DTI fit (max_bval 3000), ``dki`` and — on a second head with free water
-f = 0.2 and no kurtosis — the default, all-shell and ``fwdti``. Planted truths: the simulator's
+f = 0.2 and no kurtosis — the default, all-shell and ``fwdti`` on both shells (max_bval 3000:
+above its default range, which would leave one shell and refuse the scan). Planted truths: the simulator's
 oracle (template-space index of the tissue tensor ``D``) and, with kurtosis, the index of the
 apparent tensor of the b = 1000 protocol (``alps.simulation.signal.apparent_oracle``).
 
@@ -33,15 +42,35 @@ COLUMNS = ["level", "scenario", "kurtosis", "free_water", "snr", "method", "bval
            "alps_planted_b1000", "bias", "bias_b1000", "rel_bias", "rel_bias_b1000"]
 
 
+#: shell sets of the validity sweep (part 1b).
+RANGE_SHELLS = ((1000,), (1500,), (2000,), (2500,), (500, 1000), (500, 1500), (1000, 1500), (1000, 2000),
+                (1000, 2000, 3000))
+
+
 def phantom_rows(snr, n_voxels, seed) -> pd.DataFrame:
-    from alps.validation.multishell import SCENARIOS, multishell_bias
+    from alps.validation.multishell import METHODS, SCENARIOS, multishell_bias
 
     out = []
     for scenario in SCENARIOS:
         for s in (None, snr):
-            out.append(multishell_bias(scenario=scenario, snr=s, n_voxels=n_voxels if s else 2, seed=seed))
+            out.append(multishell_bias(scenario=scenario, snr=s, n_voxels=n_voxels if s else 2, seed=seed,
+                                       methods=tuple(METHODS)))
     df = pd.concat(out, ignore_index=True)
     df.insert(0, "level", "phantom")
+    return df
+
+
+def range_rows(seed) -> pd.DataFrame:
+    from alps.validation.multishell import METHODS, multishell_bias
+
+    out = []
+    for shells in RANGE_SHELLS:
+        for scenario in ("kurtosis", "free_water"):
+            out.append(multishell_bias(scenario=scenario, shell_values=shells, n_voxels=2, seed=seed,
+                                       methods=tuple(METHODS)))
+    df = pd.concat(out, ignore_index=True)
+    df = df[df["bvals_used"] != ""].drop_duplicates(["scenario", "bvals_used", "method"])
+    df.insert(0, "level", "range")
     return df
 
 
@@ -60,7 +89,7 @@ def pipeline_rows(work: Path, seed) -> pd.DataFrame:
     cases = {"kurtosis": (0.6, 0.0, {"dti_default": {}, "dti_all_shells": {"max_bval": 3000.0},
                                       "dki": {"tensor_model": "dki"}}),
              "free_water": (0.0, 0.2, {"dti_default": {}, "dti_all_shells": {"max_bval": 3000.0},
-                                        "fwdti": {"tensor_model": "fwdti"}})}
+                                        "fwdti_all_shells": {"tensor_model": "fwdti", "max_bval": 3000.0}})}
     for scenario, (k, f, methods) in cases.items():
         img, bvals, bvecs, ex = simulate_subject(fields, Pose((4.0, 0.0, 0.0)), {"alps_L": 1.4, "alps_R": 1.6},
                                                  snr=None, seed=seed, scheme=(b, g), kurtosis=k, free_water=f,
@@ -94,7 +123,7 @@ def main(argv=None) -> int:
 
     from alps import atomic
 
-    parts = [phantom_rows(args.snr, args.n_voxels, args.seed)]
+    parts = [phantom_rows(args.snr, args.n_voxels, args.seed), range_rows(args.seed)]
     if not args.no_pipeline:
         if args.work:
             parts.append(pipeline_rows(Path(args.work), args.seed))

@@ -32,7 +32,8 @@ from alps.imaging import dti, measure  # noqa: E402
 from alps.imaging import registration as R  # noqa: E402
 from alps.imaging.ants import lps_to_ras, nib_to_ants, read_ants_affine, run_linear  # noqa: E402
 from alps.io.bids import discover  # noqa: E402
-from alps.pipeline.layout import load_registration, read_json, scan_layout  # noqa: E402
+from alps.pipeline.contract import Preprocessed  # noqa: E402
+from alps.pipeline.layout import read_json, scan_layout  # noqa: E402
 from alps.pipeline.uncertainty import scan_se  # noqa: E402
 from alps.stats.reliability import consistency  # noqa: E402
 
@@ -88,7 +89,7 @@ def measure_scan(item, lay, pre, reg):
     tensor, aff = dti.load_tensor_image(lay.tensor)
     w = measure.roi_weights("spheres", tensor.shape[:3], aff, reg)
     v = measure.measure(tensor, aff, reg, w)
-    se = scan_se(item, pre, reg, w, n_boot=200, seed=20260505, se_max=0.05)
+    se = scan_se(pre, w, registration=reg, n_boot=200, seed=20260505, se_max=0.05)
     return {"participant_id": item.participant_id, "session_id": item.session_id, "status": "ok",
             **{k: v[k] for k in ("alps", "alps_L", "alps_R")},
             **{k: se[k] for k in ("alps_se", "alps_L_se", "alps_R_se")}}
@@ -109,8 +110,8 @@ def main(argv=None) -> int:
             scans = []
             for item in items:
                 lay = scan_layout(deriv, item)
-                pre = read_json(lay.preprocess_json)
-                reg = load_registration(pre, lay.dir)
+                pre = Preprocessed.load(item, deriv)
+                reg = pre.registration
                 if spec is not None:
                     work = Path(tmp) / name
                     work.mkdir(exist_ok=True)

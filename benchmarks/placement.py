@@ -251,7 +251,7 @@ def reg_se_row(fit, reg, centres) -> dict:
 
     fa, mask, tensor, aff, pre, lay = fit
     t0 = time.process_time()
-    out = reg_se(lay, fa, tensor, aff, reg, centres, None, MeasureParams())
+    out = reg_se(mask, fa, tensor, aff, reg, centres, None, MeasureParams())
     out.pop("scatter", None)
     out["time_reg_se_cpu_s"] = time.process_time() - t0
     return out

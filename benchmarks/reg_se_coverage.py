@@ -94,7 +94,7 @@ def scan_row(item, lay, args) -> dict:
     from alps.pipeline.params import MeasureParams
     from alps.pipeline.placement import reg_se
 
-    out = reg_se(lay, fa, tensor, aff, reg, centres, None, MeasureParams())
+    out = reg_se(mask, fa, tensor, aff, reg, centres, None, MeasureParams())
     out.pop("scatter", None)
     row.update({f"{k}_reg_se": out[f"{k}_reg_se"] for k in INDICES})
     row.update({f"{k}_total_se": float(np.hypot(row[f"{k}_se"], row[f"{k}_reg_se"])) for k in INDICES})

@@ -37,14 +37,14 @@ preprocess_tsv = ""
 # are reused.
 
 # %%
+import sys
 from pathlib import Path
 
-import pandas as pd
-
-from alps import atomic, paths
+from alps import paths
 from alps.figures import registration_figure
 from alps.pipeline import run_cohort
 from alps.pipeline.params import from_profile
+from alps.pipeline.tables import copy_table, failure_summary
 
 p = paths.resolve(profile, data_dir=data_dir, derivatives_dir=derivatives_dir, preprocess_tsv=preprocess_tsv)
 data_dir = p['data_dir']
@@ -59,8 +59,11 @@ params
 pre = run_cohort(data_dir, derivatives_dir, params=params, stages=("preprocess",))
 # the pipeline writes the deterministic status table (no timings) into derivatives_dir
 if Path(preprocess_tsv) != derivatives_dir / "preprocess.tsv":
-    atomic.write_table(preprocess_tsv, pd.read_csv(derivatives_dir / "preprocess.tsv", sep="\t"))
+    copy_table(derivatives_dir / "preprocess.tsv", preprocess_tsv)  # and its data dictionary
 print(f"{(pre['status'] == 'ok').sum()} of {len(pre)} scans pre-processed")
+failed = failure_summary(pre, stage="preprocess", then=f" (status and error per scan: {preprocess_tsv})")
+if failed:  # on the console, each on its own line (the cell's stderr reaches it)
+    print(failed, file=sys.stderr)
 pre
 
 # %% [markdown]

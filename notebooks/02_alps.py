@@ -17,7 +17,7 @@ data_dir = ""
 derivatives_dir = ""
 pipeline = {}  # pipeline parameters over the profile's `pipeline:` section, e.g. {"roi_radius": 5.0}
 truth_table = ""
-alps_tsv = ""
+alps_table = ""
 qc_tsv = ""
 provenance_tsv = ""
 validation_csv = ""
@@ -44,6 +44,7 @@ rotation_sweep_csv = ""
 # Pre-processing already done with the same inputs and parameters is reused, not recomputed.
 
 # %%
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -52,15 +53,17 @@ from IPython.display import Image, display
 from alps import atomic, paths
 from alps.pipeline import run_cohort
 from alps.pipeline.params import from_profile
+from alps.pipeline.columns import data_dictionary
+from alps.pipeline.tables import copy_table, failure_summary
 from alps.validation import validation_table
 
 truth_given = bool(truth_table)
-p = paths.resolve(profile, data_dir=data_dir, derivatives_dir=derivatives_dir, truth_table=truth_table, alps_tsv=alps_tsv, qc_tsv=qc_tsv,
+p = paths.resolve(profile, data_dir=data_dir, derivatives_dir=derivatives_dir, truth_table=truth_table, alps_table=alps_table, qc_tsv=qc_tsv,
                   provenance_tsv=provenance_tsv, validation_csv=validation_csv, rotation_sweep_csv=rotation_sweep_csv)
 data_dir = p['data_dir']
 derivatives_dir = p['derivatives_dir']
 truth_table = p['truth_table']
-alps_tsv = p['alps_tsv']
+alps_table = p['alps_table']
 qc_tsv = p['qc_tsv']
 provenance_tsv = p['provenance_tsv']
 validation_csv = p['validation_csv']
@@ -69,15 +72,28 @@ rotation_sweep_csv = p['rotation_sweep_csv']
 params = from_profile(profile, pipeline)
 res = run_cohort(data_dir, derivatives_dir, params=params)
 qc_df = pd.read_csv(derivatives_dir / "qc.tsv", sep="\t")
-# the pipeline's tables are deterministic (run timings live in derivatives_dir/timings.tsv)
-atomic.write_table(alps_tsv, pd.read_csv(derivatives_dir / "alps.tsv", sep="\t"))
-atomic.write_table(qc_tsv, qc_df)
+# the pipeline's tables are deterministic (run timings live in derivatives_dir/timings.tsv); with
+# each table goes its data dictionary (alps.json beside alps.tsv: every column described)
+copy_table(derivatives_dir / "alps.tsv", alps_table)
+copy_table(derivatives_dir / "qc.tsv", qc_tsv)
 # per scan: SHA-256 of the inputs, the stage parameters and the package versions (shown in the report)
-atomic.write_table(provenance_tsv, pd.read_csv(derivatives_dir / "provenance.tsv", sep="\t"))
+copy_table(derivatives_dir / "provenance.tsv", provenance_tsv)
 print(f"{(res['status'] == 'ok').sum()} of {len(res)} scans measured; "
       f"{int(res['qc_pass'].fillna(False).astype(bool).sum())} pass QC")
+failed = failure_summary(res, stage="alps", then=f" (errors in {alps_table}; the statistics exclude them and list "
+                                                  "them in tables/exclusions.csv)")
+if failed:  # on the console, each on its own line (the cell's stderr reaches it)
+    print(failed, file=sys.stderr)
 res[["participant_id", "status", "alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R",
      "alps_scanner", "reg_corr", "qc_flags"]]
+
+# %% [markdown]
+# What each column of `alps.tsv` is (its data dictionary, `alps.json`; declared in
+# `alps.pipeline.columns`, which names the function that computes each one):
+
+# %%
+pd.DataFrame([{"column": k, "units": e.get("Units", ""), "description": e["Description"]}
+              for k, e in data_dictionary(res.columns[:14]).items()])
 
 # %% [markdown]
 # ## QC images of a couple of subjects

@@ -37,18 +37,12 @@ harmonisation_csv = ""
 # %%
 import pandas as pd
 
-from alps import atomic, paths, stats
-from alps.io.tables import load_cohort
+from alps import atomic, stats
+from alps.build.series import analysis_setup
 
-pd.set_option("display.width", 200)
-pd.set_option("display.max_columns", 30)
-p = paths.resolve(profile, alps_table=alps_table, participants=participants,
-                  demographics_csv=demographics_csv, group_tests_csv=group_tests_csv,
-                  posthoc_csv=posthoc_csv, ancova_csv=ancova_csv, exclusions_csv=exclusions_csv,
-                  harmonisation_csv=harmonisation_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
-cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
-                               session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
+# the shared setup of notebooks 03-07: resolved paths, the study design, the cohort and who is excluded
+setup = analysis_setup("03_group_tests", globals())
+p, design, cohort, excluded = setup.paths, setup.design, setup.cohort, setup.excluded
 print(f"analysed: {len(cohort)} subjects "
       f"({', '.join(f'{g} {n}' for g, n in cohort['group'].value_counts().items())}); "
       f"excluded: {len(excluded)}")
@@ -67,7 +61,10 @@ excluded
 # variables are those of the study design (`design`).
 
 # %%
-table1 = stats.demographics(cohort, **design.demographics_kwargs())
+try:  # an analysis the data cannot support is skipped with a note in its table (alps.stats.sizes)
+    table1 = stats.demographics(cohort, **design.demographics_kwargs())
+except stats.InsufficientData as exc:
+    table1 = stats.skipped_table("demographics", exc)
 atomic.write_table(p["demographics_csv"], table1)
 table1
 
@@ -79,7 +76,10 @@ table1
 # differ, Kruskal-Wallis when normality fails. η² and ω² are reported for every test.
 
 # %%
-gt = stats.group_tests(cohort, nan_policy="omit", **design.group_kwargs())
+try:
+    gt = stats.group_tests(cohort, nan_policy="omit", **design.group_kwargs())
+except stats.InsufficientData as exc:
+    gt = stats.skipped_table("group tests", exc)
 atomic.write_table(p["group_tests_csv"], gt)
 gt
 
@@ -89,9 +89,12 @@ gt
 # the simultaneous 95 % CI of the mean difference (not defined for Dunn).
 
 # %%
-ph = stats.posthoc(cohort, nan_policy="omit", **design.posthoc_kwargs())
+try:
+    ph = stats.posthoc(cohort, nan_policy="omit", **design.posthoc_kwargs())
+except stats.InsufficientData as exc:
+    ph = stats.skipped_table("post hoc tests", exc)
 atomic.write_table(p["posthoc_csv"], ph)
-ph[["dv", "test", "group_a", "group_b", "mean_diff", "ci_low", "ci_high", "p_adj", "hedges_g"]]
+ph if stats.table_note(ph) else ph[["dv", "test", "group_a", "group_b", "mean_diff", "ci_low", "ci_high", "p_adj", "hedges_g"]]
 
 # %% [markdown]
 # ## ANCOVA adjusted for the design's covariates
@@ -100,7 +103,10 @@ ph[["dv", "test", "group_a", "group_b", "mean_diff", "ci_low", "ci_high", "p_adj
 # sex coded F = 0, M = 1), with the covariate-adjusted group means.
 
 # %%
-anc = stats.ancova(cohort, dv=["alps", "alps_L", "alps_R"], nan_policy="omit", **design.ancova_kwargs())
+try:
+    anc = stats.ancova(cohort, dv=["alps", "alps_L", "alps_R"], nan_policy="omit", **design.ancova_kwargs())
+except stats.InsufficientData as exc:
+    anc = stats.skipped_table("ANCOVA", exc)
 atomic.write_table(p["ancova_csv"], anc)
 anc
 
@@ -115,11 +121,14 @@ anc
 
 # %%
 if design.has_sites(cohort):
-    harm = stats.harmonise(cohort, **design.harmonise_kwargs())
-    gt_h = stats.group_tests(harm.drop(columns=["alps", "alps_L", "alps_R"])
-                             .rename(columns={"alps_harmonised": "alps", "alps_L_harmonised": "alps_L",
-                                              "alps_R_harmonised": "alps_R"}), **design.group_kwargs())
-    display(gt_h[["dv", "test", "statistic", "p"] + [f"mean_{g}" for g in design.labels]])
+    try:
+        harm = stats.harmonise(cohort, **design.harmonise_kwargs())
+        gt_h = stats.group_tests(harm.drop(columns=["alps", "alps_L", "alps_R"])
+                                 .rename(columns={"alps_harmonised": "alps", "alps_L_harmonised": "alps_L",
+                                                  "alps_R_harmonised": "alps_R"}), **design.group_kwargs())
+        display(gt_h[["dv", "test", "statistic", "p"] + [f"mean_{g}" for g in design.labels]])
+    except stats.InsufficientData as exc:
+        harm = stats.skipped_table("harmonisation", exc)
 else:
     harm = pd.DataFrame({"note": [f"single site: no '{design.site_column}' column with two or more sites, "
                                   "nothing harmonised"]})

@@ -29,21 +29,20 @@ regression_model_csv = ""
 # `contrast` coded 1 for its level, 0 for its reference, and clinical variables), adjusted for the
 # design's `covariates` (sex coded F = 0, M = 1). The model table reports the diagnostics: Shapiro-Wilk of the residuals,
 # Breusch-Pagan (HC3 robust standard errors are used when p < 0.05, stated in `robust_se`),
-# Cook's distance and variance inflation factors.
+# Cook's distance (`influential`: the patients with D > 4/n) and variance inflation factors, and
+# in `caution` why a fit is fragile (`alps.stats.sizes`: residual df < 10, fewer than 10 patients
+# per predictor, Cook's D > 1). With fewer patients than the parameters + 3 the regression is not
+# run and its tables say so.
 
 # %%
 import pandas as pd
 
-from alps import atomic, paths, stats
-from alps.io.tables import load_cohort
+from alps import atomic, stats
+from alps.build.series import analysis_setup
 
-pd.set_option("display.width", 200)
-pd.set_option("display.max_columns", 30)
-p = paths.resolve(profile, alps_table=alps_table, participants=participants,
-                  regression_csv=regression_csv, regression_model_csv=regression_model_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
-cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
-                               session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
+# the shared setup of notebooks 03-07: resolved paths, the study design, the cohort and who is excluded
+setup = analysis_setup("04_regression", globals())
+p, design, cohort, excluded = setup.paths, setup.design, setup.cohort, setup.excluded
 print(f"patients analysed: {cohort[design.group_column].isin(design.regression_groups).sum()}; "
       f"excluded before analysis: {list(excluded['participant_id'])}")
 
@@ -52,7 +51,10 @@ if design.regression is None:  # the tables say why (the report shows the note)
     print(design.skipped()["regression"])
     terms = model = pd.DataFrame({"note": [design.skipped()["regression"]]})
 else:
-    terms, model = stats.regression(cohort, nan_policy="omit", **design.regression_kwargs())
+    try:
+        terms, model = stats.regression(cohort, nan_policy="omit", **design.regression_kwargs())
+    except stats.InsufficientData as exc:  # too few patients (alps.stats.sizes): a note, not an error
+        terms = model = stats.skipped_table("regression", exc)
 atomic.write_table(p["regression_csv"], terms)
 atomic.write_table(p["regression_model_csv"], model)
 model

@@ -30,21 +30,19 @@ correlations_csv = ""
 # otherwise Spearman ρ. Partial correlations control for the family's `partial_covariates` (same
 # method; Spearman on ranks). 95 % CIs use Fisher's z; p-values are corrected within each
 # family = group × kind (bivariate / partial) by the design's `multiple_comparisons.correlations`
-# (Benjamini-Hochberg FDR by default).
+# (Benjamini-Hochberg FDR by default). A pair with too few subjects (fewer than 4 + the number of
+# covariates) is not computed and `caution` says so; a computed one with fewer than 10 residual
+# df carries a caution (`alps.stats.sizes`).
 
 # %%
 import pandas as pd
 
-from alps import atomic, paths, stats
-from alps.io.tables import load_cohort
+from alps import atomic, stats
+from alps.build.series import analysis_setup
 
-pd.set_option("display.width", 200)
-pd.set_option("display.max_columns", 30)
-p = paths.resolve(profile, alps_table=alps_table, participants=participants,
-                  correlations_csv=correlations_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
-cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
-                               session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
+# the shared setup of notebooks 03-07: resolved paths, the study design, the cohort and who is excluded
+setup = analysis_setup("05_correlation", globals())
+p, design, cohort, excluded = setup.paths, setup.design, setup.cohort, setup.excluded
 print(f"excluded before analysis: {list(excluded['participant_id'])}")
 
 # %%
@@ -52,7 +50,10 @@ if design.correlations is None:  # the table says why (the report shows the note
     print(design.skipped()["correlations"])
     corr = pd.DataFrame({"note": [design.skipped()["correlations"]]})
 else:
-    corr = stats.correlations(cohort, nan_policy="omit", **design.correlation_kwargs())
+    try:
+        corr = stats.correlations(cohort, nan_policy="omit", **design.correlation_kwargs())
+    except stats.InsufficientData as exc:  # no pair can be computed (alps.stats.sizes)
+        corr = stats.skipped_table("correlations", exc)
 atomic.write_table(p["correlations_csv"], corr)
 corr
 

@@ -39,18 +39,14 @@ truth_check_csv = ""
 # %%
 import pandas as pd
 
-from alps import atomic, paths, stats
+from alps import atomic, stats
+from alps.build.series import analysis_setup
 from alps.io import sha256
-from alps.io.tables import load_alps, load_cohort, load_participants, merge_cohort
+from alps.io.tables import load_alps, load_participants, merge_cohort
 
-pd.set_option("display.width", 200)
-pd.set_option("display.max_columns", 30)
-p = paths.resolve(profile, alps_table=alps_table, participants=participants,
-                  mediation_csv=mediation_csv, reproduction_csv=reproduction_csv,
-                  key_numbers_json=key_numbers_json, truth_check_csv=truth_check_csv)
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
-cohort, excluded = load_cohort(p["alps_table"], p["participants"], session=session or None,
-                               session_policy=session_policy, groups=design.labels, numeric=design.numeric_columns)
+# the shared setup of notebooks 03-07: resolved paths, the study design, the cohort and who is excluded
+setup = analysis_setup("06_mediation", globals())
+p, design, cohort, excluded = setup.paths, setup.design, setup.cohort, setup.excluded
 print(f"analysed in {list(design.mediation_groups)}: {cohort[design.group_column].isin(design.mediation_groups).sum()}; "
       f"excluded before analysis: {list(excluded['participant_id'])}")
 
@@ -59,8 +55,11 @@ if design.mediation is None:  # the table says why (the report shows the note)
     print(design.skipped()["mediation"])
     med = pd.DataFrame({"note": [design.skipped()["mediation"]]})
 else:
-    med = stats.mediation(cohort, n_boot=int(n_boot), seed=int(seed), nan_policy="omit",
-                          **design.mediation_kwargs())
+    try:
+        med = stats.mediation(cohort, n_boot=int(n_boot), seed=int(seed), nan_policy="omit",
+                              **design.mediation_kwargs())
+    except stats.InsufficientData as exc:  # too few subjects (alps.stats.sizes): a note, not an error
+        med = stats.skipped_table("mediation", exc)
 atomic.write_table(p["mediation_csv"], med)
 med
 
@@ -84,7 +83,8 @@ repro = stats.reproduction_table(measured, truth, published=design.published)
 atomic.write_table(p["reproduction_csv"], repro)
 # the truth table is identified by its content, not its path (same inputs give the same JSON anywhere)
 key = {"n": int(len(cohort)), "n_excluded": int(len(excluded)), "n_boot": int(n_boot),
-       "seed": int(seed), "measured": measured, "truth": truth,
+       "seed": int(seed), "measured": stats.headline_values(measured),
+       "truth": stats.headline_values(truth) if truth is not None else None,
        "truth_table_sha256": sha256(truth_table) if truth_table else None}
 atomic.write_json(p["key_numbers_json"], key, sort_keys=False, strict=True)  # NaN/inf written as null
 repro

@@ -44,25 +44,19 @@ rotation_sweep_csv = ""
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from alps import figures, paths, stats
+from alps import figures, stats
+from alps.build.series import analysis_setup
 from alps.figures import style as plotting
-from alps.io.tables import load_alps, load_cohort
+from alps.io.tables import load_alps
 
-p = paths.resolve(profile, tables_dir=tables_dir, figures_dir=figures_dir,
-                  derivatives_dir=derivatives_dir, data_dir=data_dir)
-tab, fig_dir = p["tables_dir"], p["figures_dir"]
-design = stats.StudyDesign.from_mapping(design, source=f"config/{profile}.yaml [design]")
+# the shared setup of notebooks 03-07: resolved paths (an empty input is the file of that name in
+# tables_dir or data_dir), the study design, the cohort and who is excluded
+setup = analysis_setup("07_figures", globals())
+p, design, cohort, excluded = setup.paths, setup.design, setup.cohort, setup.excluded
+fig_dir = p["figures_dir"]
 labels = figures.design_var_labels(design)
-t = paths.resolve_in(tab, alps_table=alps_table, posthoc_csv=posthoc_csv, regression_csv=regression_csv,
-                     correlations_csv=correlations_csv, mediation_csv=mediation_csv, harmonisation_csv=harmonisation_csv,
-                     rotation_sweep_csv=rotation_sweep_csv)
-t.update(paths.resolve_in(p["data_dir"], participants=participants))
-t.update(paths.resolve_in(p["data_dir"] / "derivatives" / "simulation", truth_table=truth_table))
 plotting.apply_style()
-alps_tab = load_alps(t["alps_table"], session=session or None, session_policy=session_policy)
-cohort, excluded = load_cohort(t["alps_table"], t["participants"], session=session or None,
-                               session_policy=session_policy, groups=design.labels,
-                               numeric=design.numeric_columns)
+alps_tab = load_alps(p["alps_table"], session=session or None, session_policy=session_policy)
 # brain panels need the pipeline's derivatives; a table-only run (no imaging) says so instead
 has_derivatives = p["derivatives_dir"].is_dir() and any(p["derivatives_dir"].glob("sub-*"))
 
@@ -105,7 +99,8 @@ else:
 # `posthoc.csv` (adjusted p: \* < 0.05, \*\* < 0.01, \*\*\* < 0.001, ns otherwise).
 
 # %%
-posthoc = pd.read_csv(t["posthoc_csv"])
+posthoc = pd.read_csv(p["posthoc_csv"])
+posthoc = None if stats.table_note(posthoc) else posthoc  # post hoc tests skipped: no marks
 fig, axes = plt.subplots(1, 3, figsize=(plotting.PAGE_WIDTH, 2.8), sharey=True)
 for ax, dv, letter in zip(axes, ["alps", "alps_L", "alps_R"], "ABC"):
     figures.group_plot(cohort, dv=dv, posthoc=posthoc, groups=design.display_order, ax=ax)
@@ -121,9 +116,9 @@ plotting.save_figure(fig, fig_dir / "fig2_groups")
 # added-variable plots for headache duration and attack frequency.
 
 # %%
-terms = pd.read_csv(t["regression_csv"])
-if design.regression is None:
-    note_figure("fig3_regression", design.skipped()["regression"])
+terms = pd.read_csv(p["regression_csv"])
+if stats.table_note(terms):  # not declared by the design, or too few patients (notebook 04)
+    note_figure("fig3_regression", stats.table_note(terms))
 else:
     regressors = terms.loc[terms["term"] != "Intercept"]
     # the very rows and coding the regression used (notebook 04: missing values omitted)
@@ -148,10 +143,12 @@ else:
 # with its OLS line and 95 % confidence band; r (or ρ) and p are those of `correlations.csv`.
 
 # %%
-corr = pd.read_csv(t["correlations_csv"])
+corr = pd.read_csv(p["correlations_csv"])
 pairs = design.correlations.headline if design.correlations is not None else ()
-if not pairs:
-    note_figure("fig4_correlations", design.skipped().get("correlations", "no headline correlations declared"))
+if stats.table_note(corr):  # not declared by the design, or too few subjects (notebook 05)
+    note_figure("fig4_correlations", stats.table_note(corr))
+elif not pairs:
+    note_figure("fig4_correlations", "no headline correlations declared")
 else:
     fig, axes = plt.subplots(1, len(pairs), figsize=(plotting.PAGE_WIDTH * 0.35 * len(pairs), 2.6), squeeze=False)
     for ax, (g, y), letter in zip(axes[0], pairs, "ABCDEF"):
@@ -169,9 +166,9 @@ else:
 # `mediation.csv`.
 
 # %%
-med = pd.read_csv(t["mediation_csv"])
-if design.mediation is None:
-    note_figure("fig5_mediation", design.skipped()["mediation"])
+med = pd.read_csv(p["mediation_csv"])
+if stats.table_note(med):  # not declared by the design, or too few subjects (notebook 06)
+    note_figure("fig5_mediation", stats.table_note(med))
 else:
     md = design.mediation
     ax = figures.mediation_diagram(med, labels=tuple(design.variable(v).label[:1].upper() + design.variable(v).label[1:]
@@ -198,7 +195,7 @@ else:
 # (no ground truth) this figure states that instead.
 
 # %%
-truth_path = t["truth_table"]
+truth_path = p["truth_table"]
 fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.75, 3.0))
 if truth_path is not None and truth_path.is_file():
     truth = pd.read_csv(truth_path, sep="\t")[["participant_id", "alps"]].rename(columns={"alps": "alps_truth"})
@@ -223,8 +220,8 @@ plotting.save_figure(fig, fig_dir / "figS2_measured_vs_truth")
 # the template-axis index (default) against the classic scanner-axis index.
 
 # %%
-if t["rotation_sweep_csv"] is not None and t["rotation_sweep_csv"].is_file():
-    sweep = pd.read_csv(t["rotation_sweep_csv"])
+if p["rotation_sweep_csv"] is not None and p["rotation_sweep_csv"].is_file():
+    sweep = pd.read_csv(p["rotation_sweep_csv"])
     fig, axes = plt.subplots(1, 2, figsize=(plotting.PAGE_WIDTH * 0.8, 2.7), sharey=True)
     figures.rotation_plot(sweep, index="alps", ax=axes[0], title="Template axes (default)")
     figures.rotation_plot(sweep, index="alps_scanner", ax=axes[1], title="Scanner axes (classic)")
@@ -243,7 +240,7 @@ else:
 # group. A single-site cohort states that instead.
 
 # %%
-harm = pd.read_csv(t["harmonisation_csv"])
+harm = pd.read_csv(p["harmonisation_csv"])
 if "alps_harmonised" in harm.columns:
     axes = figures.site_plot(harm, site_col=design.site_column, groups=design.display_order)
     for ax, letter in zip(axes, "AB"):

@@ -190,6 +190,28 @@ def test_json_writer_writes_null_for_non_finite_values(tmp_path):
     assert "NaN" not in p.read_text() and "Infinity" not in p.read_text()
 
 
+def test_the_writer_never_changes_the_process_umask(tmp_path, monkeypatch):
+    """atomic._umask set the process umask to 0 and back around every write, which races with
+    other threads creating files (they got mode 0o666). The kernel now applies the umask when the
+    temporary file is created; files still get 0o666 & ~umask."""
+    import os
+    import stat
+
+    mask = os.umask(0o027)
+    try:
+        def no_umask(*_):
+            raise AssertionError("os.umask called")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        for p in (atomic.write_text(tmp_path / "a.txt", "x"),
+                  atomic.write_with(tmp_path / "b.bin", lambda t: open(t, "wb").write(b"y"))):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o640, oct(p.stat().st_mode)
+        monkeypatch.undo()
+    finally:
+        os.umask(mask)
+    assert not list(tmp_path.glob(".*"))
+
+
 def test_one_bvec_writer_without_negative_zeros(tmp_path):
     from alps.io.gradients import write_bvals_bvecs
 
@@ -357,3 +379,38 @@ def test_makefile_source_groups_cover_every_module():
     missing = sorted(p.relative_to(ROOT).as_posix() for p in PKG.rglob("*.py")
                      if p.relative_to(ROOT).as_posix() not in covered)
     assert not missing, missing
+
+
+def test_the_statistics_libraries_are_called_in_one_module():
+    """stats/_libs.py said it was the one place the libraries are called while groups.py called
+    pg.welch_anova, regression.py statsmodels, reliability.py pg.intraclass_corr, effects.py
+    multipletests and harmonise.py neuroCombat."""
+    libs = ("pingouin", "statsmodels", "scikit_posthocs", "neuroCombat")
+    callers = sorted({f.relative_to(ROOT).as_posix() for f in PKG.rglob("*.py") for node in ast.walk(ast.parse(f.read_text()))
+                      if isinstance(node, (ast.Import, ast.ImportFrom))
+                      and any((getattr(node, "module", None) or "").split(".")[0] == lib
+                              or any(a.name.split(".")[0] == lib for a in node.names) for lib in libs)})
+    assert callers == ["alps/stats/_libs.py"], callers
+
+
+def test_itk_threads_are_set_in_one_place_once(tmp_path, monkeypatch):
+    """ITK's thread count was set in three places, two of them on every scan and cohort run
+    (changing the environment while other threads run is a race). Now alps.imaging.ants.ants_module
+    sets it, once, before antspyx is first imported."""
+    from types import SimpleNamespace
+
+    from alps.imaging.ants import ants_module
+    from alps.pipeline import process_subject
+
+    setters = sorted(f.relative_to(ROOT).as_posix() for f in PKG.rglob("*.py")
+                     if re.search(r"environ\[[\"']ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", f.read_text()))
+    assert setters == ["alps/imaging/ants.py"], setters
+    ants_module()
+    monkeypatch.setenv("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "7")
+    ants_module()
+    item = SimpleNamespace(participant_id="sub-x", session_id=None, entities=(), error="no such scan", key="sub-x",
+                           dwi=tmp_path / "x.nii.gz", bval=tmp_path / "x.bval", bvec=tmp_path / "x.bvec")
+    assert process_subject(item, tmp_path / "out")["status"] == "failed"
+    import os
+
+    assert os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "7"  # left alone after the import

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alps import paths
+from alps import paths, stats
 from alps.build import report
 from alps.build.nbrun import run_notebook
 from alps.config import ParameterError
@@ -160,7 +160,33 @@ def test_report_formats_numbers_and_names_quantities_in_words():
     assert report.fmt_number(0.00049, p_value=True) == "< 0.001" and report.fmt_number(0.0123456) == "0.0123"
     assert report.fmt_number(1.2974701645710394) == "1.3" and report.fmt_number(40.0) == "40"
     assert report.fmt_number(float("nan")) == "—" and report.fmt_number("MO > HC > VM") == "MO > HC > VM"
-    assert report.quantity_label("reg_b_duration", study) == "regression coefficient of headache duration (years)"
-    assert report.quantity_label("r_vm_dhi", study).endswith(", Vestibular migraine")
-    assert report.quantity_label("n_HC", study) == "number of subjects, Healthy controls"
-    assert report.quantity_label("reg_b_subtype", study) == "regression coefficient of VM vs MO (subtype)"
+    q = {h.key: h for h in stats.headline_quantities(study)}
+    assert report.quantity_label(q["reg_b_duration"], study) == "regression coefficient of headache duration (years)"
+    assert report.quantity_label(q["r_vm_dhi"], study) == ("correlation of ALPS with dizziness handicap (DHI) "
+                                                          "(0-100), Vestibular migraine")
+    assert report.quantity_label(q["n_HC"], study) == "number of subjects, Healthy controls"
+    assert report.quantity_label(q["reg_b_subtype"], study) == "regression coefficient of VM vs MO (subtype)"
+    assert report.quantity_label(q["r_vm_dhi_method"], study).startswith("method of the correlation of ALPS with")
+
+
+def _design_with_groups(labels, headline_group):
+    return StudyDesign.from_mapping({
+        "groups": [{"label": g, "name": f"group {g}"} for g in labels], "reference": labels[-1],
+        "clinical": [{"name": "dhi", "label": "dizziness handicap", "unit": "0-100"}],
+        "correlations": {"groups": list(labels[:2]), "variables": ["dhi"], "partial_covariates": [],
+                         "headline": [[g, "dhi"] for g in headline_group]}})
+
+
+def test_headline_quantities_keep_group_labels_with_underscores_and_case(tmp_path):
+    """Headline keys were parsed back with split("_", 1) by the report: a group label with an
+    underscore lost its words, and two labels differing only in case shared one key (one value
+    overwrote the other). Records keep group and variable; keys are only names."""
+    design = _design_with_groups(["AD_early", "AD_late", "HC"], ["AD_early"])
+    tab = tmp_path / "tables"
+    tab.mkdir()
+    pd.DataFrame({"quantity": ["r_ad_early_dhi"], "paper": [""], "truth": [""], "measured": [-0.5]}).to_csv(
+        tab / "reproduction.csv", index=False)
+    assert "correlation of ALPS with dizziness handicap (0-100), group AD_early" in report.headline_html(tmp_path, design)
+    cased = _design_with_groups(["mo", "MO", "HC"], ["mo", "MO"])
+    keys = [q.key for q in stats.headline_quantities(cased) if q.statistic == "r"]
+    assert keys == ["r_mo_dhi", "r_MO_dhi"]

@@ -166,8 +166,10 @@ def test_fibre_coherence_basic(phantom):
 def test_identity_wins_on_phantom(phantom, method):
     data, bvals, bvecs, brain, _ = phantom
     table = G.check_gradients(data, bvals, bvecs, brain, voxel_sizes=VOXEL, method=method)
-    assert list(table.columns[:3]) == ["candidate", "coherence", "relative"]
-    assert len(table) == 24 and table.coherence.is_monotonic_decreasing
+    # the score column is named after the method that scored (issue 22: it said "coherence" for both)
+    score = {"streamline": "streamline_length_mm", "coherence": "coherence"}[method]
+    assert list(table.columns[:3]) == ["candidate", score, "relative"]
+    assert len(table) == 24 and table[score].is_monotonic_decreasing
     assert table.attrs["best"] == G.IDENTITY and table.attrs["identity_is_best"]
     assert table.attrs["margin"] > G.FLAG_MARGIN[method]
     assert not table.attrs["flag"]
@@ -220,7 +222,7 @@ def test_detects_and_corrects_corruptions(phantom, tmp_path, positive):
         # the voxel-axis label with the affine gives the same correction
         fixed_vox = G.correct_bvecs(bad, res["best_voxel"], affine=affine)
         assert _same_up_to_sign(fixed_vox, stored)
-        assert set(res["table"].columns) >= {"candidate", "candidate_fsl", "coherence", "relative"}
+        assert set(res["table"].columns) >= {"candidate", "candidate_fsl", "streamline_length_mm", "relative"}
 
 
 def test_check_dwi_files_default_mask_and_errors(phantom, tmp_path):

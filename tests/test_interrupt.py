@@ -68,8 +68,8 @@ def killed_and_resumed(tmp_path_factory):
     stale = [out / "sub-b" / "dwi" / ".sub-b_desc-FA_dwimap.nii.gz.k1ll3d_x.nii.gz",
              out / "sub-b" / "dwi" / ".sub-b_from-dwi_to-MNI152NLin2009aSym_mode-image_xfm.mat.k1ll3d_y.mat",
              out / ".alps.tsv.abcd_123.tmp"]
-    # ... and the scratch directory of an ANTs registration killed midway
-    stale.append(out / "sub-b" / "dwi" / ".alps-scratch-ants-k1ll3d" / "x_0GenericAffine.mat")
+    # ... and the scratch directory of an ANTs registration killed midway (named after its scan)
+    stale.append(out / "sub-b" / "dwi" / ".alps-scratch-sub-b.ants-k1ll3d" / "x_0GenericAffine.mat")
     for f in stale:
         f.parent.mkdir(parents=True, exist_ok=True)
         f.write_bytes(b"\x1f\x8b half written")
@@ -128,7 +128,7 @@ def test_stale_temporaries_cleaned(killed_and_resumed):
     for f in s["stale"]:
         assert not f.exists(), f
         assert f.parent.is_dir() or f.parent.name.startswith(".alps-scratch-"), f.parent
-    assert not (s["out"] / "sub-b" / "dwi" / ".alps-scratch-ants-k1ll3d").exists()
+    assert not (s["out"] / "sub-b" / "dwi" / ".alps-scratch-sub-b.ants-k1ll3d").exists()
     assert _hidden(s["out"]) == []
 
 

@@ -92,6 +92,57 @@ def test_relative_paths_progress_and_warnings_on_the_console(tmp_path, monkeypat
     assert sorted(p.name for p in work.iterdir()) == ["nb", "sub"]
 
 
+def console_lines(text: str) -> list[str]:
+    """What a terminal shows for ``text``: ``\\r`` returns to the line's start and overwrites it."""
+    lines, line, col = [], [], 0
+    for ch in text:
+        if ch == "\n":
+            lines.append("".join(line).rstrip())
+            line, col = [], 0
+        elif ch == "\r":
+            col = 0
+        else:
+            line[col:col + 1] = [ch]
+            col += 1
+    return lines + ["".join(line).rstrip()]
+
+
+STATUS = '''# %% tags=["parameters"]
+profile = "default"
+
+# %%
+import sys, time
+from alps.progress import progress_bar
+time.sleep(0.2)
+
+# %%
+for _ in progress_bar(range(3), desc="subjects"):
+    time.sleep(0.05)
+print("preprocess: 7 of 13 scans failed (status and error per scan: preprocess.tsv)", file=sys.stderr)
+print("  sub-01: no b=0 volume", file=sys.stderr)
+
+# %%
+import warnings
+warnings.warn("merge_cohort: 7 subject(s) excluded")
+'''
+
+
+def test_kernel_messages_get_lines_of_their_own(tmp_path, capsys):
+    """Issue 22: the cells' messages on the console (a failure summary, the exclusion warning) each
+    start a line of their own, not glued to the per-cell progress bar or the kernel's own bar; the
+    bars' final states stay readable."""
+    src = tmp_path / "status.py"
+    src.write_text(STATUS)
+    run_notebook("status", tmp_path / "status.ipynb", source=src)
+    shown = console_lines(capsys.readouterr().err)
+    assert "preprocess: 7 of 13 scans failed (status and error per scan: preprocess.tsv)" in shown, shown
+    assert "  sub-01: no b=0 volume" in shown, shown
+    assert any(line.endswith("UserWarning: merge_cohort: 7 subject(s) excluded") and "%|" not in line
+               for line in shown), shown
+    assert any(line.startswith("subjects: 100%") for line in shown), shown
+    assert any(line.startswith("status: 100%") for line in shown), shown
+
+
 def test_given_and_default_paths_are_not_mixed(tmp_path):
     """Giving one path of a notebook and leaving its outputs empty would write them into the
     default build's results: refused, naming the missing ones, before anything runs."""

@@ -123,3 +123,34 @@ def test_spread_consistency_analytic():
 def test_spread_consistency_rejects_bad_input(bad, match):
     with pytest.raises(ValueError, match=match):
         noise.spread_consistency(*bad)
+
+
+def _multishell_rois(model, n_vox):
+    """A (4·n_vox, 1, 1) grid of the four ROIs with the multi-shell phantom's planted signal: kurtosis
+    0.6 (dki) or free water 0.15 (fwdti), shells where the model holds, one-hot ROI weights."""
+    from alps.validation.multishell import _scheme, phantom_signal, roi_tensors
+
+    bvals, g = _scheme((1000, 2000) if model == "dki" else (500, 1000), 20, 3, 0)
+    D = roi_tensors(1.5)
+    kw = {"kurtosis": 0.6} if model == "dki" else {"free_water": 0.15}
+    clean = np.concatenate([np.tile(phantom_signal(D[n], bvals, g, **kw), (n_vox, 1)) for n in ROI_NAMES])
+    weights = {n: np.zeros((4 * n_vox, 1, 1)) for n in ROI_NAMES}
+    for i, n in enumerate(ROI_NAMES):
+        weights[n][i * n_vox:(i + 1) * n_vox] = 1.0
+    return bvals, g, clean, weights
+
+
+def test_the_estimators_refit_with_the_pipeline_s_fits():
+    """The replicates are refitted by the very functions of stage 1."""
+    from alps.imaging import estimators, shells
+    from alps.io.gradients import voxel_to_fsl
+
+    bvals, g, clean, _ = _multishell_rois("dki", 2)
+    aff = np.diag([-2.0, 2.0, 2.0, 1.0])  # an x flip: the FSL convention's case
+    data = clean[:, None, None, :]
+    mask = np.ones(data.shape[:3], bool)
+    q, _ = shells.fit_model_tensor(data, bvals, voxel_to_fsl(g, aff), aff, mask, model="dki")
+    assert np.array_equal(estimators.fit_tensors(clean, bvals, g, model="dki"), q)
+    ref = dti.fit_tensor(data, bvals, voxel_to_fsl(g, aff), aff, mask, method="OLS").tensor[mask]
+    assert np.array_equal(estimators.fit_tensors(clean, bvals, g, model="dti", fit_method="OLS"), ref)
+    assert np.array_equal(estimators.fit_tensors(clean, bvals, g), dti.wls_fit(clean, bvals, g))

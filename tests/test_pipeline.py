@@ -65,6 +65,13 @@ def test_cohort_table(cohort):
     assert len(on_disk) == 4
     assert (cohort["out"] / "qc.tsv").is_file() and (cohort["out"] / "preprocess.tsv").is_file()
     assert {"alps_se", "se_high"} <= set(pd.read_csv(cohort["out"] / "qc.tsv", sep="\t").columns)
+    # every column of every table is described in the BIDS data dictionary beside it
+    for name in P.COHORT_TABLES:
+        table = pd.read_csv(cohort["out"] / name, sep="\t")
+        dictionary = json.loads((cohort["out"] / name.replace(".tsv", ".json")).read_text())
+        assert list(dictionary) == list(table.columns), name
+        assert all(e["Description"] and not e["Description"].startswith("Not described")
+                   for e in dictionary.values()), name
     desc = json.loads((cohort["out"] / "dataset_description.json").read_text())
     assert desc["DatasetType"] == "derivative"
 

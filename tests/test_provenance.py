@@ -197,7 +197,7 @@ def test_moved_dataset_is_reused(runs, tmp_path, monkeypatch):
     shutil.copytree(runs["bids"], bids)
     monkeypatch.setattr(aio, "load_dwi", _sentinel)
     rec = P.preprocess_subject(_item(bids), out)
-    assert rec["reused"]
+    assert rec.reused
     row = P.process_subject(_item(bids), out, qc_png=False)
     assert row["status"] == "ok" and row["preprocess_reused"] and row["measure_reused"]
 

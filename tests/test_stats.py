@@ -414,6 +414,19 @@ def test_bh_fdr_by_hand_and_families(truth_df):
             "kind"} <= set(res.columns)
 
 
+def test_adjusted_p_values_are_named_for_the_correction(truth_df):
+    """A Holm or Bonferroni correction was written into a column named p_fdr."""
+    from alps.stats.effects import adjust_p
+
+    for method, col in (("holm", "p_holm"), ("bonferroni", "p_bonferroni"), ("fdr_bh", "p_fdr")):
+        res = st.correlations(truth_df, **{**COR, "p_adjust": method})
+        assert col in res.columns and not ({"p_fdr", "p_holm", "p_bonferroni"} - {col}) & set(res.columns), method
+        for _, sub in res.groupby(["group", "kind"]):
+            assert sub[col].to_numpy() == pytest.approx(adjust_p(sub.p.to_numpy(), method))
+    with pytest.raises(st.StatsInputError, match="p_adjust must be one of"):
+        st.correlations(truth_df, **{**COR, "p_adjust": "fdr"})
+
+
 def test_correlation_method_rule():
     rng = np.random.default_rng(2)
     n = 40
@@ -598,7 +611,12 @@ def test_nan_omit_reports_exclusions(truth_df):
 # ------------------------------------------------------------------------------- headline
 
 def test_headline_and_reproduction_table(truth_df):
-    h = st.headline_numbers(truth_df, STUDY, n_boot=1000, seed=1)
+    records = st.headline_numbers(truth_df, STUDY, n_boot=1000, seed=1)
+    assert [(q.statistic, q.group, q.variable, q.key) for q in records] == \
+        [(q.statistic, q.group, q.variable, q.key) for q in st.headline_quantities(STUDY)]
+    h = st.headline_values(records)
+    by = {(q.statistic, q.group, q.variable): q.value for q in records}
+    assert by[("r", "VM", "dhi")] == h["r_vm_dhi"] and by[("reg_b", None, "duration_years")] == h["reg_b_duration"]
     for k in ("mean_alps_MO", "mean_alps_HC", "mean_alps_VM", "omnibus_p", "reg_b_subtype",
               "reg_p_subtype", "reg_b_duration", "reg_p_duration", "reg_b_frequency",
               "reg_p_frequency", "r_vm_duration", "r_vm_dhi", "proportion_mediated"):
@@ -606,10 +624,10 @@ def test_headline_and_reproduction_table(truth_df):
     assert h["alps_order"] == "MO > HC > VM"  # planted gradient
     assert h["reg_b_subtype"] == pytest.approx(
         st.regression(truth_df, **REG).terms.set_index("term").loc["subtype", "b"])
-    tab = st.reproduction_table(h, None, published=STUDY.published)
+    tab = st.reproduction_table(records, None, published=STUDY.published)
     assert list(tab.columns) == ["quantity", "paper", "truth", "measured"]
     assert tab.quantity.tolist()[:len(STUDY.published)] == list(STUDY.published)
     assert tab.set_index("quantity").loc["r_vm_dhi", "paper"] == -0.564
     assert tab.truth.isna().all()
-    tab2 = st.reproduction_table(h, h, published=STUDY.published)
+    tab2 = st.reproduction_table(records, records, published=STUDY.published)
     assert tab2.set_index("quantity").loc["reg_b_duration", "truth"] == h["reg_b_duration"]

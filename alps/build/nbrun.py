@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -72,13 +73,63 @@ def check_paths_complete(declared, given, source) -> None:
                          "the whole series with 'alps paper --bids DIR --out DIR'")
 
 
-def _kernel_manager_class(ip_prefix: str):
-    """A kernel manager whose kernel listens on IPC sockets under ``ip_prefix`` (not TCP)."""
+class ConsoleLines:
+    """The kernel's standard error on the console beside papermill's per-cell progress bar.
+
+    A whole line of the kernel (a warning, "7 of 13 scans failed") is printed on a line of its
+    own: the cell bar is cleared before it and redrawn after it (``tqdm.external_write_mode``). A
+    line the kernel redraws in place (its own progress bar: ``\\r`` updates, no newline) takes the
+    bar's line until the kernel ends it. Written straight to the console, a warning was appended
+    to whatever progress line the console was on.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.partial = ""  # the kernel's unfinished line
+        self.shown = 0  # length of the part of it on the console
+
+    def _erase(self):
+        if self.shown:
+            self.stream.write("\r" + " " * self.shown + "\r")
+            self.shown = 0
+
+    def write(self, text: str) -> int:
+        from tqdm.auto import tqdm
+
+        *lines, self.partial = (self.partial + text).split("\n")
+        with tqdm.get_lock():
+            if lines:
+                with tqdm.external_write_mode(file=self.stream, nolock=True):  # bars cleared, then redrawn
+                    self._erase()
+                    for line in lines:
+                        self.stream.write(line.rsplit("\r", 1)[-1] + "\n")
+            current = self.partial.rsplit("\r", 1)[-1]
+            if current:
+                if not self.shown:  # the kernel's progress line replaces the cell bar's
+                    for inst in list(getattr(tqdm, "_instances", [])):
+                        if getattr(inst, "fp", None) == self.stream:
+                            inst.clear(nolock=True)
+                self.stream.write("\r" + current.ljust(self.shown))
+                self.shown = len(current)
+        self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _kernel_manager_class(ip_prefix: str, stderr):
+    """A kernel manager whose kernel listens on IPC sockets under ``ip_prefix`` (not TCP) and
+    writes its own standard error (the kernel's messages, not the cells': those reach the
+    notebook) to the open file ``stderr``."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kw):
             super().__init__(transport="ipc", ip=ip_prefix, **kw)
+
+        async def start_kernel(self, **kw):  # kw: Popen's keyword arguments among others
+            return await super().start_kernel(**{"stderr": stderr, **kw})
 
     return IPCKernelManager
 
@@ -93,25 +144,11 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
     import papermill as pm
 
     parameters = absolute_paths(parameters)
-
+    profile = paths.profile_ref(profile)  # a file: its absolute path (the kernel runs elsewhere)
     source = Path(source) if source else paths.notebook_source(name)
     output = Path(output).resolve()
     nb = jupytext.read(source)
-    declared = declared_parameters(nb)
-    configured = config.notebook_parameters(profile, name)
-    for section in ("pipeline", "design"):  # 01/02 run the pipeline, 03-07 read the design
-        if section not in declared:
-            configured.pop(section, None)
-    for what, given in ((f"{paths.config_file(profile)} [notebooks.{name}]", configured),
-                        ("-p", parameters or {})):
-        unknown = sorted(set(given) - declared)
-        if unknown:
-            raise ValueError(f"{source}: no parameter(s) {unknown} (from {what}) in its parameters cell "
-                             f"(declared: {sorted(declared)})")
-    check_paths_complete(declared, parameters or {}, source)
-    params = {**configured, **(parameters or {})}
-    if "profile" in declared:
-        params["profile"] = profile
+    params = notebook_parameters(nb, name, profile=profile, parameters=parameters, source=source)
 
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     failed = output.with_name(output.stem + ".failed.ipynb")
@@ -122,16 +159,28 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
         with tempfile.TemporaryDirectory(prefix="alps-nb-") as tmp:
             src_nb = Path(tmp) / f"{name}.ipynb"
             jupytext.write(nb, src_nb)
-            try:
-                pm.execute_notebook(str(src_nb), tmp_out, parameters=params, kernel_name="python3",
-                                    cwd=str(cwd or paths.REPO_ROOT), log_output=log_output,
-                                    progress_bar={"desc": name, "leave": True} if progress else False,
-                                    stderr_file=sys.stderr if progress else None,
-                                    kernel_manager_class=_kernel_manager_class(str(Path(tmp) / "kernel")))
-            except Exception:
-                if Path(tmp_out).exists():
-                    shutil.copyfile(tmp_out, failed)
-                raise
+            kernel_log = Path(tmp) / "kernel-stderr.log"
+            with open(kernel_log, "w+") as kernel_err:
+                try:
+                    pm.execute_notebook(str(src_nb), tmp_out, parameters=params, kernel_name="python3",
+                                        cwd=str(cwd or paths.REPO_ROOT), log_output=log_output,
+                                        progress_bar={"desc": name, "leave": True} if progress else False,
+                                        stderr_file=ConsoleLines(sys.stderr) if progress else None,
+                                        kernel_manager_class=_kernel_manager_class(str(Path(tmp) / "kernel"),
+                                                                                   kernel_err))
+                except KeyboardInterrupt:
+                    # Ctrl-C: the cell's task, cut short, would be reported at exit (asyncio) and the
+                    # kernel's own log holds the traceback of its interruption; neither is shown
+                    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+                    raise
+                except Exception as exc:
+                    _show(kernel_err)
+                    if Path(tmp_out).exists():
+                        shutil.copyfile(tmp_out, failed)
+                    if getattr(exc, "ename", None) == "KeyboardInterrupt":  # Ctrl-C reached the kernel first
+                        raise KeyboardInterrupt from None
+                    raise
+                _show(kernel_err)
 
     try:
         atomic.write_with(output, execute)
@@ -143,6 +192,38 @@ def run_notebook(name: str, output, *, profile: str = "default", parameters=None
     if failed.exists():
         failed.unlink()
     return output
+
+
+def notebook_parameters(nb, name: str, *, profile: str = "default", parameters=None, source=None) -> dict:
+    """The parameters a run of notebook ``nb`` (named ``name``) gets: the profile's
+    (:func:`alps.config.notebook_parameters`) overlaid by ``parameters``, and ``profile`` itself.
+    Raises :class:`ValueError` for a name (from the profile or given) that the notebook's
+    parameters cell does not declare, and for given paths that leave others to the defaults
+    (:func:`check_paths_complete`) — before anything runs."""
+    declared = declared_parameters(nb)
+    configured = config.notebook_parameters(profile, name)
+    for section in ("pipeline", "design"):  # 01/02 run the pipeline, 03-07 read the design
+        if section not in declared:
+            configured.pop(section, None)
+    for what, given in ((f"{paths.config_file(profile)} [notebooks.{name}]", configured),
+                        ("-p", parameters or {})):
+        unknown = sorted(set(given) - declared)
+        if unknown:
+            raise ValueError(f"{source or name}: no parameter(s) {unknown} (from {what}) in its parameters cell "
+                             f"(declared: {sorted(declared)})")
+    check_paths_complete(declared, parameters or {}, source or name)
+    params = {**configured, **(parameters or {})}
+    if "profile" in declared:
+        params["profile"] = profile
+    return params
+
+
+def _show(kernel_err) -> None:
+    """Copy what the kernel wrote on its own standard error (rarely anything) to the console."""
+    kernel_err.seek(0)
+    text = kernel_err.read()
+    if text.strip():
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
 
 
 def declared_parameters(nb) -> set[str]:
@@ -161,7 +242,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help="notebook name, e.g. 03_group_tests")
     parser.add_argument("output", help="executed notebook to write (.ipynb)")
-    parser.add_argument("--profile", default="default", help="config profile (config/<profile>.yaml)")
+    parser.add_argument("--profile", default="default",
+                        help="config profile: a name in config/ (config/<name>.yaml) or the path of a YAML file")
     parser.add_argument("-p", nargs=2, action="append", metavar=("KEY", "VALUE"), default=[],
                         help="parameter override; VALUE parsed as YAML")
     parser.add_argument("--log-output", action="store_true", help="stream cell output")
@@ -170,6 +252,10 @@ def main(argv=None) -> int:
     try:
         run_notebook(args.name, args.output, profile=args.profile, parameters=params,
                      log_output=args.log_output)
+    except KeyboardInterrupt:  # Ctrl-C during make: one line, not the traceback
+        print(f"\nalps.build.nbrun: notebook {args.name} interrupted; run the same command (make) again to resume "
+              "(finished scans and notebooks are reused)", file=sys.stderr, flush=True)
+        return 130
     except Exception as exc:  # papermill's error already carries the failing cell
         print(f"alps.build.nbrun: notebook {args.name} failed: {exc}", file=sys.stderr)
         return 1

@@ -42,13 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: what an interrupted command prints (one line; exit status 130, as a shell gives SIGINT)
+INTERRUPTED = "interrupted; run the same command again to resume (finished scans and notebooks are reused)"
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    return int(importlib.import_module(args._module).cli(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).cli(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not the traceback of wherever it landed
+        print(f"\nalps {args.command}: {INTERRUPTED}", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":

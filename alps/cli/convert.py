@@ -6,7 +6,8 @@ import argparse
 from ..io.dicom import convert
 from ..io.errors import InputError
 
-HELP = "Convert the diffusion series of a DICOM folder into a BIDS dataset (dcm2niix; no identifying fields)."
+HELP = ("Convert the diffusion series of a DICOM folder into a BIDS dataset (dcm2niix; dir- from the phase "
+        "encoding; no identifying fields); says what every other series was and why it was skipped.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,11 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cli(args) -> int:
     try:
-        files = convert(args.dicom_dir, args.bids_dir, subject=args.subject, session=args.session)
+        files = convert(args.dicom_dir, args.bids_dir, subject=args.subject, session=args.session,
+                        log=lambda line: print(f"alps convert: {line}"))
     except InputError as exc:
         print(f"alps convert: {exc}")
         return 2
-    for f in files:
-        print(f"alps convert: wrote {f}")
+    print(f"alps convert: wrote {len(files)} diffusion series")
     print(f"alps convert: next: alps validate {args.bids_dir} && alps run {args.bids_dir} OUT_DIR")
     return 0

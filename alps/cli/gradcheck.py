@@ -22,7 +22,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--write-corrected", metavar="BVEC_OUT",
                         help="write the b-vectors corrected by the best candidate (FSL convention; "
                         "default: not written)")
-    parser.add_argument("--table", metavar="CSV", help="write the per-candidate score table "
+    parser.add_argument("--table", metavar="CSV", help="write the per-candidate score table; its score column is "
+                        "named after the method: streamline_length_mm (mean streamline length, mm) or coherence "
                         "(default: not written)")
 
 

@@ -19,8 +19,9 @@ def add_arguments(parser) -> None:
                         help="participants table: participant_id, group (the labels of the profile's design; MO/VM/HC "
                         "by default), age, sex (F/M) and the design's clinical columns (default: DIR/participants.tsv)")
     parser.add_argument("--profile", default="default",
-                        help="configuration profile giving the pipeline's and notebooks' parameters "
-                        "(config/<name>.yaml; default: default)")
+                        help="configuration profile giving the pipeline's, the design's and the notebooks' "
+                        "parameters: a name in config/ (config/<name>.yaml) or the path of a YAML file, "
+                        "e.g. ./my_study.yaml; checked before anything runs (default: default)")
     parser.add_argument("--session", default=None, metavar="SES",
                         help="session to analyse in a multi-session dataset, e.g. ses-01 (default: none; "
                         "required when a participant has several)")
@@ -38,13 +39,18 @@ def add_arguments(parser) -> None:
 
 
 def cli(args) -> int:
-    from ..build.series import run_series
+    from ..build.series import SeriesFailed, run_series
 
     params = {k: yaml.safe_load(v) for k, v in args.p}
     try:
         report = run_series(args.bids, args.out, profile=args.profile, participants=args.participants,
                             truth_table=args.truth, session=args.session, session_policy=args.session_policy,
                             rotation_sweep=args.rotation_sweep, parameters=params)
+    except SeriesFailed as exc:  # the report is written all the same, with the failures at its top
+        for name, why in exc.failed.items():
+            print(f"alps paper: {name} {why}")
+        print(f"alps paper: done with failures (exit 1): open {exc.report}")
+        return 1
     except (FileNotFoundError, ValueError) as exc:
         print(f"alps paper: {exc}")
         return 2

@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "\"acquisition\": \"mb\"}}; default: every DWI series, each run its own row")
     parser.add_argument("--force", action="store_true", help="recompute finished scans (default: reuse them)")
     parser.add_argument("--profile", default="default",
-                        help="configuration profile whose 'pipeline' section gives the defaults "
-                        "(config/<name>.yaml; default: default)")
+                        help="configuration profile whose 'pipeline' section gives the defaults: a name "
+                        "in config/ (config/<name>.yaml) or the path of a YAML file (default: default)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="run the scans on a dask.distributed cluster (e.g. tcp://host:8786; needs "
                         "the 'scale' extra; INPUT and OUT_DIR are sent as absolute paths, which the workers "
@@ -60,21 +60,28 @@ def resolve_parameters(args) -> PipelineParams:
     return from_profile(args.profile, from_args(args), what="options")
 
 
-def print_dataset_check(input_path, *, participant_label=None, bids_filter_file=None, max_warnings: int = 5) -> int:
-    """The dataset check of ``alps validate`` (:func:`alps.io.validate.validate_dataset`), printed
-    before a run: every error (that scan will fail; the others run) and up to ``max_warnings``
-    warnings, then a count. Returns the number of errors."""
+def print_dataset_check(input_path, *, participant_label=None, bids_filter_file=None, max_warnings: int = 5,
+                        params: PipelineParams | None = None) -> int:
+    """The dataset check of ``alps validate`` (:func:`alps.io.validate.validate_dataset`, with what
+    the tensor model of ``params`` will fit on each scan), printed before a run: every error (that
+    scan will fail; the others run), up to ``max_warnings`` warnings and one line per distinct
+    tensor-fit plan, then a count. Returns the number of errors."""
     from ..io.bidsnames import load_filter_file
     from ..io.validate import validate_dataset
+    from ..pipeline.preprocess import acquisition_check
+    from .validate import print_plans
 
     query = load_filter_file(bids_filter_file) if bids_filter_file else None
-    df = validate_dataset(input_path, participant_label=participant_label, bids_filter=query)
+    params = params or PipelineParams()
+    df = validate_dataset(input_path, participant_label=participant_label, bids_filter=query,
+                          scan_checks=[acquisition_check(params.preprocess)])
     errors, warnings = df[df["severity"] == "error"], df[df["severity"] == "warning"]
     for problem in errors["problem"]:
         print(f"alps run: error: {problem}")
     for problem in warnings["problem"].iloc[:max_warnings]:
         print(f"alps run: warning: {problem}")
-    if len(df):
+    print_plans(df, prefix="alps run: ")
+    if len(errors) or len(warnings):
         more = f" (first {max_warnings} warnings shown)" if len(warnings) > max_warnings else ""
         print(f"alps run: dataset check: {len(errors)} error(s), {len(warnings)} warning(s){more}; "
               f"'alps validate {input_path}' lists them all; scans with errors fail, the others run")
@@ -90,7 +97,7 @@ def cli(args) -> int:
     if Path(args.input).is_dir():
         try:
             print_dataset_check(args.input, participant_label=args.participant_label,
-                                bids_filter_file=args.bids_filter_file)
+                                bids_filter_file=args.bids_filter_file, params=params)
         except InputError as exc:
             print(f"alps run: invalid input: {exc}")
             return 2
@@ -116,7 +123,9 @@ def cli(args) -> int:
     failed = df[df["status"] != "ok"]
     for _, r in failed.iterrows():
         scan = " ".join(str(r[c]) for c in SUMMARY_COLUMNS[:3] if c in df.columns and isinstance(r[c], str))
-        print(f"  FAILED {scan}: {r.get('error')}")
+        png = r.get("qc_png")
+        seen = f" (QC image: {Path(args.out_dir) / png})" if isinstance(png, str) and png else ""
+        print(f"  FAILED {scan}: {r.get('error')}{seen}")
     if failed.empty:
         return 0
     if args.allow_failures and n_ok > 0:

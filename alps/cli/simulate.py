@@ -23,7 +23,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--snr", type=float, default=None, help="b0 white-matter SNR (default: the profile's, else 25)")
     parser.add_argument("--n-jobs", type=int, default=None, help="parallel subjects (default: the profile's, else 1)")
     parser.add_argument("--profile", default="default",
-                        help="configuration profile supplying defaults (config/<NAME>.yaml; default: default)")
+                        help="configuration profile supplying defaults (a name in config/, i.e. "
+                        "config/<NAME>.yaml, or the path of a YAML file; default: default)")
     parser.add_argument("--orientation", choices=("LAS", "RAS", "mixed"), default=None,
                         help="native image storage orientation (default LAS)")
     parser.add_argument("--oblique", action="store_true", default=None,
@@ -37,7 +38,11 @@ def add_arguments(parser) -> None:
 def cli(args) -> int:
     from .. import config, paths
 
-    kwargs = config.section(args.profile, "simulate")
+    try:
+        kwargs = config.section(args.profile, "simulate")
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"alps simulate: {exc}")
+        return 2
     unknown = sorted(set(kwargs) - set(SIMULATE_OPTIONS))
     if unknown:
         print(f"alps simulate: {paths.config_file(args.profile)} [simulate]: unknown key(s) {unknown}; "

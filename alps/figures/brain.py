@@ -171,6 +171,18 @@ def template_roi_panel(der_dir, subject: str, *, session: str | None = None, z_m
     return ax
 
 
+def _short_error(err, *, width: int = 30, lines: int = 4) -> str:
+    """A scan's error for a montage tile: folders dropped from its paths (the tile names the
+    scan), wrapped to the tile's width, at most ``lines`` lines."""
+    import re
+    import textwrap
+
+    text = re.sub(r"(?:/[^/\s:]+)+/([^/\s:]+)", r"\1", str(err or ""))
+    out = textwrap.wrap(text, width, break_long_words=True)
+    return "\n".join(out[:lines - 1] + [out[lines - 1] + (" …" if len(out) > lines else "")] if len(out) >= lines
+                     else out)
+
+
 def qc_montage(der_dir, alps_tab: pd.DataFrame, *, ncols: int = 5, max_subjects: int | None = None):
     """Montage of every scan's ROI placement (native colour FA with mapped ROIs); failed scans are
     shown as a labelled empty tile with their error."""
@@ -204,8 +216,8 @@ def qc_montage(der_dir, alps_tab: pd.DataFrame, *, ncols: int = 5, max_subjects:
             ax.set_title(label + (f"\n⚠ {flags}" if flags else ""), fontsize=6,
                          color=OKABE_ITO["vermillion"] if flags else "black")
         else:
-            ax.text(0.5, 0.5, f"{label}\nFAILED\n{str(err)[:80]}", ha="center", va="center",
-                    fontsize=5.5, color=OKABE_ITO["vermillion"], transform=ax.transAxes, wrap=True)
+            ax.text(0.5, 0.5, f"{label}\nFAILED\n{_short_error(err)}", ha="center", va="center",
+                    fontsize=5.5, color=OKABE_ITO["vermillion"], transform=ax.transAxes)
         ax.axis("off")
     fig.suptitle("ROI placement, every subject (native colour FA; ROIs: light/dark blue = projection L/R, "
                  "yellow/orange = association L/R)", fontsize=7, y=1 - 0.08 / height, va="top")

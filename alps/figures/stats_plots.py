@@ -9,10 +9,11 @@ import textwrap
 import numpy as np
 import pandas as pd
 
+from ..pipeline.columns import label
 from .style import OKABE_ITO, get_ax, group_colors, p_text, stars
 
-ALPS_LABELS = {"alps": "ALPS index (mean of hemispheres)", "alps_L": "ALPS index, left",
-               "alps_R": "ALPS index, right"}
+#: axis labels of the indices: their long names in the column registry (:mod:`alps.pipeline.columns`)
+ALPS_LABELS = {k: label(k) for k in ("alps", "alps_L", "alps_R")}
 #: axis labels of variables the design does not describe (its clinical variables have their own)
 VAR_LABELS = {"age": "Age (years)", "sex": "Sex (M vs F)", "alps": "ALPS index"}
 
@@ -83,8 +84,20 @@ def group_plot(data: pd.DataFrame, *, dv: str = "alps", posthoc: pd.DataFrame | 
             ax.plot([a, a, b, b], [y - span * 0.02, y, y, y - span * 0.02], color="black", lw=0.7)
             ax.text((a + b) / 2, y, stars(float(r["p_adj"])), ha="center", va="bottom", fontsize=7)
             level += 1
-        ax.set_ylim(top=top + span * (0.12 + 0.11 * max(level, 1)))
+        _set_ylim_keeping_shared(ax, top + span * (0.12 + 0.11 * max(level, 1)))
     return ax
+
+
+def _set_ylim_keeping_shared(ax, top: float) -> None:
+    """Set the y limits to ``top`` (room for the marks) and a bottom below every point of every
+    panel that shares the y axis (Figure 2's three panels do). ``set_ylim(top=...)`` alone froze
+    the bottom at the first panel's data, and a lower point of a later panel fell off the axis."""
+    lims = [s.dataLim for s in ax.get_shared_y_axes().get_siblings(ax) if np.isfinite(s.dataLim.y0)]
+    lo, hi = min(d.y0 for d in lims), max(d.y1 for d in lims)
+    bottom = lo - 0.05 * (hi - lo)
+    if not ax.get_autoscaley_on():  # a panel drawn before set limits: keep its room too
+        bottom, top = min(bottom, ax.get_ylim()[0]), max(top, ax.get_ylim()[1])
+    ax.set_ylim(bottom, top)
 
 
 def forest_plot(terms: pd.DataFrame, *, standardized: bool = True, labels=None, ax=None):
@@ -155,7 +168,8 @@ def partial_regression(data: pd.DataFrame, *, outcome: str, term: str, others, l
 
 def correlation_plot(data: pd.DataFrame, corr_row: pd.Series, *, labels=None, ax=None, color=None):
     """Scatter of ``corr_row.x`` vs ``corr_row.y`` with OLS line, 95 % CI band, and r/p read
-    from the correlation table row (``correlations.csv``)."""
+    from the correlation table row (``correlations.csv``). A pair the table did not compute (r
+    NaN: too few subjects) shows its points and the table's ``caution`` instead."""
     x, y = corr_row["x"], corr_row["y"]
     _require(data, [x, y], "correlation_plot data")
     d = data[[x, y]].dropna()
@@ -163,6 +177,14 @@ def correlation_plot(data: pd.DataFrame, corr_row: pd.Series, *, labels=None, ax
     color = color or OKABE_ITO["blue"]
     ax = get_ax(ax)
     ax.scatter(xv, yv, s=12, color=color, alpha=0.85, edgecolor="white", linewidth=0.3)
+    labels = labels or VAR_LABELS
+    ax.set_xlabel(labels.get(y, y))
+    ax.set_ylabel(labels.get(x, x))
+    if not np.isfinite(float(corr_row["r"])):
+        why = str(corr_row.get("caution", "") or "not computed")
+        ax.text(0.97, 0.96, "\n".join(textwrap.wrap(why, 28)) + f"\nn = {int(corr_row['n'])}",
+                transform=ax.transAxes, ha="right", va="top", fontsize=7)
+        return ax
     n = len(xv)
     X = np.column_stack([np.ones(n), xv])
     beta, *_ = np.linalg.lstsq(X, yv, rcond=None)
@@ -181,9 +203,6 @@ def correlation_plot(data: pd.DataFrame, corr_row: pd.Series, *, labels=None, ax
     sym = "ρ" if method.startswith("spearman") else "r"
     ax.text(0.97, 0.96, f"{sym} = {corr_row['r']:.3f}\n{p_text(float(corr_row['p']))}\nn = {int(corr_row['n'])}",
             transform=ax.transAxes, ha="right", va="top", fontsize=7)
-    labels = labels or VAR_LABELS
-    ax.set_xlabel(labels.get(y, y))
-    ax.set_ylabel(labels.get(x, x))
     return ax
 
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import nibabel as nib
@@ -25,13 +26,26 @@ class RegistrationError(RuntimeError):
 #: ANTs LPS <-> nibabel RAS flip.
 LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
-def ants_module(threads: int | None = 1):
-    """Import antspyx after fixing the ITK thread count (only effective before first import)."""
-    if threads:
-        os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(int(threads))
-    import ants
+#: ITK threads of every ANTs call of the package: one, so that registrations do not depend on the
+#: machine or on ``n_jobs`` (with a fixed seed, repeated runs give identical transforms).
+ITK_THREADS = 1
+_ANTS_IMPORT = threading.Lock()
 
-    return ants
+
+def ants_module(threads: int | None = None):
+    """antspyx, imported with ITK's thread count fixed to :data:`ITK_THREADS`.
+
+    The one place the package sets ``ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS``: once per process,
+    under a lock, just before antspyx is first imported (ITK reads it then; changing it later has
+    no effect, and changing the environment while other threads run is not safe). ``threads`` is
+    ignored (kept for the callers that still pass it). A program that imports antspyx itself
+    before alps must set the variable to 1 first."""
+    if "ants" not in sys.modules:
+        with _ANTS_IMPORT:
+            if "ants" not in sys.modules:
+                os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(ITK_THREADS)
+                import ants  # noqa: F401
+    return sys.modules["ants"]
 
 
 # ----------------------------------------------------------------------------- conversions
@@ -104,7 +118,8 @@ def ants_points(xyz_ras, transforms, invert):
     return out[["x", "y", "z"]].to_numpy(float) * np.array([-1.0, -1.0, 1.0])
 
 
-#: name prefix of the scratch directories of ANTs runs (inside the output directory).
+#: name prefix of the scratch directories of ANTs runs (inside the output directory):
+#: ``.alps-scratch-[<owner>.]<kind>-<random>`` (:func:`make_scratch`).
 SCRATCH_PREFIX = ".alps-scratch-"
 
 #: characters that ANTs' command-line parser reads as syntax inside a file name.
@@ -139,12 +154,34 @@ def parseable(paths):
 
 def scratch_parent(directory):
     """Where ANTs' scratch files go: ``directory`` (beside the kept outputs, so that a killed run
-    leaves them where the next run's :func:`alps.pipeline.clean_stale_temporaries` removes them),
+    leaves them where the next run of the same scan removes them,
+    :func:`alps.pipeline.records.clean_stale_temporaries`),
     or ``None`` (the system temp dir) when its path holds characters that ANTs' command-line
     parser reads as syntax (``[``, ``]``, ``,``)."""
     if directory is None or ants_unsafe(Path(directory).resolve()):
         return None
     return str(directory)
+
+
+def scratch_prefix(kind: str, owner: str | None = None) -> str:
+    """Name prefix of a scratch directory: ``.alps-scratch-<owner>.<kind>-`` (or
+    ``.alps-scratch-<kind>-`` without an owner). The owner (a scan's key, which holds no ``.``) is
+    what lets a later run of that scan, and only that scan, remove it when a killed run left it
+    (:func:`alps.pipeline.records.clean_stale_temporaries`)."""
+    if owner is not None and (not owner or "." in owner or "/" in owner):
+        raise ValueError(f"scratch owner {owner!r}: must be a non-empty name without '.' or '/'")
+    return f"{SCRATCH_PREFIX}{owner}.{kind}-" if owner else f"{SCRATCH_PREFIX}{kind}-"
+
+
+def owns_scratch(name: str, owner: str) -> bool:
+    """Is ``name`` a scratch directory made for ``owner`` (:func:`scratch_prefix`)?"""
+    return bool(owner) and name.startswith(f"{SCRATCH_PREFIX}{owner}.")
+
+
+def make_scratch(directory, kind: str, owner: str | None = None) -> str:
+    """Make a new, uniquely named scratch directory (:func:`scratch_prefix`) in
+    :func:`scratch_parent` of ``directory``; the caller removes it."""
+    return tempfile.mkdtemp(prefix=scratch_prefix(kind, owner), dir=scratch_parent(directory))
 
 
 @contextlib.contextmanager

@@ -100,6 +100,8 @@ IDENTITY = "x y z"
 FLAG_MARGIN = {"streamline": 1.10, "coherence": 1.02}
 #: Scoring methods of :func:`check_gradients` (the first is the default).
 METHODS = ("streamline", "coherence")
+#: the score column of :func:`check_gradients`' table, named after the method that scored it
+SCORE_COLUMNS = {"streamline": "streamline_length_mm", "coherence": "coherence"}
 
 _AXES = "xyz"
 _FLIPS = ((1, 1, 1), (-1, 1, 1), (1, -1, 1), (1, 1, -1))
@@ -259,7 +261,9 @@ def check_gradients(data, bvals, bvecs_voxel, mask, *, voxel_sizes, fa_threshold
     -------
     pandas.DataFrame
         One row per candidate, sorted by descending score: ``candidate`` (voxel-axis label),
-        ``coherence`` (the score of ``method``), ``relative`` (score / identity's score), ``is_identity``,
+        the score named after ``method`` (:data:`SCORE_COLUMNS`: ``streamline_length_mm``, the
+        mean streamline length in mm, or ``coherence``, in [0, 1]), ``relative`` (score /
+        identity's score), ``is_identity``,
         ``best``. ``table.attrs`` holds ``best`` (label), ``identity_is_best`` (bool),
         ``margin`` (best / second-best score), ``flag`` (see :data:`FLAG_MARGIN`) and
         ``method``.
@@ -313,7 +317,7 @@ def check_gradients(data, bvals, bvecs_voxel, mask, *, voxel_sizes, fa_threshold
                                                   transform=m)))
         if not np.isfinite(rows[0][1]):
             raise ValueError(f"no voxel in the mask has FA > {fa_threshold:g}; cannot check gradients")
-    return _summarise(rows, method).rename(columns={"score": "coherence"})
+    return _summarise(rows, method).rename(columns={"score": SCORE_COLUMNS[method]})
 
 
 def check_dwi_files(dwi_path, bval_path, bvec_path, *, mask=None, fa_threshold: float = 0.3,
@@ -381,7 +385,7 @@ def check_dwi_files(dwi_path, bval_path, bvec_path, *, mask=None, fa_threshold: 
 
 
 __all__ = [
-    "IDENTITY", "FLAG_MARGIN", "METHODS", "candidate_transforms", "label_to_matrix",
+    "IDENTITY", "FLAG_MARGIN", "METHODS", "SCORE_COLUMNS", "candidate_transforms", "label_to_matrix",
     "voxel_label_to_fsl", "correct_bvecs", "fit_principal", "fibre_coherence",
     "streamline_length", "check_gradients", "check_dwi_files", "GradientError",
 ]

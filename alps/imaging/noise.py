@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import dti
+from . import dti, estimators
 from . import tensor as T
 from .index import alps_from_roi_tensors
 from .roi import ROI_NAMES
@@ -104,18 +104,23 @@ def wild_bootstrap_signals(signal, bvals, bvecs, *, n_boot: int = 200, seed: int
 
 
 def bootstrap_roi_alps(signal, bvals, bvecs, weights, rotation, *, n_boot: int = 200, seed: int = 0,
-                       leverage: bool = True) -> pd.DataFrame:
+                       leverage: bool = True, model: str = "dti", fit_method: str = "WLS",
+                       b0_threshold: float = 50.0) -> pd.DataFrame:
     """Wild-bootstrap distribution of the ALPS index for fixed ROI weights.
 
     Parameters
     ----------
-    signal : (X, Y, Z, N) DWI data
+    signal : (X, Y, Z, N) DWI data: the volumes the tensors were fitted on
     bvals : (N,)
     bvecs : (N, 3) in the image's **voxel** axes (:func:`alps.io.gradients.fsl_to_voxel`)
     weights : dict ROI name → (X, Y, Z) weights (:func:`alps.imaging.measure.roi_weights`)
     rotation : (3, 3) voxel axes → template axes (``registration.rotation @ polar(affine)``, as in
         :func:`alps.imaging.measure.measure`)
     n_boot, seed, leverage : see :func:`wild_bootstrap_signals`
+    model, fit_method, b0_threshold : the estimator (tensor model and DTI fit method) the index was
+        computed with; the replicates are resampled around its fit and refitted by it
+        (:mod:`alps.imaging.estimators`; the default, DTI by WLS, is :func:`wild_bootstrap_signals`
+        and :func:`alps.imaging.dti.wls_fit`)
 
     Returns
     -------
@@ -134,9 +139,20 @@ def bootstrap_roi_alps(signal, bvals, bvecs, weights, rotation, *, n_boot: int =
         sel |= w > 0
     if not sel.any():
         raise ValueError("all ROI weights are zero")
-    reps = wild_bootstrap_signals(signal[sel], bvals, bvecs, n_boot=n_boot, seed=seed, leverage=leverage)
-    B, M, N = reps.shape
-    q = dti.wls_fit(reps.reshape(B * M, N), bvals, bvecs).reshape(B, M, 3, 3)
+    if estimators.is_default(model, fit_method):
+        reps = wild_bootstrap_signals(signal[sel], bvals, bvecs, n_boot=n_boot, seed=seed, leverage=leverage)
+        B, M, N = reps.shape
+        q = dti.wls_fit(reps.reshape(B * M, N), bvals, bvecs).reshape(B, M, 3, 3)
+    else:
+        if n_boot < 2:
+            raise ValueError(f"n_boot must be at least 2, got {n_boot}")
+        fit = estimators.fitted(signal[sel], bvals, bvecs, model=model, fit_method=fit_method, b0_threshold=b0_threshold)
+        if not leverage:
+            fit = estimators.Fitted(fit.yhat, fit.resid, np.zeros_like(fit.leverage), fit.log)
+        reps = fit.replicates(n_boot=n_boot, seed=seed)
+        B, M, N = reps.shape
+        q = estimators.fit_tensors(reps.reshape(B * M, N), bvals, bvecs, model=model, fit_method=fit_method,
+                                   b0_threshold=b0_threshold).reshape(B, M, 3, 3)
     rot = np.asarray(rotation, float)
     means = {}
     for name in ROI_NAMES:

@@ -95,7 +95,8 @@ def motion_levels(voxel_mm: float):
 
 
 def motion_correct(data, affine, bvals, bvecs_fsl, *, model: str = "rigid", reference: str = "b0",
-                   seed: int = 20260505, return_transforms: bool = False, scratch_dir=None):
+                   seed: int = 20260505, return_transforms: bool = False, scratch_dir=None,
+                   scratch_owner: str | None = None):
     """Per-volume motion (and optionally eddy-current) correction with b-vector rotation.
 
     Every volume but the first b = 0 is registered (ANTs, Mattes mutual information, 32 bins,
@@ -134,8 +135,10 @@ def motion_correct(data, affine, bvals, bvecs_fsl, *, model: str = "rigid", refe
     reference : 'b0' (default) or 'mean_dw'
     seed : ANTs random seed of the sampling (fixed: same input, same result)
     return_transforms : also return the (N, 4, 4) RAS transforms (identity for the first b = 0)
-    scratch_dir : where ANTs' scratch directory (``.alps-scratch-motion-*``) is made and removed
-        again (default: the system temp dir; see :func:`alps.imaging.ants.scratch_parent`)
+    scratch_dir : where ANTs' scratch directory (``.alps-scratch-[<scratch_owner>.]motion-*``) is
+        made and removed again (default: the system temp dir; see
+        :func:`alps.imaging.ants.scratch_parent`)
+    scratch_owner : the scan key that owns it (:func:`alps.imaging.ants.make_scratch`)
 
     Returns
     -------
@@ -145,7 +148,6 @@ def motion_correct(data, affine, bvals, bvecs_fsl, *, model: str = "rigid", refe
     """
     import os
     import shutil
-    import tempfile
 
     import nibabel as nib
 
@@ -170,7 +172,7 @@ def motion_correct(data, affine, bvals, bvecs_fsl, *, model: str = "rigid", refe
     transforms = np.tile(np.eye(4), (data.shape[-1], 1, 1))
     world = vectors_voxel_to_world(fsl_to_voxel(bvecs_fsl, affine), affine)
     new_world = world.copy()
-    tmp = tempfile.mkdtemp(prefix=R.SCRATCH_PREFIX + "motion-", dir=R.scratch_parent(scratch_dir))
+    tmp = R.make_scratch(scratch_dir, "motion", scratch_owner)
     try:
         for n in range(data.shape[-1]):
             if n == first_b0:

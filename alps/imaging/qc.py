@@ -11,11 +11,25 @@ Flags (a subject can carry several; ``qc_pass`` is True when there are none):
                      wrong optimum: on the real Toshiba series, correct registrations give
                      0.51–0.55 and one that landed 8 mm off gave 0.385 (``tests/test_realdata.py``);
                      the simulated cohort gives 0.96–0.98
-``reg_dice_low``     Dice of warped brain mask vs template brain mask < ``min_reg_dice``
+``reg_dice_low``     Dice of warped brain mask vs template brain mask (on the part of the template
+                     the field of view covers, :func:`alps.imaging.registration.registration_metrics`)
+                     < ``min_reg_dice`` (0.80, or the preprocess threshold if higher)
+``reg_loosened``     the registration passed only because ``--min-reg-corr`` / ``--min-reg-dice`` /
+                     ``--min-reg-coverage`` were lowered: its correlation, Dice or coverage
+                     (``reg_coverage``, the fraction of the template brain inside the field of view)
+                     is below the default failure thresholds of :mod:`alps.imaging.registration`
+                     (``MIN_CORRELATION`` 0.35, ``MIN_DICE`` 0.80, ``MIN_COVERAGE`` 0.5)
 ``fa_low_<roi>``     ROI mean FA < ``min_roi_fa`` (ROI probably not in white matter)
 ``purity_low_<roi>`` fraction of ROI voxels whose template-axis principal eigenvector lies along
                      the expected axis (z for projection, y for association fibres) < ``min_purity``
 ``alps_range``       template-axis ALPS (L, R or mean) outside ``alps_range``
+``high_b``           the tensor was fitted on a shell above its model's maximum b-value (a
+                     single-shell b = 2000/2500 scan, or a raised ``--max-bval``;
+                     :func:`alps.imaging.shells.fit_flags`): for ``dti`` the index is not comparable
+                     with b = 1000 studies (planted truth, kurtosis 0.6: +20 % at b = 2500). Added by
+                     the measure stage with the column ``bval_fit`` (the largest b-value fitted)
+``se_high``          the scan's standard error ``alps_se`` exceeds ``se_max`` (the row's ``se_high``,
+                     set by :mod:`alps.pipeline.uncertainty`): its index is too noisy to compare
 ``reg_unstable``     the registration does not pin the ROIs down: the largest ROI-centre SD
                      ``roi_sd_max`` (:mod:`alps.imaging.regse`) exceeds ``max_roi_sd``, by default
                      1.25 mm ≈ the 2.5 mm sphere radius / 1.96 — beyond it the 95 % range of
@@ -29,6 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .registration import MIN_CORRELATION, MIN_COVERAGE, MIN_DICE
 from .roi import ROI_NAMES
 
 DEFAULTS = dict(min_reg_corr=0.45, min_reg_dice=0.80, min_roi_fa=0.20, min_purity=0.5,
@@ -46,6 +61,10 @@ def flags(row: dict, *, min_reg_corr=DEFAULTS["min_reg_corr"], min_reg_dice=DEFA
     dice = row.get("reg_dice")
     if dice is not None and np.isfinite(dice) and dice < min_reg_dice:
         out.append("reg_dice_low")
+    below = [v is not None and np.isfinite(v) and v < t for v, t in
+             ((corr, MIN_CORRELATION), (dice, MIN_DICE), (row.get("reg_coverage"), MIN_COVERAGE))]
+    if any(below):
+        out.append("reg_loosened")
     for name in ROI_NAMES:
         fa = row.get(f"fa_{name}")
         if fa is not None and np.isfinite(fa) and fa < min_roi_fa:
@@ -64,6 +83,9 @@ def flags(row: dict, *, min_reg_corr=DEFAULTS["min_reg_corr"], min_reg_dice=DEFA
         if v is None or not np.isfinite(v) or not lo <= v <= hi:
             out.append("alps_range")
             break
+    se_high = row.get("se_high")
+    if isinstance(se_high, (bool, np.bool_)) and se_high:
+        out.append("se_high")
     return out
 
 
@@ -144,7 +166,7 @@ def native_axial_view(volume, affine, index):
 
 def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
            native_fa=None, native_dseg=None, native_affine=None, roi_z_mm=27.0, template_labels=None,
-           centre_scatter=None, default_centers_mm=None, zoom_slices=None):
+           centre_scatter=None, default_centers_mm=None, zoom_slices=None, note=""):
     """Write the QC PNG (readable at page width).
 
     ``slices`` is the output of :func:`template_slices`; ``wm_t`` the template WM map.
@@ -164,6 +186,7 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
     registration's perturbations (:mod:`alps.imaging.regse`) — as magenta dots with their 2-SD
     ellipse; ``default_centers_mm`` — the spheres before tract-guided placement
     (:mod:`alps.imaging.placement`) — as grey crosses where they differ from ``centers_mm``.
+    ``note`` (e.g. why the scan failed) is printed in red under the title, wrapped.
     """
     import matplotlib
 
@@ -178,10 +201,19 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
     k, j = slices["k"], slices["j"]
     ext_ax = _extent(template_affine, shape, (0, 1))
     ext_co = _extent(template_affine, shape, (0, 2))
+    import textwrap
+
     native = native_fa is not None
-    fig = plt.figure(figsize=(12.0, 9.4 if native else 5.0), dpi=110)
-    grid = fig.add_gridspec(2 if native else 1, 12, left=0.04, right=0.99, bottom=0.03, top=0.86 if native else 0.78,
+    note_lines = textwrap.wrap(note, 120) if note else []
+    height = (9.4 if native else 5.0) + 0.25 * len(note_lines)
+    fig = plt.figure(figsize=(12.0, height), dpi=110)
+    top = (0.86 if native else 0.78) - 0.25 * len(note_lines) / height  # the title (and note) above
+    bottom = 0.03 if native else 0.6 / height
+    grid = fig.add_gridspec(2 if native else 1, 12, left=0.04, right=0.99, bottom=bottom, top=top,
                             wspace=0.5, hspace=0.5)
+    if note_lines:
+        fig.text(0.5, 1.0 - 0.55 / height, "\n".join(note_lines), ha="center", va="top", color="#c00000",
+                 fontsize=11)
     top = [fig.add_subplot(grid[0, 3 * i:3 * i + 3]) for i in range(4)]
     fs = 11
     labels = None if template_labels is None else np.asarray(template_labels)
@@ -275,7 +307,7 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
                  "with weight > 0: SCR blue, SLF green)", ha="center", fontsize=fs)
     for ax in axes:
         ax.tick_params(labelsize=fs - 2)
-    fig.suptitle(title, fontsize=fs + 3, y=0.985)
+    fig.suptitle(title, fontsize=fs + 3, y=1.0 - 0.14 / height if note_lines else 0.985)
     import io as _io
 
     buf = _io.BytesIO()

@@ -87,12 +87,13 @@ import numpy as np
 
 from . import template as tpl
 from .ants import (LPS, SCRATCH_PREFIX, RegistrationError, ants_module, ants_points, ants_to_nib, lps_to_ras,
-                   nib_to_ants, parseable, ras_to_lps, read_ants_affine, run_linear, scratch_parent,
+                   make_scratch, nib_to_ants, parseable, ras_to_lps, read_ants_affine, run_linear,
                    write_ants_affine)
+from .coverage import fov_in_template
 
 __all__ = ["Registration", "RegistrationError", "register", "moving_image", "registration_metrics", "check_metrics",
            "load_registration", "registration_info", "fixed_image", "metric_mask_image", "KINDS",
-           "LINEAR_STAGES", "MIN_CORRELATION", "MIN_DICE", "TEMPLATE_SPACE", "TRANSFORM_ROLES",
+           "LINEAR_STAGES", "MIN_CORRELATION", "MIN_DICE", "MIN_COVERAGE", "TEMPLATE_SPACE", "TRANSFORM_ROLES",
            # the coordinate conversions of alps.imaging.ants, part of this module's interface
            "LPS", "lps_to_ras", "ras_to_lps", "read_ants_affine", "write_ants_affine", "nib_to_ants",
            "ants_to_nib", "SCRATCH_PREFIX"]
@@ -101,15 +102,14 @@ __all__ = ["Registration", "RegistrationError", "register", "moving_image", "reg
 KINDS = {"affine": "rigid (coarse) then 7-dof similarity, dense GC",
          "syn": "the 'affine' linear stages then ANTs SyN (CC)", "rigid": "rigid only, dense GC"}
 
-#: Default QC thresholds (fail the subject below these; see :func:`registration_metrics`).
-MIN_CORRELATION = 0.35
-MIN_DICE = 0.80
+#: Default QC thresholds (fail the subject below these; see :func:`registration_metrics`; why
+#: MIN_COVERAGE, the least fraction of the template brain in the field of view: :mod:`.coverage`).
+MIN_CORRELATION, MIN_DICE, MIN_COVERAGE = 0.35, 0.80, 0.5
 
 TEMPLATE_SPACE = tpl.SPACE
 
 #: roles of the kept transform files (``names`` of :func:`register`).
 TRANSFORM_ROLES = ("affine", "warp", "inverse_warp")
-
 
 
 # ----------------------------------------------------------------------------- result
@@ -206,30 +206,26 @@ def _metric_mask(resolution: int, dilate_mm: float):
 
 
 def moving_image(fa_img, mask=None, *, erode_mm: float = 4.0) -> nib.Nifti1Image:
-    """The image :func:`register` moves: the FA, set to 0 outside the brain mask eroded by
-    ``erode_mm`` (the dilated median-otsu rim has noisy, spuriously high FA that pulls the fit;
-    the erosion is skipped when it would keep less than 30 % of the mask)."""
-    fa = np.asarray(fa_img.get_fdata(), np.float32)
-    if mask is not None:
-        reg_mask = np.asarray(mask, bool)
-        if erode_mm > 0:
-            from scipy import ndimage as ndi
+    """The image :func:`register` moves: the FA, 0 outside the brain mask eroded by ``erode_mm`` (the
+    median-otsu rim's noisy, high FA pulls the fit; not eroded when that would keep < 30 % of the mask)."""
+    from scipy import ndimage as ndi
 
-            vox = float(np.linalg.norm(np.asarray(fa_img.affine)[:3, :3], axis=0).mean())
-            n_it = int(round(erode_mm / vox))
-            if n_it > 0:
-                eroded = ndi.binary_erosion(reg_mask, iterations=n_it)
-                if eroded.sum() > 0.3 * reg_mask.sum():
-                    reg_mask = eroded
-        fa = np.where(reg_mask, fa, 0).astype(np.float32)
-    return nib.Nifti1Image(fa, fa_img.affine)
+    fa = np.asarray(fa_img.get_fdata(), np.float32)
+    if mask is None:
+        return nib.Nifti1Image(fa, fa_img.affine)
+    reg_mask = np.asarray(mask, bool)
+    n_it = int(round(erode_mm / float(np.linalg.norm(np.asarray(fa_img.affine)[:3, :3], axis=0).mean())))
+    eroded = ndi.binary_erosion(reg_mask, iterations=n_it) if erode_mm > 0 and n_it > 0 else reg_mask
+    reg_mask = eroded if eroded.sum() > 0.3 * reg_mask.sum() else reg_mask
+    return nib.Nifti1Image(np.where(reg_mask, fa, 0).astype(np.float32), fa_img.affine)
 
 
 def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: str = "reg_", names=None,
              seed: int = 20260505, threads: int = 1, resolution: int = 2,
              min_correlation: float = MIN_CORRELATION, min_dice: float = MIN_DICE,
              check: bool = True, erode_mm: float = 4.0, sampling: float = 1.0, metric: str = "GC",
-             stages=None, metric_mask: bool = True, sampling_strategy: str = "regular") -> Registration:
+             stages=None, metric_mask: bool = True, sampling_strategy: str = "regular",
+             scratch_owner: str | None = None) -> Registration:
     """Register a subject FA map to the MNI WM-probability template.
 
     Parameters
@@ -239,9 +235,11 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
     kind : 'affine' (default: rigid then 7-dof similarity, see :data:`LINEAR_STAGES`), 'syn'
         (the same linear start, then ANTs SyN) or 'rigid'
     out_dir : directory where the ANTs transform files are kept (default: a temp dir); ANTs'
-        scratch files go to a ``.alps-scratch-ants-*`` directory inside it, removed afterwards
-        (in the system temp dir instead when its path holds ``[``, ``]`` or ``,``, see
-        :func:`scratch_parent`)
+        scratch files go to a ``.alps-scratch-[<scratch_owner>.]ants-*`` directory inside it,
+        removed afterwards (in the system temp dir instead when its path holds ``[``, ``]`` or
+        ``,``, see :func:`alps.imaging.ants.scratch_parent`)
+    scratch_owner : the scan key that owns the scratch directory (:func:`make_scratch`), so
+        that only a later run of that scan removes it when this one is killed
     prefix : file-name prefix of the transforms in ``out_dir`` (followed by ANTs' own names)
     names : ``{role: file name}`` for the roles of :data:`TRANSFORM_ROLES` (the affine ``.mat``,
         SyN's warp and inverse warp); overrides ``prefix`` (the pipeline's BIDS ``_xfm`` names,
@@ -265,9 +263,8 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
 
     Returns
     -------
-    Registration (with ``metrics``: ``reg_corr`` — Pearson correlation of warped FA and
-    template WM inside the template brain mask; ``reg_dice`` — Dice of the warped brain mask and
-    the template brain mask).
+    Registration (with ``metrics``: ``reg_corr``, ``reg_dice``, ``reg_coverage`` of
+    :func:`registration_metrics`, on the template brain inside the field of view).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown registration {kind!r}; choose one of {sorted(KINDS)}")
@@ -281,7 +278,7 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
         stages = LINEAR_STAGES["rigid" if kind == "rigid" else "affine"]
     out_dir = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="alps-xfm-"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "ants-", dir=scratch_parent(out_dir))
+    tmp = make_scratch(out_dir, "ants", scratch_owner)
     try:
         fmask = nib_to_ants(metric_mask_image(resolution)) if metric_mask else None
         lin = run_linear(fixed, moving, os.path.join(tmp, "x_"), stages=stages, metric=metric,
@@ -328,7 +325,12 @@ def _keep(path, out_dir: Path, prefix: str, names=None) -> Path:
 
 
 def registration_metrics(reg: Registration, fa_img, mask, fixed_nib=None, *, threads=1) -> dict:
-    """Quality of a registration: correlation of warped FA with template WM, mask Dice."""
+    """Quality of a registration on the template brain ``T`` inside the field of view ``F``
+    (:func:`alps.imaging.coverage.fov_in_template`), ``W`` the warped native brain mask (inside
+    ``F``): ``reg_coverage = |T∩F| / |T|``; ``reg_corr``, the Pearson correlation of warped FA and
+    template WM over ``T∩F``; ``reg_dice = 2 |W∩T| / (|W| + |T∩F|)`` (NaN without ``mask``). A
+    whole-brain field of view (``F ⊇ T``) gives the whole-brain values; a partial-brain slab is
+    not penalised for the brain it did not acquire (:mod:`alps.imaging.coverage`)."""
     fixed_nib = fixed_nib if fixed_nib is not None else fixed_image(2)
     warped = reg.to_template(fa_img, reference=fixed_nib, threads=threads).get_fdata()
     wm = fixed_nib.get_fdata()
@@ -337,10 +339,11 @@ def registration_metrics(reg: Registration, fa_img, mask, fixed_nib=None, *, thr
         from nilearn.image import resample_to_img
 
         tmask = resample_to_img(tmask, fixed_nib, interpolation="nearest")
-    tm = tmask.get_fdata() > 0.5
+    brain = tmask.get_fdata() > 0.5
+    tm = brain & fov_in_template(reg, fa_img.shape, fa_img.affine, fixed_nib, threads=threads)
     a, b = warped[tm], wm[tm]
-    corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
-    out = {"reg_corr": corr}
+    corr = float(np.corrcoef(a, b)[0, 1]) if a.size > 1 and a.std() > 0 and b.std() > 0 else 0.0
+    out = {"reg_corr": corr, "reg_coverage": float(tm.sum() / max(brain.sum(), 1))}
     if mask is not None:
         mimg = nib.Nifti1Image(np.asarray(mask, np.float32), fa_img.affine)
         wmask = reg.to_template(mimg, reference=fixed_nib, interpolator="nearestNeighbor",
@@ -352,14 +355,21 @@ def registration_metrics(reg: Registration, fa_img, mask, fixed_nib=None, *, thr
     return out
 
 
-def check_metrics(metrics: dict, *, min_correlation=MIN_CORRELATION, min_dice=MIN_DICE) -> None:
-    """Raise :class:`RegistrationError` when a metric is below its threshold."""
-    problems = []
-    if not metrics.get("reg_corr", 0) >= min_correlation:
-        problems.append(f"FA-WM correlation {metrics.get('reg_corr'):.3f} < {min_correlation}")
-    dice = metrics.get("reg_dice", float("nan"))
+def check_metrics(metrics: dict, *, min_correlation=MIN_CORRELATION, min_dice=MIN_DICE,
+                  min_coverage=MIN_COVERAGE) -> None:
+    """Raise :class:`RegistrationError` when a metric is below its threshold, naming the option
+    that sets it and, for a partial field of view, the part of the template it was scored on."""
+    corr, dice = metrics.get("reg_corr", 0), metrics.get("reg_dice", float("nan"))
+    cov = metrics.get("reg_coverage", 1.0)
+    problems = [] if corr >= min_correlation else [
+        f"FA-WM correlation {corr:.3f} < {min_correlation:g} (--min-reg-corr)"]
     if np.isfinite(dice) and not dice >= min_dice:
-        problems.append(f"brain-mask Dice {dice:.3f} < {min_dice}")
+        problems.append(f"brain-mask Dice {dice:.3f} < {min_dice:g} (--min-reg-dice)")
+    if problems and cov < 0.995:
+        problems[-1] += f", on the {100 * cov:.1f} % of the template brain inside the field of view"
+    if not cov >= min_coverage:
+        problems.append(f"the field of view holds {100 * cov:.1f} % of the template brain < {100 * min_coverage:g} % "
+                        "(--min-reg-coverage): too thin a slab to check its registration")
     if problems:
         raise RegistrationError("registration QC failed: " + "; ".join(problems))
 

@@ -18,7 +18,10 @@ Layout and policy
 Dataset problems found here — a file whose ``sub-``/``ses-`` labels differ from its folder, two
 images with one key, ambiguous inheritance — are recorded on the :class:`SubjectInput` as
 ``error`` so that the cohort runner fails only that scan (``discover(..., strict=True)`` raises
-instead); :func:`alps.io.validate.validate_dataset` reports them per file up front.
+instead); :func:`alps.io.validate.validate_dataset` reports them per file up front. A file under
+``sub-*/`` that looks like a diffusion image but breaks BIDS naming (a label with ``-`` or ``_``,
+``_DWI``, a wrong folder...) is never dropped in silence: it becomes an ``invalid`` item (listed
+after the scans) whose error names the file and the rules it breaks — a failed row of the run.
 """
 from __future__ import annotations
 
@@ -26,12 +29,13 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .bidsnames import inherited, matches_filter, parse_name, scan_entities
+from .bidsnames import (DWI_NAME_RULE, dwi_path_problems, inherited, looks_like_dwi, matches_filter, parse_name,
+                        scan_entities)
 from .dwi import gradient_files_for
 from .errors import GradientError, InputError
 from .files import check_readable, sha256, strip_nii
 
-__all__ = ["SubjectInput", "discover", "check_input_files", "input_hashes", "scan_key"]
+__all__ = ["SubjectInput", "discover", "check_input_files", "input_hashes", "scan_key", "invalid_items"]
 
 
 def scan_key(participant_id: str, session_id: str | None = None, entities=()) -> str:
@@ -56,6 +60,7 @@ class SubjectInput:
     sidecars: tuple = ()           # every applicable .json, root first (BIDS inheritance)
     mask: Path | None = None       # a given brain mask (preprocessed input)
     preprocessed: bool = False     # input already preprocessed (QSIPrep desc-preproc)
+    invalid: bool = False          # looks like a DWI but breaks BIDS naming: never processed, a failed row
 
     @property
     def key(self) -> str:
@@ -152,6 +157,32 @@ def _dwi_files(root: Path) -> list[Path]:
     return preproc or files
 
 
+def invalid_items(root, labels=None) -> list[SubjectInput]:
+    """Every file under ``sub-*/`` that looks like a diffusion image
+    (:func:`alps.io.bidsnames.looks_like_dwi`) but breaks BIDS naming
+    (:func:`alps.io.bidsnames.dwi_path_problems`), as an ``invalid`` item whose ``error`` names
+    the file and each rule it breaks; filed under its folders' (raw) ``sub-``/``ses-`` names.
+    ``labels``: only these subject folders (labels without ``sub-``; None: all)."""
+    root = Path(root)
+    out = []
+    for sub in sorted(p for p in root.glob("sub-*") if p.is_dir()):
+        if labels is not None and sub.name[4:] not in labels:
+            continue
+        for f in sorted(sub.rglob("*")):
+            if not f.is_file() or not looks_like_dwi(f):
+                continue
+            rel = f.relative_to(root)
+            rules = dwi_path_problems(rel)
+            if not rules:
+                continue
+            ses = rel.parts[1] if len(rel.parts) > 2 and rel.parts[1].startswith("ses-") else None
+            msg = (f"{f}: not a BIDS diffusion image, so it is not processed: {'; '.join(rules)} "
+                   f"(BIDS names a diffusion image {DWI_NAME_RULE}); rename it")
+            bval, bvec = gradient_files_for(f)
+            out.append(SubjectInput(sub.name, f, bval, bvec, ses, error=msg, invalid=True))
+    return out
+
+
 def discover(input_path, *, participant_label=None, bval=None, bvec=None, mask=None, bids_filter=None,
              strict: bool = True, warnings: list | None = None) -> list[SubjectInput]:
     """List the diffusion scans to process.
@@ -199,8 +230,12 @@ def discover(input_path, *, participant_label=None, bval=None, bvec=None, mask=N
     if bval or bvec or mask:
         raise InputError("--bval/--bvec/--mask are only for a single DWI file input, not a BIDS dataset")
     files = _dwi_files(input_path)
-    if not files:
+    invalid = invalid_items(input_path, labels)
+    if not files and not invalid:
         raise InputError(f"{input_path}: no BIDS diffusion images (sub-*/[ses-*/]dwi/*_dwi.nii[.gz]) found")
+    if strict and invalid:
+        raise InputError(invalid[0].error)
+    invalid_files = {it.dwi for it in invalid}
     out: dict[str, SubjectInput] = {}
     problems: dict[str, list[str]] = {}
 
@@ -213,7 +248,7 @@ def discover(input_path, *, participant_label=None, bval=None, bvec=None, mask=N
     for f in files:
         ents, suffix, _ = parse_name(f.name)
         sub = ents.get("sub")
-        if sub is None or suffix != "dwi":
+        if sub is None or suffix != "dwi" or f in invalid_files:
             continue
         rel = f.relative_to(input_path).parts
         folder_sub = rel[0][4:]
@@ -255,14 +290,14 @@ def discover(input_path, *, participant_label=None, bval=None, bvec=None, mask=N
     for key, msgs in problems.items():
         out[key] = replace(out[key], error="; ".join(msgs))
     if labels is not None:
-        found_ids = {s.participant_id[4:] for s in out.values()}
+        found_ids = {s.participant_id[4:] for s in list(out.values()) + invalid}
         missing = [lab for lab in labels if lab not in found_ids]
         if missing:
             raise InputError(f"{input_path}: no DWI found for participant label(s) {missing}")
-    if not out:
+    if not out and not invalid:
         what = " matching the BIDS filter" if bids_filter and not n_matched else ""
         raise InputError(f"{input_path}: no diffusion images{what} matched")
-    return [out[k] for k in sorted(out)]
+    return [out[k] for k in sorted(out)] + sorted(invalid, key=lambda it: (it.key, str(it.dwi)))
 
 
 def input_hashes(item: SubjectInput) -> dict[str, str]:

@@ -22,7 +22,8 @@ from pathlib import Path
 from .errors import InputError
 
 __all__ = ["ENTITY_ORDER", "SCAN_ENTITIES", "FILTER_ENTITIES", "parse_name", "scan_entities", "inherited",
-           "merged_sidecar", "load_filter_file", "matches_filter"]
+           "merged_sidecar", "load_filter_file", "matches_filter", "looks_like_dwi", "dwi_path_problems",
+           "DWI_NAME_RULE"]
 
 #: entities of a DWI file name in BIDS order (derivatives add ``space`` and ``desc``).
 ENTITY_ORDER = ("sub", "ses", "acq", "rec", "dir", "run", "space", "desc")
@@ -32,6 +33,7 @@ SCAN_ENTITIES = ("acq", "rec", "dir", "run", "space")
 FILTER_ENTITIES = {"subject": "sub", "session": "ses", "acquisition": "acq", "reconstruction": "rec",
                    "direction": "dir", "run": "run", "space": "space", "desc": "desc"}
 _KV = re.compile(r"^([a-zA-Z]+)-([a-zA-Z0-9]+)$")
+_LABEL_OK = re.compile(r"^[A-Za-z0-9]+$")
 _EXTENSIONS = (".nii.gz", ".nii", ".json", ".bval", ".bvec")
 
 
@@ -51,6 +53,66 @@ def parse_name(name: str) -> tuple[dict, str | None, str]:
     if _KV.match(last):  # no suffix: the last part is an entity
         return ents, None, ext
     return ents, last, ext
+
+
+#: suffix-like words of files that hold "dwi" in their name but are not diffusion series
+#: (QSIPrep's reference image, parameter maps of derivatives).
+NOT_DWI_WORDS = ("dwiref", "dwimap")
+
+#: how a diffusion image is named (BIDS 1.9, "Diffusion imaging data"), for error messages.
+DWI_NAME_RULE = ("sub-<label>/[ses-<label>/]dwi/sub-<label>[_ses-<label>][_acq-<label>][_rec-<label>]"
+                 "[_dir-<label>][_run-<index>]_dwi.nii[.gz], every label letters and digits only")
+
+
+def looks_like_dwi(path) -> bool:
+    """Does a NIfTI file look like a diffusion image, whatever its name's validity: ``dwi`` in its
+    name (any case; not ``dwiref``/``dwimap``), or a ``.bval``/``.bvec`` beside it with its stem."""
+    path = Path(path)
+    name = path.name
+    ext = ".nii.gz" if name.endswith(".nii.gz") else ".nii" if name.endswith(".nii") else None
+    if ext is None:
+        return False
+    stem = name[: -len(ext)]
+    words = [w for w in re.split(r"[_\-.\s]+", stem.lower()) if w]
+    if any(w.startswith("dwi") and w not in NOT_DWI_WORDS for w in words) or \
+            ("dwi" in stem.lower() and not any(w in NOT_DWI_WORDS for w in words)):
+        return True
+    return any(path.with_name(stem + e).is_file() for e in (".bval", ".bvec"))
+
+
+def _bad_label(text: str) -> str:
+    return "".join(sorted(set(re.sub(r"[A-Za-z0-9]", "", text))))
+
+
+def dwi_path_problems(rel) -> list[str]:
+    """The BIDS naming rules that a diffusion image's path breaks, one message each (empty when it
+    follows :data:`DWI_NAME_RULE`). ``rel`` is the path relative to the dataset root, starting with
+    its ``sub-*`` folder."""
+    *folders, name = Path(rel).parts
+    out = []
+    for folder in folders[:2]:
+        key = folder.split("-", 1)[0]
+        if key in ("sub", "ses") and "-" in folder and not _LABEL_OK.match(folder.split("-", 1)[1]):
+            out.append(f"folder '{folder}': a BIDS {key}- label is letters and digits only, not "
+                       f"{_bad_label(folder.split('-', 1)[1])!r}")
+    layout = (len(folders) == 2 or (len(folders) == 3 and folders[1].startswith("ses-"))) and folders[-1] == "dwi"
+    if not layout:
+        out.append(f"it is in '{'/'.join(folders)}/', not in a sub-<label>/[ses-<label>/]dwi/ folder")
+    ext = ".nii.gz" if name.endswith(".nii.gz") else ".nii"
+    parts = name[: -len(ext)].split("_")
+    for part in parts[:-1]:
+        m = re.match(r"^([A-Za-z]+)-(.*)$", part)
+        if not m:
+            out.append(f"'{part}' in its name is not a key-label entity (key-label, e.g. run-1)")
+        elif not _LABEL_OK.match(m.group(2)):
+            out.append(f"'{part}' in its name: a BIDS label is letters and digits only, not "
+                       f"{_bad_label(m.group(2))!r}")
+    if parts[-1] != "dwi":
+        out.append(f"its name ends in '_{parts[-1]}{ext}', not '_dwi{ext}'" if len(parts) > 1
+                   else f"its name '{name}' has no entities and no '_dwi' suffix")
+    if not parts[0].startswith("sub-"):
+        out.append("its name does not begin with sub-<label>")
+    return out
 
 
 def scan_entities(entities: dict) -> tuple[tuple[str, str], ...]:

@@ -3,8 +3,10 @@
 :func:`validate_dataset` runs discovery (:func:`alps.io.bids.discover`, non-strict) and then, per
 scan, the cheap checks of :func:`alps.io.dwi.load_dwi` that need no voxel data: the files exist and
 are readable, the gradient table parses and matches the image's volume count (header only), a given
-mask has the image's grid, the sidecars are readable JSON. Files that look like diffusion data but
-are not named ``*_dwi`` (and so are ignored) are reported as warnings. ``alps validate`` prints it.
+mask has the image's grid, the sidecars are readable JSON. A file under ``sub-*/`` that looks like a
+diffusion image but breaks BIDS naming is an error naming the file and each rule it breaks (it
+would not be processed); other NIfTI files of a ``dwi/`` folder not named ``*_dwi`` (and so
+ignored) are warnings. ``alps validate`` prints it.
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ __all__ = ["validate_dataset", "COLUMNS"]
 COLUMNS = ["file", "severity", "problem"]
 
 
-def _scan_problems(item, b0_threshold=None) -> list[tuple[str, str, str]]:
+def _scan_problems(item, scan_checks=()) -> list[tuple[str, str, str]]:
+    if item.invalid:  # breaks BIDS naming: one error naming every rule; nothing else is checked
+        return [(str(item.dwi), "error", item.error)]
     out = []
     if item.error:
         for msg in item.error.split("; "):
@@ -35,7 +39,8 @@ def _scan_problems(item, b0_threshold=None) -> list[tuple[str, str, str]]:
         shape = img.shape
         if len(shape) != 4:
             raise InputError(f"{item.dwi}: expected a 4D diffusion series, got shape {shape}")
-        read_bvals_bvecs(item.bval, item.bvec, n_volumes=shape[3])
+        bvals, _ = read_bvals_bvecs(item.bval, item.bvec, n_volumes=shape[3])
+        out += [(str(item.dwi), severity, text) for check in scan_checks for severity, text in check(item, bvals)]
         if item.mask is not None:
             mshape = nib.load(str(item.mask)).shape[:3]
             if tuple(mshape) != tuple(shape[:3]):
@@ -67,11 +72,17 @@ def _ignored_files(root: Path) -> list[tuple[str, str, str]]:
     return out
 
 
-def validate_dataset(input_path, *, participant_label=None, bids_filter=None, mask=None) -> pd.DataFrame:
+def validate_dataset(input_path, *, participant_label=None, bids_filter=None, mask=None,
+                     scan_checks=()) -> pd.DataFrame:
     """Every problem of an input dataset (or one DWI file), one row per (file, problem).
 
+    ``scan_checks``: callables ``check(item, bvals) -> [(severity, message), ...]`` run on every
+    scan whose gradient table reads (the pipeline's own checks, e.g. which shells its tensor model
+    will fit: :func:`alps.pipeline.preprocess.acquisition_check`).
+
     Returns a DataFrame with :data:`COLUMNS` (``severity`` ``error``: that scan will fail;
-    ``warning``: it will run), sorted by file; empty when everything is valid.
+    ``warning``: it will run; ``info``: what will be done to it), sorted by file; empty when
+    everything is valid and no check had anything to say.
     """
     root = Path(input_path)
     rows: list[tuple[str, str, str]] = []
@@ -85,9 +96,10 @@ def validate_dataset(input_path, *, participant_label=None, bids_filter=None, ma
         if not (root / "dataset_description.json").is_file():
             rows.append((str(root / "dataset_description.json"), "warning",
                          f"{root}: no dataset_description.json (required by BIDS)"))
-        rows += _ignored_files(root)
+        named = {str(it.dwi) for it in items if it.invalid}  # already errors
+        rows += [r for r in _ignored_files(root) if r[0] not in named]
     rows += [(w.split(": ", 1)[0], "warning", w) for w in warnings]
     for item in items:
-        rows += _scan_problems(item)
+        rows += _scan_problems(item, scan_checks)
     df = pd.DataFrame(rows, columns=COLUMNS).drop_duplicates()
     return df.sort_values(["file", "severity", "problem"], kind="stable").reset_index(drop=True)

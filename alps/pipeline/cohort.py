@@ -3,18 +3,19 @@ parallel (joblib, one ITK thread per worker so results do not depend on ``n_jobs
 cluster, then the cohort tables (:mod:`alps.pipeline.tables`)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from ..io import discover
+from ..io.bids import invalid_items
 from .group import items_from_records
+from .layout import id_columns
 from . import locking
 from .locking import cohort_lock
 from .params import PipelineParams
 from .provenance import write_dataset_description
-from .records import clean_stale_temporaries, clean_table_temporaries, read_run_record
+from .records import clean_table_temporaries, read_run_record
 from .subject import STAGES, process_subject
 from .tables import cohort_tables, write_tables
 
@@ -96,8 +97,9 @@ def run_cohort(input_path, out_dir, *, params: PipelineParams | None = None, par
     kw = dict(params=params, stages=stages, force=force, progress=progress, qc_png=qc_png,
               scheduler=scheduler, tables=tables)
     if participant_label is None:  # cohort level: the whole run under OUT_DIR's lock
-        with cohort_lock(out_dir):
-            clean_stale_temporaries(out_dir)
+        with cohort_lock(out_dir) as held:
+            if held:  # only the tables' temporaries: scans clean their own (under their locks)
+                clean_table_temporaries(out_dir)
             return _run(items, input_path, out_dir, lock_tables=False, **kw)
     return _run(items, input_path, out_dir, lock_tables=True, **kw)
 
@@ -107,38 +109,52 @@ def _run(items, input_path, out_dir, *, params, stages, force, progress, qc_png,
     from ..progress import progress_bar as tqdm
 
     write_dataset_description(out_dir, input_path)
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
-    rows = []
-    bar = tqdm(total=len(items), desc=f"alps {'+'.join(stages)}", disable=not progress, unit="subj")
+    invalid = [it for it in items if it.invalid]  # never processed: nothing written for them
+    rows = [invalid_row(it) for it in invalid]
+    items = [it for it in items if not it.invalid]
     kw = dict(params=params, stages=stages, force=force, qc_png=qc_png)
-    if scheduler is not None:
-        from .distributed import map_subjects
+    # the bar is closed however the loop ends (an interrupted run's message then follows it)
+    with tqdm(total=len(items) + len(rows), initial=len(rows), desc=f"alps {'+'.join(stages)}",
+              disable=not progress, unit="subj") as bar:
+        if not items:
+            pass
+        elif scheduler is not None:
+            from .distributed import map_subjects
 
-        for row in map_subjects(items, out_dir, scheduler, **kw):
-            rows.append(row)
-            bar.update(1)
-    elif params.n_jobs == 1 or len(items) == 1:
-        for it in items:
-            rows.append(process_subject(it, out_dir, **kw))
-            bar.update(1)
-    else:
-        from joblib import Parallel, delayed
+            for row in map_subjects(items, out_dir, scheduler, **kw):
+                rows.append(row)
+                bar.update(1)
+        elif params.n_jobs == 1 or len(items) == 1:
+            for it in items:
+                rows.append(process_subject(it, out_dir, **kw))
+                bar.update(1)
+        else:
+            from joblib import Parallel, delayed
 
-        par = Parallel(n_jobs=min(params.n_jobs, len(items)), return_as="generator_unordered")
-        for row in par(delayed(process_subject)(it, out_dir, **kw) for it in items):
-            rows.append(row)
-            bar.update(1)
-    bar.close()
+            par = Parallel(n_jobs=min(params.n_jobs, len(items)), return_as="generator_unordered")
+            for row in par(delayed(process_subject)(it, out_dir, **kw) for it in items):
+                rows.append(row)
+                bar.update(1)
     df, _ = cohort_tables(rows, stages)
     if tables:
         if lock_tables:  # participant level: the other scans keep their rows
-            with cohort_lock(out_dir, wait=locking.TABLES_LOCK_WAIT_S):
-                clean_table_temporaries(out_dir)
+            with cohort_lock(out_dir, wait=locking.TABLES_LOCK_WAIT_S) as held:
+                if held:
+                    clean_table_temporaries(out_dir)
                 others = other_rows(out_dir, {it.key for it in items})
+                if Path(input_path).is_dir():  # the other subjects' misnamed files (never recorded) too
+                    mine = {it.dwi for it in invalid}
+                    others += [invalid_row(it) for it in invalid_items(input_path) if it.dwi not in mine]
                 write_tables(cohort_tables(rows + others, stages)[1], out_dir)
         else:
             write_tables(cohort_tables(rows, stages)[1], out_dir)
     return df
+
+
+def invalid_row(item) -> dict:
+    """The failed row of a file that looks like a diffusion image but breaks BIDS naming
+    (:attr:`alps.io.SubjectInput.invalid`; its ``error`` names the file and the rules)."""
+    return {**id_columns(item), "status": "failed", "error": f"validation: {item.error}"}
 
 
 def other_rows(out_dir, keys) -> list[dict]:

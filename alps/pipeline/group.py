@@ -59,6 +59,8 @@ def items_from_records(out_dir) -> list[SubjectInput]:
 def _gather_row(out_dir, item) -> tuple[dict, tuple]:
     """The scan's table row from its run record, or a ``missing``/``running`` row."""
     base = id_columns(item)
+    if getattr(item, "invalid", False):  # breaks BIDS naming: never run, no record
+        return {**base, "status": "failed", "error": f"validation: {item.error}"}, ()
     rec_path = scan_layout(out_dir, item).run_record
     if scan_locked(out_dir, item):
         return {**base, "status": "running",

@@ -32,7 +32,7 @@ from ..imaging.template import SPACE
 from ..io.bids import scan_key
 from ..io.bidsnames import SCAN_ENTITIES
 
-__all__ = ["ScanLayout", "scan_layout", "find_scan", "run_records", "COHORT_TABLES", "RELIABILITY_FILES", "LOCK_NAME", "SPACE",
+__all__ = ["ScanLayout", "scan_layout", "find_scan", "run_records", "COHORT_TABLES", "COHORT_FILES", "RELIABILITY_FILES", "LOCK_NAME", "SPACE",
            "read_json", "load_registration", "id_columns", "row_entities", "row_layout", "ENTITY_COLUMNS"]
 
 #: columns of the cohort tables holding a scan's series entities (present when some scan has them).
@@ -41,6 +41,8 @@ ENTITY_COLUMNS = SCAN_ENTITIES
 #: the cohort tables under OUT_DIR, in the order they are written (``timings.tsv`` holds the
 #: run-dependent columns; the others are deterministic).
 COHORT_TABLES = ("timings.tsv", "preprocess.tsv", "alps.tsv", "qc.tsv", "provenance.tsv")
+#: the cohort tables and their data dictionaries (``alps.json`` beside ``alps.tsv``, :mod:`.columns`).
+COHORT_FILES = COHORT_TABLES + tuple(n.replace(".tsv", ".json") for n in COHORT_TABLES)
 
 #: what ``alps reliability OUT_DIR`` writes there (:mod:`alps.cli.reliability`): the table, the
 #: Bland-Altman data and the figure stem (``.png`` + ``.pdf``).
@@ -103,6 +105,14 @@ class ScanLayout:
         return {"affine": f"{self.key}_from-dwi_to-{SPACE}_mode-image_xfm.mat",
                 "warp": f"{self.key}_from-dwi_to-{SPACE}_mode-image_desc-warp_xfm.nii.gz",
                 "inverse_warp": f"{self.key}_from-{SPACE}_to-dwi_mode-image_desc-warp_xfm.nii.gz"}
+
+    def file_names(self) -> frozenset:
+        """The names of every file this scan writes: its derivatives in :attr:`dir` and its run
+        record in :attr:`scan_dir` (what its temporaries are named after; the other scans of
+        the folder write none of them)."""
+        own = (self.mask, self.tensor, self.fa, self.md, self.colorfa, self.xfm_ras, self.preprocess_json,
+               self.dseg, self.qc_png, self.result_json, self.run_record)
+        return frozenset([p.name for p in own] + list(self.transform_names().values()))
 
     def relative(self, path) -> str:
         """``path`` relative to OUT_DIR, with ``/`` separators (as tables list it)."""

@@ -31,9 +31,9 @@ def _fcntl():
     return fcntl
 
 
-def _flock(fh, *, blocking: bool) -> None:
-    """``flock(LOCK_EX)``; raises ``BlockingIOError`` if held (non-blocking). On a file system
-    without ``flock`` support warns and returns unlocked."""
+def _flock(fh, *, blocking: bool) -> bool:
+    """``flock(LOCK_EX)``: True once held; raises ``BlockingIOError`` if held elsewhere
+    (non-blocking). On a file system without ``flock`` support warns and returns False (unlocked)."""
     fcntl = _fcntl()
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
@@ -43,16 +43,18 @@ def _flock(fh, *, blocking: bool) -> None:
         if exc.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
             warnings.warn(f"{fh.name}: file locking not supported here ({exc.strerror}); "
                           "concurrent runs on this OUT_DIR are not guarded", RuntimeWarning, stacklevel=3)
-            return
+            return False
         raise
+    return True
 
 
 @contextlib.contextmanager
 def cohort_lock(out_dir, wait: float = 0.0):
     """Exclusive lock on ``OUT_DIR/.alps-run.lock``; ``wait`` seconds (default 0: fail at once)
-    are spent retrying before :class:`alps.io.InputError` is raised."""
+    are spent retrying before :class:`alps.io.InputError` is raised. Yields True when the lock
+    is held, False where locking is not supported (nothing may then be cleaned up as stale)."""
     if _fcntl() is None:  # pragma: no cover - Windows
-        yield
+        yield False
         return
     path = Path(out_dir) / LOCK_NAME
     fh = open(path, "a+")
@@ -60,7 +62,7 @@ def cohort_lock(out_dir, wait: float = 0.0):
         deadline = time.monotonic() + max(0.0, float(wait))
         while True:
             try:
-                _flock(fh, blocking=False)
+                held = _flock(fh, blocking=False)
                 break
             except BlockingIOError as exc:
                 if time.monotonic() >= deadline:
@@ -69,7 +71,7 @@ def cohort_lock(out_dir, wait: float = 0.0):
                         + (f" for more than {wait:.0f} s" if wait else "")
                         + "); wait for it or use another OUT_DIR") from exc
                 time.sleep(min(0.5, max(0.01, deadline - time.monotonic())))
-        yield
+        yield held
     finally:
         fh.close()
 
@@ -80,17 +82,17 @@ def scan_lock(out_dir, item):
 
     Two runs that reach the same scan (two jobs of an array given the same label, a participant-level
     job beside a whole-cohort run) take turns: the second one finds the first one's record and reuses
-    it.
+    it. Yields True when the lock is held, False where locking is not supported (the scan's
+    stale temporaries are then left alone: another run could be writing them).
     """
     if _fcntl() is None:  # pragma: no cover - Windows
-        yield
+        yield False
         return
     path = scan_layout(out_dir, item).lock
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = open(path, "a+")
     try:
-        _flock(fh, blocking=True)
-        yield
+        yield _flock(fh, blocking=True)
     finally:
         fh.close()
 

@@ -1,5 +1,6 @@
 """Stage 2 of a scan: template ROIs → native weights → ALPS in template and scanner axes →
-QC flags and image, from the outputs of stage 1 (:mod:`alps.pipeline.preprocess`).
+QC flags and image → standard errors, from stage 1's result
+(:class:`~alps.pipeline.contract.Preprocessed`, :mod:`alps.pipeline.preprocess`).
 
 Writes ``<key>_desc-alpsrois_dseg.nii.gz``, ``<key>_desc-qc.png`` and ``<key>_desc-alps.json``.
 """
@@ -11,62 +12,48 @@ import nibabel as nib
 import numpy as np
 
 from .. import atomic
-from ..imaging import dti, measure, qc
+from ..imaging import coverage, dti, measure, qc, shells
 from ..imaging import tensor as T
 from ..imaging import template as tpl
 from ..imaging.roi import DEFAULT_CENTERS_MM, ROI_NAMES, default_spheres
 from ..io.files import sha256
+from .contract import Preprocessed, ScanResult
 from .layout import load_registration, read_json, scan_layout
 from .params import MeasureParams
 from .preprocess import save_map
 from . import placement
 from . import provenance as _prov
 from .provenance import reuse_key
-from .records import outputs_intact, unlink
+from .records import unlink
 from .uncertainty import scan_se
 
 
 def check_roi_coverage(shape, affine, registration, centers_mm, radius_mm, *, path="<image>") -> None:
     """Raise ``ValueError`` if a template ROI (sphere ``radius_mm`` about each centre) is not
     entirely inside the native field of view after registration (e.g. a slab that does not
-    reach MNI z = 27 mm). ``centers_mm``: {name: (x, y, z)} in template mm."""
-    shape = np.asarray(tuple(shape[:3]), float)
-    inv = np.linalg.inv(np.asarray(affine, float))
-    offs = np.vstack([np.zeros(3), np.eye(3), -np.eye(3)]) * float(radius_mm)
-    problems = []
-    for name, c in centers_mm.items():
-        pts_t = np.asarray(c, float)[None] + offs
-        pts_s = registration.points_to_subject(pts_t)
-        ijk = pts_s @ inv[:3, :3].T + inv[:3, 3]
-        outside = np.any((ijk < -0.5) | (ijk > shape - 0.5), axis=1)
-        if outside.any():
-            problems.append(f"{name} (MNI {tuple(float(v) for v in c)} mm, r = {radius_mm} mm -> native "
-                            f"{np.round(pts_s[0], 1).tolist()} mm)")
-    if problems:
-        raise ValueError(f"{path}: field of view does not contain the ALPS ROI(s) after registration: "
-                         + "; ".join(problems) + "; the acquisition must cover MNI z = 27 mm "
-                         "(lateral-ventricle bodies) with the full left-right extent")
+    reach MNI z = 27 mm), naming the ROIs, the template z range the slab covers there and what it
+    must cover (:func:`alps.imaging.coverage.roi_level_problem`). ``centers_mm``: {name: (x, y, z)}
+    in template mm."""
+    problem = coverage.roi_level_problem(registration, shape, affine, centers_mm=centers_mm, radius_mm=radius_mm)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
 
 
-def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force: bool = False,
-                    qc_png: bool = True, **overrides) -> dict:
-    """ROIs → ALPS (template and scanner axes) → QC, from the outputs of
-    :func:`alps.pipeline.preprocess_subject`.
+def measure_subject(pre, out_dir, *, params: MeasureParams | None = None, force: bool = False,
+                    qc_png: bool = True, **overrides) -> ScanResult:
+    """ROIs → ALPS (template and scanner axes) → QC → standard errors, from stage 1's result.
 
-    ``params`` (default: the defaults) with ``overrides`` (names of
-    :class:`~alps.pipeline.params.MeasureParams`). Returns the result row (also written to
-    ``<key>_desc-alps.json``).
+    ``pre``: the :class:`~alps.pipeline.contract.Preprocessed` of
+    :func:`alps.pipeline.preprocess_subject`, or the scan (its finished stage 1 is loaded from
+    OUT_DIR). ``params`` (default: the defaults) with ``overrides`` (names of
+    :class:`~alps.pipeline.params.MeasureParams`). Returns the typed
+    :class:`~alps.pipeline.contract.ScanResult` (its record is written to ``<key>_desc-alps.json``).
     """
     p = (params or MeasureParams()).replace(**overrides)
-    lay = scan_layout(out_dir, item)
-    pre = read_json(lay.preprocess_json)
-    if not pre or pre.get("status") != "ok":
-        raise RuntimeError(f"{lay.preprocess_json}: no successful preprocessing for {item.key}; "
-                           "run preprocess_subject first")
-    if not outputs_intact(lay.dir, pre):
-        raise RuntimeError(f"{lay.preprocess_json}: preprocessing outputs of {item.key} are missing or "
-                           "modified; rerun preprocess_subject")
-    provenance = {"preprocess": pre["provenance"], "preprocess_outputs_sha256": pre["outputs_sha256"],
+    if not isinstance(pre, Preprocessed):
+        pre = Preprocessed.load(pre, out_dir)
+    item, lay = pre.item, pre.layout
+    provenance = {"preprocess": pre.record["provenance"], "preprocess_outputs_sha256": pre.record["outputs_sha256"],
                   "parameters": p.as_dict(), "versions": _prov.package_versions()}
     if p.roi == "jhu":
         from ..imaging.atlas import find_jhu
@@ -74,18 +61,18 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
         provenance["atlas_sha256"] = sha256(find_jhu(p.atlas_path))
     old = read_json(lay.result_json)
     outputs = [lay.dseg] + ([lay.qc_png] if qc_png else [])
-    if (not force and old and old.get("status") == "ok"
+    if (not force and old and old.get("status") == "ok" and "values" in old
             and reuse_key(old.get("provenance") or {}) == reuse_key(provenance)
             and all(f.is_file() for f in outputs)):
-        old["reused"] = True
-        return old
+        return ScanResult.from_record(old, reused=True)
     unlink(lay.result_json)
+    unlink(lay.qc_png)
 
     t0 = time.perf_counter()
     tensor, aff = dti.load_tensor_image(lay.tensor)
     fa = np.asarray(nib.load(str(lay.fa)).dataobj, np.float32)
     md = np.asarray(nib.load(str(lay.md)).dataobj, np.float32)
-    reg = load_registration(pre, lay.dir)
+    reg = pre.registration
     check_roi_coverage(fa.shape, aff, reg, DEFAULT_CENTERS_MM,
                        p.roi_radius if p.roi == "spheres" else 0.0, path=item.dwi)
 
@@ -106,41 +93,30 @@ def measure_subject(item, out_dir, *, params: MeasureParams | None = None, force
     values = measure.measure(tensor, aff, reg, weights, fa=fa, md=md)
     dseg = measure.dseg_from_weights(weights, fa.shape)
     save_map(dseg, aff, lay.dseg, np.uint8)
-    row = {"participant_id": item.participant_id, "session_id": item.session_id, "status": "ok", "error": ""}
-    row.update(values)
-    row.update(pre["registration"]["metrics"])
-    gc = pre.get("gradcheck")
-    if gc:
-        row.update({"gradcheck_best": gc["best"], "gradcheck_margin": gc["margin"],
-                    "gradcheck_flag": gc["flag"], "gradcheck_corrected": gc["corrected"]})
+    times = {"measure": round(time.perf_counter() - t0, 3)}
+    # the standard errors before the flags: se_high is one of them
+    se = scan_se(pre, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max)
+    times["se"] = se.pop("time_se_s")
     # flag (not fail) the band between the preprocess failure threshold and the QC warning one
-    pre_params = pre["provenance"]["parameters"]
-    fl = qc.flags(row, min_reg_corr=max(p.qc_min_reg_corr, pre_params["min_reg_corr"]),
-                  min_reg_dice=pre_params["min_reg_dice"])
-    row["qc_flags"] = ";".join(fl)
-    row["qc_pass"] = not fl
-    t_measure = time.perf_counter() - t0
-    row.update(scan_se(item, pre, reg, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max))
+    # the ROIs' placement and the registration's share of the uncertainty (alps.pipeline.placement)
     t = time.perf_counter()
-    reg_se = placement.reg_se(lay, fa, tensor, aff, reg, centres, weights_at, p) if p.reg_se else {}
-    row["time_reg_se_s"] = round(time.perf_counter() - t, 3)
-    scatter = reg_se.pop("scatter", None)
-    row.update(placement.columns(centres, reg_se, row))
-    if "reg_unstable" in qc.flags({"roi_sd_max": row.get("roi_sd_max")}, max_roi_sd=p.qc_max_roi_sd):
-        row["qc_flags"] = ";".join([f for f in row["qc_flags"].split(";") if f] + ["reg_unstable"])
-        row["qc_pass"] = False
+    rse = placement.reg_se(pre.mask(), fa, tensor, aff, reg, centres, weights_at, p)
+    scatter = rse.pop("scatter", None)
+    placed = placement.columns(centres, rse, se)
+    if p.reg_se:
+        times["reg_se"] = round(time.perf_counter() - t, 3)
+    flags = qc.flags({**values, **pre.columns(), **se, **placed},
+                     min_reg_corr=max(p.qc_min_reg_corr, pre.params.min_reg_corr),
+                     min_reg_dice=max(qc.DEFAULTS["min_reg_dice"], pre.params.min_reg_dice), max_roi_sd=p.qc_max_roi_sd)
+    flags += shells.fit_flags(pre.acquisition, model=pre.params.tensor_model, max_bval=pre.params.max_bval)
     if qc_png:
         t = time.perf_counter()
         _qc_png(lay, fa, tensor, aff, reg, dseg, p, centres=centres, scatter=scatter)
-        row["time_qc_s"] = round(time.perf_counter() - t, 3)
-    row["time_measure_s"] = round(t_measure, 3)
-    for k, v in pre.get("times_s", {}).items():
-        row[f"time_{k}_s"] = v
-    record = dict(row)
-    record["provenance"] = provenance
-    atomic.write_json(lay.result_json, record)
-    record["reused"] = False
-    return record
+        times["qc"] = round(time.perf_counter() - t, 3)
+    result = ScanResult(values=values, qc_flags=tuple(flags), se=se, times=times, provenance=provenance,
+                        placement=placed)
+    atomic.write_json(lay.result_json, result.as_record(item))
+    return result
 
 
 def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams, *, centres=None, scatter=None):
@@ -170,3 +146,33 @@ def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams, *, centres=None, 
     qc.figure(lay.qc_png, slices=slices, wm_t=ref.get_fdata(), centers_mm=centers, radius_mm=radius,
               title=f"{lay.key}  ({what})", native_fa=fa, native_dseg=dseg, native_affine=aff,
               template_labels=labels, **extra)
+
+
+def failure_qc(item, out_dir, reason: str, params: MeasureParams | None = None, *, draw: bool = True) -> dict:
+    """The QC image of a scan that failed after its registration (the registration QC, or the ROI
+    level outside the field of view): the template-space panels of :func:`alps.imaging.qc.figure`
+    (colour FA at the ROI level, warped FA on the template WM, axial and coronal, with the ROIs)
+    and ``reason`` under the title. Returns ``{"qc_png": path relative to OUT_DIR}`` and the
+    registration metrics of the preprocess record, or ``{}`` when the scan did not get as far as a
+    registration (or the image cannot be drawn: it never raises). ``draw=False``: the metrics only
+    (a run with ``qc_png=False``)."""
+    p = params or MeasureParams()
+    lay = scan_layout(out_dir, item)
+    pre = read_json(lay.preprocess_json)
+    if not pre or "registration" not in pre:
+        return {}
+    out = dict(pre["registration"].get("metrics") or {})
+    if not draw:
+        return out
+    try:
+        tensor, aff = dti.load_tensor_image(lay.tensor)
+        fa = np.asarray(nib.load(str(lay.fa)).dataobj, np.float32)
+        reg = load_registration(pre, lay.dir)
+        ref = tpl.load("wm", resolution=2)
+        centers = [s.center_mm for s in default_spheres(radius_mm=p.roi_radius)]
+        qc.figure(lay.qc_png, slices=qc.template_slices(fa, tensor, aff, reg, ref), wm_t=ref.get_fdata(),
+                  centers_mm=centers, radius_mm=p.roi_radius, title=f"{lay.key}: FAILED", note=reason)
+    except Exception:  # noqa: BLE001 - a QC image must never turn a failure into a crash
+        return out
+    out["qc_png"] = lay.relative(lay.qc_png)
+    return out

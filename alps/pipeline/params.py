@@ -33,8 +33,8 @@ from ..imaging.dti import FIT_METHODS
 from ..imaging.measure import WEIGHTINGS
 from ..imaging.preprocess import MOTION_MODELS, MOTION_REFERENCES
 from ..imaging.qc import DEFAULTS as QC_DEFAULTS
-from ..imaging.registration import KINDS, MIN_CORRELATION, MIN_DICE
-from ..imaging.shells import TENSOR_MODELS
+from ..imaging.registration import KINDS, MIN_CORRELATION, MIN_COVERAGE, MIN_DICE
+from ..imaging.shells import MODEL_MAX_BVAL, TENSOR_MODELS
 from ..io.gradients import B0_THRESHOLD
 
 __all__ = ["ParameterError", "PreprocessParams", "MeasureParams", "PipelineParams", "ROI_KINDS", "ROI_PLACEMENTS",
@@ -171,17 +171,23 @@ class PreprocessParams(_Params):
                        metavar="N")
     min_reg_corr: float = _param(MIN_CORRELATION, "fail a scan whose FA-WM correlation after registration "
                                  "is below this", check=_UNIT, metavar="R")
-    min_reg_dice: float = _param(MIN_DICE, "fail a scan whose brain-mask Dice after registration is below "
-                                 "this", check=_UNIT, metavar="D")
+    min_reg_dice: float = _param(MIN_DICE, "fail a scan whose brain-mask Dice after registration (on the "
+                                 "part of the template brain inside the field of view) is below this",
+                                 check=_UNIT, metavar="D")
+    min_reg_coverage: float = _param(MIN_COVERAGE, "fail a scan whose field of view holds less than this fraction "
+                                     "of the template brain after registration (too thin a slab to check its "
+                                     "registration)", check=_UNIT, metavar="F")
     gradcheck: str = _param("off", "gradient-orientation check (fibre coherence, Jeurissen et al. 2014): "
                             "'report' adds it to QC, 'correct' also refits with the corrected table when "
                             "it flags (about 3 s per scan)", choices=GRADCHECK_MODES)
     tensor_model: str = _param(
-        "dti", "tensor the index is computed from: dti (b0 + the shells <= --max-bval), fwdti "
-        "(free-water-eliminated DTI, dipy) or dki (the diffusion tensor of a kurtosis fit, dipy); fwdti "
-        "and dki use every shell and need >= 2 non-zero shells", choices=TENSOR_MODELS)
-    max_bval: float = _param(1500.0, "largest shell (s/mm²) of the dti fit; higher shells of a multi-shell "
-                             "scan are left out", check=_POSITIVE, metavar="B")
+        "dti", "tensor the index is computed from: dti (b0 + the shells <= --max-bval; a scan with none takes its "
+        "lowest shell, flagged high_b), fwdti (free-water-eliminated DTI, dipy) or dki (the diffusion tensor of "
+        "a kurtosis fit, dipy); fwdti and dki need >= 2 non-zero shells <= --max-bval", choices=TENSOR_MODELS)
+    max_bval: float | None = _param(
+        None, "largest shell (s/mm²) the tensor model is fitted on; higher shells are left out (default: where "
+        "the model holds, " + ", ".join(f"{m} {b:g}" for m, b in MODEL_MAX_BVAL.items())
+        + "); a fit above its default is flagged high_b", check=_POSITIVE, metavar="B")
     b0_threshold: float = _param(B0_THRESHOLD, "b-values at or below this (s/mm²) are b = 0 volumes",
                                  check=_NON_NEGATIVE, metavar="B")
     shell_tolerance: float = _param(100.0, "b-values within this (s/mm²) of their neighbour form one shell "
@@ -283,7 +289,8 @@ class PipelineParams:
 
 def from_profile(profile: str = "default", overrides: Mapping[str, Any] | None = None,
                  *, what: str = "overrides") -> PipelineParams:
-    """The ``pipeline:`` section of ``config/<profile>.yaml`` overlaid by ``overrides`` (e.g. a
+    """The ``pipeline:`` section of a profile (``config/<profile>.yaml``, or a YAML file's path,
+    :func:`alps.paths.config_file`) overlaid by ``overrides`` (e.g. a
     notebook's ``pipeline`` parameter or the options of ``alps run``); every key validated.
 
     Without the repository's ``config/`` folder (an installed, not editable, package) the
@@ -311,18 +318,21 @@ def _flag(f) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, names=None) -> None:
     """Add one option per pipeline parameter (and ``--n-jobs``), with its help text, choices and
     default. Every option defaults to ``None`` (= not given), so that the configuration profile
-    and then the parameter defaults apply; :func:`from_args` collects what was given."""
+    and then the parameter defaults apply; :func:`from_args` collects what was given. ``names``:
+    only these parameters (no ``--n-jobs``)."""
     group = parser.add_argument_group("pipeline parameters (defaults: the configuration profile, else "
                                       "the value shown)")
     hints = {**typing.get_type_hints(PreprocessParams), **typing.get_type_hints(MeasureParams)}
     for f, _ in _fields_for_cli():
+        if names is not None and f.name not in names:
+            continue
         kind = hints[f.name]
         md = f.metadata
         shown = "off" if f.default is False else "on" if f.default is True else f.default
-        text = f"{md['help']} (default: {shown})"
+        text = md["help"] if "(default:" in md["help"] else f"{md['help']} (default: {shown})"
         kw = dict(dest=f.name, default=None, help=text)
         if kind is bool:
             group.add_argument(_flag(f), action=argparse.BooleanOptionalAction, **kw)
@@ -334,8 +344,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if md.get("metavar"):
             kw["metavar"] = md["metavar"]
         group.add_argument(_flag(f), **kw)
-    group.add_argument("--n-jobs", dest="n_jobs", type=int, default=None, metavar="N",
-                       help="scans processed in parallel (default: 1)")
+    if names is None:
+        group.add_argument("--n-jobs", dest="n_jobs", type=int, default=None, metavar="N",
+                           help="scans processed in parallel (default: 1)")
 
 
 def from_args(args: argparse.Namespace) -> dict[str, Any]:

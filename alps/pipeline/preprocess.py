@@ -17,13 +17,14 @@ import nibabel as nib
 import numpy as np
 
 from .. import atomic
-from ..imaging import dti
+from ..imaging import coverage, dti
 from ..imaging import preprocess as prep
 from ..imaging import registration as reg_mod
 from ..imaging import shells
 from ..imaging.template import SPACE
 from .. import io as aio
 from ..io import InputError, input_hashes
+from .contract import GradientCheck, PreparedDWI, Preprocessed, select
 from .layout import PREPROCESS_FILES, read_json, scan_layout
 from .params import PreprocessParams
 from . import provenance as _prov
@@ -45,6 +46,20 @@ def check_fov(dwi) -> None:
             f"ROIs (the default spheres span 81 mm left-right; need >= {MIN_FOV_MM:.0f} mm along some axis)")
 
 
+def acquisition_check(params: PreprocessParams | None = None):
+    """The check ``alps validate`` (:func:`alps.io.validate.validate_dataset`'s ``scan_checks``) and
+    ``alps run`` make of each scan before anything is computed: which shells the tensor model of
+    ``params`` will fit, whether it is flagged ``high_b``, or why it cannot be fitted
+    (:func:`alps.imaging.shells.fit_plan`). Returns ``check(item, bvals) -> [(severity, message)]``."""
+    p = params or PreprocessParams()
+
+    def check(item, bvals):
+        return [shells.fit_plan(bvals, model=p.tensor_model, max_bval=p.max_bval, b0_threshold=p.b0_threshold,
+                                tolerance=p.shell_tolerance, path=item.bval)]
+
+    return check
+
+
 def save_map(data, affine, path, dtype=np.float32) -> None:
     """A derivative map as NIfTI with a fresh header (mm units), atomically: nothing of the
     input's header or extensions is copied (privacy)."""
@@ -60,19 +75,15 @@ def matrix_text(matrix, header: str) -> str:
     return buf.getvalue()
 
 
-def _gradcheck(mode, data, dwi, bvecs, mask):
-    """The gradient check of ``mode`` ('report'/'correct'); returns (info, b-vectors to fit)."""
+def _gradcheck(mode, data, dwi, bvecs, mask) -> GradientCheck:
+    """The gradient check of ``mode`` ('report'/'correct') on the data as fitted (its verdict;
+    :meth:`GradientCheck.apply` gives the b-vectors to fit)."""
     from ..imaging import gradcheck
     from ..io.gradients import fsl_to_voxel
 
     table = gradcheck.check_gradients(data, dwi.bvals, fsl_to_voxel(bvecs, dwi.affine), mask,
                                       voxel_sizes=np.linalg.norm(dwi.affine[:3, :3], axis=0))
-    info = {"best": table.attrs["best"], "margin": float(table.attrs["margin"]),
-            "flag": bool(table.attrs["flag"]), "corrected": False}
-    if mode == "correct" and info["flag"]:
-        bvecs = gradcheck.correct_bvecs(bvecs, info["best"], affine=dwi.affine)
-        info["corrected"] = True
-    return info, bvecs
+    return GradientCheck.from_table(table, correct=mode == "correct")
 
 
 def given_brain_mask(path, shape) -> np.ndarray:
@@ -90,14 +101,15 @@ def given_brain_mask(path, shape) -> np.ndarray:
 
 
 def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None, force: bool = False,
-                       hashes=None, **overrides) -> dict:
+                       hashes=None, **overrides) -> Preprocessed:
     """Load, validate, mask, (denoise/Gibbs/motion), fit tensors, register; write derivatives.
 
     ``params`` (default: the defaults) with ``overrides`` (parameter names of
-    :class:`~alps.pipeline.params.PreprocessParams`, validated). Returns the preprocess record
-    (also written to ``<key>_desc-preprocess.json``). Reuses an existing record when inputs,
-    parameters and package versions are identical (``force`` recomputes). Raises on any failure
-    (invalid input, registration below QC thresholds...).
+    :class:`~alps.pipeline.params.PreprocessParams`, validated). Returns the typed result
+    (:class:`~alps.pipeline.contract.Preprocessed`: the prepared DWI, mask, registration, gradient
+    check ...); its record is written to ``<key>_desc-preprocess.json``. Reuses an existing record
+    when inputs, parameters and package versions are identical (``force`` recomputes). Raises on
+    any failure (invalid input, registration below QC thresholds...).
     """
     p = (params or PreprocessParams()).replace(**overrides)
     lay = scan_layout(out_dir, item)
@@ -111,19 +123,18 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
     if (not force and old and old.get("status") == "ok"
             and reuse_key(old.get("provenance") or {}) == reuse_key(provenance)
             and outputs_intact(lay.dir, old)):
-        old["reused"] = True
-        return old
+        return Preprocessed.from_record(item, out_dir, old, reused=True)
     # invalidate first: from here on no record claims these derivatives are finished
     unlink(lay.preprocess_json)
     unlink(lay.result_json)
+    unlink(lay.qc_png)
 
     times = {}
     t0 = time.perf_counter()
     dwi = aio.load_dwi(item.dwi, item.bval, item.bvec, b0_threshold=p.b0_threshold)
     check_fov(dwi)
-    index, acquisition = shells.select_volumes(dwi.bvals, model=p.tensor_model, max_bval=p.max_bval,
-                                               b0_threshold=p.b0_threshold, tolerance=p.shell_tolerance,
-                                               path=item.bval)
+    index, acquisition = select(dwi.bvals, p, path=item.bval)
+    prepared = PreparedDWI.from_dwi(dwi, index)
     if index.size != len(dwi.bvals):  # a multi-shell scan: only the volumes of the model
         dwi = dataclasses.replace(dwi, data=dwi.data[..., index], bvals=dwi.bvals[index],
                                   bvecs=dwi.bvecs[index])
@@ -144,14 +155,15 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
         lay.dir.mkdir(parents=True, exist_ok=True)
         data, bvecs, xfms = prep.motion_correct(data, dwi.affine, b0_bvals, bvecs, model=p.motion_model,
                                                 reference=p.motion_reference, return_transforms=True,
-                                                scratch_dir=lay.dir)
+                                                scratch_dir=lay.dir, scratch_owner=lay.key)
         motion = prep.motion_summary(xfms, dwi.affine, dwi.data.shape, b0_bvals)
     times["preprocess"] = time.perf_counter() - t
 
-    gradcheck_info = None
+    check = None
     if p.gradcheck != "off":
         t = time.perf_counter()
-        gradcheck_info, bvecs = _gradcheck(p.gradcheck, data, dwi, bvecs, mask)
+        check = _gradcheck(p.gradcheck, data, dwi, bvecs, mask)
+        bvecs = check.apply(bvecs, dwi.affine)
         times["gradcheck"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -178,7 +190,7 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
     registration = reg_mod.register(
         nib.Nifti1Image(maps.fa, aff), mask, kind=p.registration, out_dir=lay.dir,
         names=lay.transform_names(), seed=p.seed, threads=1, check=False,
-        sampling_strategy=p.registration_sampling)
+        sampling_strategy=p.registration_sampling, scratch_owner=lay.key)
     times["registration"] = time.perf_counter() - t
     t = time.perf_counter()
     atomic.write_text(lay.xfm_ras, matrix_text(
@@ -198,7 +210,7 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
         "preprocessed_input": preprocessed,
         "mask_volume_ml": float(mask.sum() * abs(np.linalg.det(aff[:3, :3])) / 1000.0),
         "registration": reg_mod.registration_info(registration, relative_to=lay.dir),
-        "gradcheck": gradcheck_info,
+        "gradcheck": check.as_record() if check else None,
         "motion": motion,
         "files": {k: getattr(lay, k).name for k in PREPROCESS_FILES},
     }
@@ -208,12 +220,16 @@ def preprocess_subject(item, out_dir, *, params: PreprocessParams | None = None,
     times["write"] += time.perf_counter() - t
     record["times_s"] = {k: round(v, 3) for k, v in times.items()}
     try:
-        reg_mod.check_metrics(registration.metrics, min_correlation=p.min_reg_corr, min_dice=p.min_reg_dice)
+        reg_mod.check_metrics(registration.metrics, min_correlation=p.min_reg_corr, min_dice=p.min_reg_dice,
+                              min_coverage=p.min_reg_coverage)
     except reg_mod.RegistrationError as exc:
+        # whether the field of view, as (wrongly) registered, reaches the ROI level; for a slab, what it must cover
+        level = coverage.roi_level_problem(registration, maps.fa.shape, aff, registered=False)
+        if not level and registration.metrics.get("reg_coverage", 1.0) < 0.995:
+            level = f"a partial-brain slab must cover {coverage.ROI_LEVEL}: the QC image shows where it was placed"
         record["status"] = "failed"
-        record["error"] = str(exc)
+        record["error"] = str(exc) + (f"; {level}" if level else "")
         atomic.write_json(lay.preprocess_json, record)
-        raise
+        raise reg_mod.RegistrationError(f"{item.dwi}: {record['error']}") from None
     atomic.write_json(lay.preprocess_json, record)
-    record["reused"] = False
-    return record
+    return Preprocessed.from_record(item, out_dir, record, reused=False, dwi=prepared)

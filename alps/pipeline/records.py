@@ -15,9 +15,9 @@ import shutil
 from pathlib import Path
 
 from .. import atomic
-from ..imaging.ants import SCRATCH_PREFIX
+from ..imaging.ants import owns_scratch
 from ..io.files import sha256
-from .layout import COHORT_TABLES, read_json, scan_layout
+from .layout import COHORT_FILES, read_json, scan_layout
 
 #: run-dependent columns (returned by :func:`alps.pipeline.run_cohort`, written to ``timings.tsv`` only).
 RUN_COLUMNS_PREFIX = ("time_",)
@@ -51,29 +51,40 @@ def outputs_intact(base, record) -> bool:
         return False
 
 
-def clean_stale_temporaries(directory) -> list[Path]:
-    """Delete temporary files (:func:`alps.atomic.is_temporary`) and ANTs scratch directories
-    (``.alps-scratch-*``) left in ``directory`` (not recursive) by a killed run. Call it only
-    under the lock of that directory's scan or cohort."""
+def clean_stale_temporaries(layout) -> list[Path]:
+    """Delete what a killed run of one scan left behind: the temporaries of its own files
+    (:func:`alps.atomic.temporary_target` in :meth:`ScanLayout.file_names`) and its ANTs scratch
+    directories (``.alps-scratch-<key>.*``, :func:`alps.imaging.ants.owns_scratch`), in its
+    derivatives folder and beside its run record (not recursive).
+
+    Call it only while holding the scan's lock (:func:`alps.pipeline.locking.scan_lock`): every
+    writer of these names holds that lock, so what is found then is provably stale. Everything
+    else is left alone — above all the temporaries and scratch of the other scans sharing the
+    folder (several runs of a session, each under its own lock, maybe on another host), which
+    may be running now.
+    """
     removed = []
-    directory = Path(directory)
-    if not directory.is_dir():
-        return removed
-    for f in directory.iterdir():
-        if atomic.is_temporary(f.name) and f.is_file():
-            unlink(f)
-            removed.append(f)
-        elif f.name.startswith(SCRATCH_PREFIX) and f.is_dir() and not f.is_symlink():
-            shutil.rmtree(f, ignore_errors=True)
-            removed.append(f)
-    return removed
+    own = layout.file_names()
+    for directory in dict.fromkeys((Path(layout.dir), Path(layout.scan_dir))):
+        if not directory.is_dir():
+            continue
+        for f in directory.iterdir():
+            if atomic.temporary_target(f.name) in own and f.is_file() and not f.is_symlink():
+                unlink(f)
+                removed.append(f)
+            elif owns_scratch(f.name, layout.key) and f.is_dir() and not f.is_symlink():
+                shutil.rmtree(f, ignore_errors=True)
+                removed.append(f)
+    return sorted(removed)
 
 
 def clean_table_temporaries(out_dir) -> list[Path]:
-    """Delete temporaries of the cohort tables left in OUT_DIR (call with OUT_DIR's lock held)."""
+    """Delete temporaries of the cohort tables and their data dictionaries left in OUT_DIR (call
+    with OUT_DIR's lock held: the tables are written only under it). Nothing else of OUT_DIR is
+    touched (participant-level runs write ``dataset_description.json`` without that lock)."""
     removed = []
     for f in Path(out_dir).glob(".*"):
-        if f.is_file() and any(atomic.is_temporary(f.name, n) for n in COHORT_TABLES):
+        if f.is_file() and any(atomic.is_temporary(f.name, n) for n in COHORT_FILES):
             unlink(f)
             removed.append(f)
     return removed

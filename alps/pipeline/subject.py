@@ -1,16 +1,24 @@
-"""One scan through both stages, under its lock; failures become rows, never exceptions."""
+"""One scan through both stages, under its lock; failures become rows, never exceptions.
+
+The scan's row is made here, once, from the typed stage results
+(:mod:`alps.pipeline.contract`): the scan's ids and scanner metadata, stage 1's
+:meth:`~alps.pipeline.contract.Preprocessed.columns`, stage 2's
+:meth:`~alps.pipeline.contract.ScanResult.columns`, the input hashes and parameters for
+``provenance.tsv`` and the run-dependent times and reuse flags for ``timings.tsv``; every column
+is declared in :mod:`alps.pipeline.columns`.
+"""
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import traceback
 
 from .. import io as aio
 from ..io import InputError, check_input_files
 from ..io.metadata import scan_metadata
+from .contract import Preprocessed, stage_columns
 from .locking import scan_lock
-from .measure import measure_subject
+from .measure import failure_qc, measure_subject
 from .params import PipelineParams
 from .preprocess import preprocess_subject
 from .provenance import kv
@@ -34,11 +42,11 @@ def process_subject(item, out_dir, *, params: PipelineParams | None = None, stag
     never touch the same scan at once, and records the returned row in the scan's run record for
     ``alps group``.
     """
-    os.environ["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = "1"
     params = (params or PipelineParams()).replace(**overrides)
     try:
-        with scan_lock(out_dir, item):
-            row = _process_subject(item, out_dir, stages=stages, force=force, qc_png=qc_png, params=params)
+        with scan_lock(out_dir, item) as held:
+            row = _process_subject(item, out_dir, stages=stages, force=force, qc_png=qc_png, params=params,
+                                   clean=held)
             with contextlib.suppress(OSError, TypeError, ValueError):
                 write_run_record(out_dir, item, row, stages)
     except OSError as exc:  # the lock could not be taken (unwritable OUT_DIR...)
@@ -46,7 +54,7 @@ def process_subject(item, out_dir, *, params: PipelineParams | None = None, stag
     return row
 
 
-def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelineParams) -> dict:
+def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelineParams, clean: bool) -> dict:
     row = id_columns(item)
     stage = "validation"
     try:
@@ -54,31 +62,33 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelinePa
             raise InputError(item.error)
         check_input_files(item)
         row.update(scan_metadata(item))
-        clean_stale_temporaries(scan_layout(out_dir, item).dir)
+        if clean:  # only under the scan's lock, and only the scan's own leftovers
+            clean_stale_temporaries(scan_layout(out_dir, item))
         stage = "hashing"
         t = time.perf_counter()
         hashes = aio.input_hashes(item)
         row["time_hash_s"] = round(time.perf_counter() - t, 3)
         row.update({f"{PROV_PREFIX}{k}_sha256": v for k, v in hashes.items()})
+        pre = None
         if "preprocess" in stages:
             stage = "preprocess"
-            rec = preprocess_subject(item, out_dir, params=params.preprocess, force=force, hashes=hashes)
-            prov = rec.get("provenance") or {}
+            pre = preprocess_subject(item, out_dir, params=params.preprocess, force=force, hashes=hashes)
+            row["preprocess_reused"] = pre.reused
+        elif "measure" in stages:  # a finished stage 1 on disk
+            stage = "measure"
+            pre = Preprocessed.load(item, out_dir)
+        if pre is not None:  # stage 1's cells, once
+            prov = pre.record.get("provenance") or {}
             row[f"{PROV_PREFIX}preprocess_parameters"] = kv(prov.get("parameters"))
             row[f"{PROV_PREFIX}versions"] = kv(prov.get("versions"))
-            row["preprocess_reused"] = rec.get("reused", False)
-            row.update(rec["registration"]["metrics"])
-            row.update(rec.get("acquisition") or {})
-            row.update(rec.get("motion") or {})
-            row.update({f"time_{k}_s": v for k, v in rec.get("times_s", {}).items()})
+            row.update(pre.columns())
+            row.update(stage_columns(pre.times))
         if "measure" in stages:
             stage = "measure"
-            res = measure_subject(item, out_dir, params=params.measure, force=force, qc_png=qc_png)
-            row[f"{PROV_PREFIX}measure_parameters"] = kv((res.get("provenance") or {}).get("parameters"))
-            res = {k: v for k, v in res.items() if k != "provenance"}
-            row.update(res)
-            row["measure_reused"] = res.get("reused", False)
-            row.pop("reused", None)
+            res = measure_subject(pre, out_dir, params=params.measure, force=force, qc_png=qc_png)
+            row[f"{PROV_PREFIX}measure_parameters"] = kv(res.provenance.get("parameters"))
+            row.update(res.columns())
+            row["measure_reused"] = res.reused
         row["status"] = "ok"
         row["error"] = ""
     except FileNotFoundError as exc:
@@ -91,4 +101,6 @@ def _process_subject(item, out_dir, *, stages, force, qc_png, params: PipelinePa
         if not isinstance(exc, (ValueError, RuntimeError)):
             msg += " | " + traceback.format_exc(limit=3).replace("\n", " ")[-400:]
         row.update(status="failed", error=msg)
+    if row["status"] == "failed" and stage in ("preprocess", "measure"):  # a QC image of the failure, if registered
+        row.update(failure_qc(item, out_dir, row["error"], params.measure, draw=qc_png))
     return row

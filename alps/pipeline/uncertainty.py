@@ -1,5 +1,6 @@
 """Each scan's uncertainty: standard errors of the ALPS index from the leverage-adjusted wild
-bootstrap of the tensor fit (:mod:`alps.imaging.noise`), for the scan's own ROI weights.
+bootstrap of the scan's own estimator (:mod:`alps.imaging.noise`, :mod:`alps.imaging.estimators`),
+for the scan's own ROI weights.
 
 ``alps_se``, ``alps_L_se``, ``alps_R_se`` (template axes) are the SDs (``ddof = 1``) of
 ``se_replicates`` wild-bootstrap replicates of the index, the signs drawn from ``se_seed``: the
@@ -8,11 +9,14 @@ index's variability for the scan's fixed ROIs (the registration's own variabilit
 it; see :mod:`alps.imaging.noise`). With 200 replicates the SE itself is uncertain by about
 ``1/√(2·199) ≈ 5 %`` (relative).
 
-The bootstrap needs the signal the tensors were fitted on. Stage 1 (:mod:`alps.pipeline.preprocess`)
-does not keep it, so the input DWI is read again; when stage 1 changed the signal (MP-PCA,
-Gibbs removal, motion correction) the input no longer is what was fitted and the SEs are
-NaN (``se_note`` says why). A gradient table corrected by ``gradcheck='correct'`` is corrected
-here in the same way. The replicates are refitted by WLS whatever ``fit_method`` was.
+The bootstrap resamples what stage 1 fitted, from its :class:`~alps.pipeline.contract.Preprocessed`:
+the prepared DWI — the volumes the tensor model used (b = 0 and the shells of a multi-shell scan
+it fits), with the gradient table as fitted (the gradient check's correction applied once, in
+:class:`~alps.pipeline.contract.PreparedDWI`) — around the fit of the same tensor model
+(``dti`` with its ``fit_method``, ``fwdti``, ``dki``) and refits every replicate with it. The
+signal is read from the input file (stage 1 keeps no copy, and only the ROI's bounding box is
+read); when stage 1 changed the signal (MP-PCA, Gibbs removal, motion correction) the input no
+longer is what was fitted and the SEs are NaN (``se_note`` says why).
 
 ``se_high`` flags a scan whose ``alps_se`` exceeds ``se_max`` (:class:`~alps.pipeline.params.MeasureParams`).
 """
@@ -24,39 +28,34 @@ import numpy as np
 
 #: columns of :func:`scan_se` in ``alps.tsv`` (``se_note`` and ``time_se_s`` besides).
 SE_COLUMNS = ("alps_se", "alps_L_se", "alps_R_se", "se_high")
+#: what :func:`scan_se` returns besides its time: the SE columns and ``se_note``.
+SE_KEYS = SE_COLUMNS + ("se_note",)
 
-#: stage-1 options that change the signal before the tensor fit (the SEs are then NaN).
-SIGNAL_CHANGING = ("denoise", "gibbs", "motion_correction")
 
-
-def scan_se(item, preprocess_record: dict, registration, weights, *, n_boot: int, seed: int,
-            se_max: float) -> dict:
+def scan_se(pre, weights, *, n_boot: int, seed: int, se_max: float, registration=None) -> dict:
     """Standard errors of ``alps``, ``alps_L``, ``alps_R`` of one scan (module docstring).
 
     Parameters
     ----------
-    item : the scan (``dwi``, ``bval``, ``bvec`` paths)
-    preprocess_record : its stage-1 record (parameters, gradient check, grid shape)
-    registration : its :class:`alps.imaging.registration.Registration`
+    pre : its :class:`~alps.pipeline.contract.Preprocessed` (prepared DWI, parameters, registration)
     weights : its native ROI weights (as used for the index)
     n_boot : bootstrap replicates (0: no SEs, the columns are NaN)
     seed : seed of the bootstrap signs
     se_max : ``se_high`` is ``alps_se > se_max``
+    registration : the registration of the template axes (default: ``pre.registration``)
 
     Returns
     -------
-    dict with :data:`SE_COLUMNS`, ``se_note`` (empty, or why the SEs are NaN) and ``time_se_s``.
+    dict with :data:`SE_KEYS` (``se_note``: empty, or why the SEs are NaN) and ``time_se_s``.
     """
     t0 = time.perf_counter()
     out = {"alps_se": np.nan, "alps_L_se": np.nan, "alps_R_se": np.nan, "se_high": False, "se_note": ""}
-    pre_params = preprocess_record["provenance"]["parameters"]
-    changed = [k for k in SIGNAL_CHANGING if pre_params.get(k)]
     if n_boot == 0:
         out["se_note"] = "se_replicates=0"
-    elif changed:
-        out["se_note"] = "signal changed by " + "+".join(changed) + " (not kept): no bootstrap"
+    elif pre.signal_changed:
+        out["se_note"] = "signal changed by " + "+".join(pre.signal_changed) + " (not kept): no bootstrap"
     else:
-        boot = _bootstrap(item, preprocess_record, registration, weights, n_boot=n_boot, seed=seed)
+        boot = _bootstrap(pre, registration or pre.registration, weights, n_boot=n_boot, seed=seed)
         sd = boot[["alps", "alps_L", "alps_R"]].std(ddof=1)
         out.update(alps_se=float(sd["alps"]), alps_L_se=float(sd["alps_L"]), alps_R_se=float(sd["alps_R"]))
         out["se_high"] = bool(out["alps_se"] > se_max)
@@ -64,32 +63,19 @@ def scan_se(item, preprocess_record: dict, registration, weights, *, n_boot: int
     return out
 
 
-def _bootstrap(item, record, registration, weights, *, n_boot, seed):
-    """:func:`alps.imaging.noise.bootstrap_roi_alps` on the input DWI, read only in the bounding
-    box of the ROI voxels (stage 1 validated the whole file; here the grid, the affine and the
-    gradient table are checked again)."""
+def _bootstrap(pre, registration, weights, *, n_boot, seed):
+    """:func:`alps.imaging.noise.bootstrap_roi_alps` of the scan's estimator on its prepared DWI,
+    read only in the bounding box of the ROI voxels."""
     from ..imaging import noise
     from ..imaging import tensor as T
-    from ..io.dwi import check_affine, load_image
-    from ..io.gradients import fsl_to_voxel, read_bvals_bvecs
 
-    img = load_image(item.dwi)
-    if len(img.shape) != 4 or list(img.shape[:3]) != list(record["shape"]):
-        raise RuntimeError(f"{item.dwi}: grid {img.shape[:3]} differs from the preprocessed one "
-                           f"{record['shape']}; the input changed since stage 1, rerun it")
-    affine = check_affine(img.affine, item.dwi)
-    bvals, bvecs = read_bvals_bvecs(item.bval, item.bvec, n_volumes=img.shape[3])
-    gc = record.get("gradcheck")
-    if gc and gc.get("corrected"):
-        from ..imaging.gradcheck import correct_bvecs
-
-        bvecs = correct_bvecs(bvecs, gc["best"], affine=affine)
+    dwi, p = pre.dwi, pre.params
     used = np.any([np.asarray(w) > 0 for w in weights.values()], axis=0)
     idx = np.argwhere(used)
     lo, hi = idx.min(0), idx.max(0) + 1
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    data = np.asarray(img.dataobj[box + (slice(None),)], np.float32)
-    rotation = registration.rotation @ T.polar_rotation(np.asarray(affine, float)[:3, :3])
-    return noise.bootstrap_roi_alps(data, bvals, fsl_to_voxel(bvecs, affine), {k: np.asarray(w)[box] for k, w in
-                                                                               weights.items()},
-                                    rotation, n_boot=n_boot, seed=seed)
+    rotation = registration.rotation @ T.polar_rotation(np.asarray(dwi.affine, float)[:3, :3])
+    return noise.bootstrap_roi_alps(dwi.read(box), dwi.bvals, dwi.bvecs_voxel,
+                                    {k: np.asarray(w)[box] for k, w in weights.items()}, rotation,
+                                    n_boot=n_boot, seed=seed, model=p.tensor_model, fit_method=p.fit_method,
+                                    b0_threshold=p.b0_threshold)

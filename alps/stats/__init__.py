@@ -4,9 +4,10 @@ group tests and post hoc (:mod:`.groups`), ANCOVA (:mod:`.ancova`), regression
 building blocks (:mod:`.effects`, :mod:`._prepare`) and the reproduced study's published values
 and headline numbers (:mod:`.study`).
 
-This is the only package of :mod:`alps` that imports :mod:`pingouin` or :mod:`statsmodels`;
-their output columns are renamed here, so every function returns tidy DataFrames with stable
-snake_case columns (documented per function).
+The statistics libraries (pingouin, statsmodels, scikit-posthocs, neuroCombat, scipy's Tukey HSD)
+are called in one module, :mod:`._libs`, which renames their output, so every function returns
+tidy DataFrames with stable snake_case columns (documented per function); no other module of
+:mod:`alps` imports them (``tests/test_architecture.py``).
 
 Conventions
 -----------
@@ -15,7 +16,10 @@ Conventions
   parameters.
 * Inputs are validated (missing columns, unknown group labels, too few subjects, missing
   values) and problems raise :class:`StatsInputError` (a :class:`ValueError`) with a message
-  naming the column / labels / participant ids.
+  naming the column / labels / participant ids. Data too few for an analysis (the minimum sizes
+  of :mod:`.sizes`, an empty group, a constant regressor) raise its subclass
+  :class:`InsufficientData`, on which the notebooks skip the analysis with a note in its table
+  (:func:`skipped_table`); results from small samples carry a ``caution`` column (:mod:`.sizes`).
 * Missing values: ``nan_policy='raise'`` (default) raises naming the subjects;
   ``nan_policy='omit'`` drops them, emits a :class:`UserWarning` and records them in
   ``result.attrs['exclusions']`` (a list of ``{participant_id, group, analysis, reason}``
@@ -38,7 +42,8 @@ Econometrica 47:1287; Efron & Tibshirani (1993) An Introduction to the Bootstrap
 Preacher & Hayes (2008) Behav Res Methods 40:879 (bootstrap mediation).
 """
 
-from ._prepare import StatsInputError, exclusions
+from . import sizes
+from ._prepare import InsufficientData, StatsInputError, exclusions
 from .ancova import ancova
 from .correlation import correlations
 from .demographics import demographics
@@ -49,11 +54,12 @@ from .harmonise import harmonise
 from .mediation import mediation
 from .regression import Regression, regression, regression_data
 from .reliability import bland_altman, consistency, icc, reliability_table
-from .study import headline_numbers, reproduction_table, truth_intervals
+from .sizes import skipped_table, table_note
+from .study import Headline, headline_numbers, headline_quantities, headline_values, reproduction_table, truth_intervals
 
 __all__ = [
-    "StatsInputError", "StudyDesign", "harmonise", "exclusions", "demographics", "group_tests",
+    "StatsInputError", "InsufficientData", "sizes", "skipped_table", "table_note", "StudyDesign", "harmonise", "exclusions", "demographics", "group_tests",
     "posthoc", "ancova", "regression", "regression_data", "Regression", "correlations", "mediation", "headline_numbers",
-    "reproduction_table", "truth_intervals", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
+    "Headline", "headline_quantities", "headline_values", "reproduction_table", "truth_intervals", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
     "reliability_table", "consistency", "icc", "bland_altman",
 ]

@@ -14,6 +14,13 @@ class StatsInputError(ValueError):
     """Invalid input to an :mod:`alps.stats` function (message says what and who)."""
 
 
+class InsufficientData(StatsInputError):
+    """Valid input with too little in it for the analysis: too few subjects (the rules of
+    :mod:`alps.stats.sizes`), a group without subjects, a regressor that does not vary. The
+    notebooks skip the analysis with this message as the note of its table
+    (:func:`alps.stats.sizes.skipped_table`) instead of stopping the series."""
+
+
 def _as_tuple(x) -> tuple:
     if x is None:
         return ()
@@ -40,7 +47,7 @@ def _check_groups(df, group_col: str, groups, where: str) -> None:
         raise StatsInputError(f"{where}: missing group label for {_ids(df[df[group_col].isna()])}")
     absent = [g for g in groups if g not in labels]
     if absent:
-        raise StatsInputError(f"{where}: group(s) {absent} have no subjects (unknown group label in "
+        raise InsufficientData(f"{where}: group(s) {absent} have no subjects (unknown group label in "
                               f"'{group_col}'? labels present: {sorted(labels)})")
 
 

@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 
 from . import _libs
-from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare
+from ._prepare import InsufficientData, _as_tuple, _attach, _groups, _prepare
 from .groups import _group_samples
+from .sizes import require_n
 
 
 def _ols_rss(X, y):
@@ -51,10 +52,9 @@ def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=None, group_col: 
         const = np.ones((n, 1))
         X = np.column_stack([const, dummies, C])
         p_full = X.shape[1]
-        if n - p_full < 2:
-            raise StatsInputError(f"{where}: too few subjects ({n}) for {p_full} parameters")
+        require_n(n, "ancova", where, n_parameters=p_full)
         if np.linalg.matrix_rank(X) < p_full:
-            raise StatsInputError(f"{where}: design matrix is rank deficient (constant or "
+            raise InsufficientData(f"{where}: design matrix is rank deficient (constant or "
                                   f"collinear covariate among {list(covs)}?)")
         _, beta = _ols_rss(X, y)  # for the adjusted means, which pingouin does not report
         table = _libs.ancova_table(d.assign(_group=d[group_col].astype(str)), dv=v, between="_group",

@@ -393,7 +393,7 @@ class StudyDesign:
 
 
 def from_profile(profile: str = "default") -> StudyDesign:
-    """The ``design:`` section of ``config/<profile>.yaml`` as a :class:`StudyDesign`."""
+    """The ``design:`` section of a profile (:func:`alps.paths.config_file`) as a :class:`StudyDesign`."""
     from .. import config, paths
 
     return StudyDesign.from_mapping(config.section(profile, "design"),

@@ -106,7 +106,7 @@ def adjust_p(p, method: str = "holm") -> np.ndarray:
     counted in m), by :func:`statsmodels.stats.multitest.multipletests` (``holm``, ``fdr_bh``,
     ``bonferroni``, ...; ``none`` returns the p-values unchanged). ``fdr_bh`` is :func:`bh_fdr`
     (scipy), which the study's tables were computed with."""
-    from statsmodels.stats.multitest import multipletests
+    from ._libs import multipletests_p
 
     p = np.asarray(p, float)
     if method == "none":
@@ -116,5 +116,5 @@ def adjust_p(p, method: str = "holm") -> np.ndarray:
     out = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
     if ok.any():
-        out[ok] = multipletests(p[ok], method=method)[1]
+        out[ok] = multipletests_p(p[ok], method)
     return out

@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pandas as pd
-import pingouin as pg
 from scipy import stats as sps
 
-from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
+from ._prepare import InsufficientData, StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
 from . import _libs
 from .effects import _anova_ss, adjust_p, hedges_g
+from .sizes import MIN_PER_GROUP
 
 
 def _choose_test(samples, alpha):
@@ -24,11 +24,11 @@ def _choose_test(samples, alpha):
     return ("anova" if lev >= alpha else "welch_anova"), shapiro_min, lev
 
 
-def _group_samples(d, dv, groups, group_col, where, min_per_group=3):
+def _group_samples(d, dv, groups, group_col, where, min_per_group=MIN_PER_GROUP):
     samples = [d.loc[d[group_col] == g, dv].to_numpy(float) for g in groups]
     small = {g: len(s) for g, s in zip(groups, samples) if len(s) < min_per_group}
     if small:
-        raise StatsInputError(f"{where}: too few subjects for '{dv}' (need ≥ {min_per_group} "
+        raise InsufficientData(f"{where}: too few subjects for '{dv}' (need ≥ {min_per_group} "
                               f"per group): {small}")
     return samples
 
@@ -96,12 +96,7 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: 
             res = sps.f_oneway(*samples)
             stat, df1, df2, p = res.statistic, k1, dfw, res.pvalue
         elif chosen == "welch_anova":
-            sub = pd.DataFrame({"g": np.repeat(groups, [len(s) for s in samples]),
-                                "y": np.concatenate(samples)})
-            w = pg.welch_anova(data=sub, dv="y", between="g")
-            w = w.rename(columns={"ddof1": "df1", "ddof2": "df2", "F": "statistic",
-                                  "p_unc": "p", "p-unc": "p"})
-            stat, df1, df2, p = (float(w.loc[0, c]) for c in ("statistic", "df1", "df2", "p"))
+            stat, df1, df2, p = _libs.welch_anova(dict(zip(groups, samples)))
         else:
             res = sps.kruskal(*samples)
             stat, df1, df2, p = res.statistic, k1, np.nan, res.pvalue

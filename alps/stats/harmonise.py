@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ._prepare import StatsInputError, _require_columns
+from . import _libs
+from ._prepare import InsufficientData, StatsInputError, _require_columns
 
 __all__ = ["harmonise", "value_columns"]
 
@@ -55,7 +56,8 @@ def harmonise(df: pd.DataFrame, *, site_col: str = "site", columns=None, group_c
     Raises
     ------
     StatsInputError
-        No site column, fewer than 2 sites, a site with fewer than 2 subjects, missing values.
+        No site column, fewer than 2 sites, missing values; its subclass InsufficientData for a site
+        with fewer than 2 subjects.
     """
     where = "harmonise"
     columns = list(columns) if columns is not None else value_columns(df)
@@ -71,12 +73,7 @@ def harmonise(df: pd.DataFrame, *, site_col: str = "site", columns=None, group_c
         raise StatsInputError(f"{where}: need at least 2 sites in '{site_col}', got {list(counts.index)}")
     small = counts[counts < 2]
     if len(small):
-        raise StatsInputError(f"{where}: site(s) with fewer than 2 subjects: {dict(small)}")
-    import contextlib
-    import io
-
-    from neuroCombat import neuroCombat
-
+        raise InsufficientData(f"{where}: site(s) with fewer than 2 subjects: {dict(small)}")
     covars = pd.DataFrame({"_site": d[site_col].astype(str).to_numpy(), "_group": d[group_col].astype(str).to_numpy()})
     categorical, continuous = ["_group"], []
     for c in covs:
@@ -88,11 +85,8 @@ def harmonise(df: pd.DataFrame, *, site_col: str = "site", columns=None, group_c
             continuous.append(f"_{c}")
     dat = d[columns].to_numpy(float).T
     eb = bool(eb) and len(columns) > 1
-    with contextlib.redirect_stdout(io.StringIO()):  # neuroCombat prints its progress
-        res = neuroCombat(dat=dat, covars=covars, batch_col="_site", categorical_cols=categorical,
-                          continuous_cols=continuous or None, eb=eb)
+    harmonised = _libs.combat(dat, covars, batch_col="_site", categorical=categorical, continuous=continuous, eb=eb)
     out = d[["participant_id", site_col, group_col]].reset_index(drop=True)
-    harmonised = np.asarray(res["data"], float)
     for i, c in enumerate(columns):
         out[c] = d[c].to_numpy(float)
         out[f"{c}_harmonised"] = harmonised[i]

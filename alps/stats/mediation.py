@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 
 from . import _libs
-from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare
+from ._prepare import InsufficientData, StatsInputError, _as_tuple, _attach, _groups, _prepare
 from .effects import bc_interval
+from .sizes import fit_cautions, require_n
 
 
 def _batched_ols(X, y):
@@ -51,7 +52,16 @@ def mediation(df, *, x: str, y: str, m: str = "alps", covariates=(), groups=None
     -------
     pandas.DataFrame
         Rows ``a, b, c, c_prime, indirect, proportion_mediated``; columns ``path, estimate, se,
-        ci_low, ci_high, p, ci_method, n, n_boot, seed, x, m, y, warning``.
+        ci_low, ci_high, p, ci_method, n, n_boot, seed, x, m, y, warning, caution``
+        (``caution``: why the outcome model y ~ x + m (+ covariates) is fragile, by
+        :func:`alps.stats.sizes.fit_cautions` — residual df n − 3 − c < 10 or fewer than 10
+        subjects per predictor; empty when it is not).
+
+    Raises
+    ------
+    InsufficientData
+        Fewer than :func:`alps.stats.sizes.minimum_n` ``("mediation")`` = 8 + c subjects, or a
+        variable constant in the groups.
 
     Notes
     -----
@@ -87,12 +97,10 @@ def mediation(df, *, x: str, y: str, m: str = "alps", covariates=(), groups=None
     d, recs = _prepare(df, [x, m, y, *covs], where=where, group_col=group_col,
                        groups=groups, id_col=id_col, nan_policy=nan_policy)
     n = len(d)
-    p_max = 3 + len(covs)
-    if n < p_max + 5:
-        raise StatsInputError(f"{where}: too few subjects: n = {n} (need ≥ {p_max + 5})")
+    require_n(n, where, where, n_covariates=len(covs))
     for c in (x, m, y, *covs):
         if d[c].nunique() < 2:
-            raise StatsInputError(f"{where}: '{c}' is constant in {list(groups)}")
+            raise InsufficientData(f"{where}: '{c}' is constant in {list(groups)}")
     X = d[x].to_numpy(float)
     M = d[m].to_numpy(float)
     Y = d[y].to_numpy(float)
@@ -140,6 +148,8 @@ def mediation(df, *, x: str, y: str, m: str = "alps", covariates=(), groups=None
                                       "ci_method", "warning"])
     out["n"], out["n_boot"], out["seed"] = n, int(n_boot), seed
     out["x"], out["m"], out["y"] = x, m, y
+    # the outcome model y ~ 1 + x + m + C has the fewest residual df (sizes.fit_cautions)
+    out["caution"] = "; ".join(fit_cautions(n, 2 + len(covs), n - 3 - len(covs)))
     out = out[["path", "estimate", "se", "ci_low", "ci_high", "p", "ci_method", "n", "n_boot",
-               "seed", "x", "m", "y", "warning"]]
+               "seed", "x", "m", "y", "warning", "caution"]]
     return _attach(out, recs)

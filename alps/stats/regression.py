@@ -5,11 +5,9 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from statsmodels.stats.diagnostic import het_breuschpagan
-from statsmodels.stats.outliers_influence import OLSInfluence, variance_inflation_factor
-
-from ._prepare import StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
+from . import _libs
+from ._prepare import InsufficientData, StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
+from .sizes import fit_cautions, influential, require_n
 
 
 class Regression(NamedTuple):
@@ -68,7 +66,16 @@ def regression(df, *, outcome: str = "alps", predictors, covariates=("age", "sex
         ``predictor`` / ``covariate``), ``b, se, beta, t, p, ci_low, ci_high, vif``.
         ``model``: one row with ``outcome, n, r2, r2_adj, f, f_p, df_model, df_resid,
         shapiro_p, breusch_pagan_p, max_cooks_d, n_cooks_gt_4n, robust_se`` (``"HC3"`` or
-        ``"none"``).
+        ``"none"``), ``influential`` (the subjects with Cook's D > 4/n, largest first, with their
+        D) and ``caution`` (:mod:`alps.stats.sizes`: residual df < 10, fewer than 10 subjects per
+        predictor, Cook's D > 1; empty when none applies).
+
+    Raises
+    ------
+    InsufficientData
+        Fewer than :func:`alps.stats.sizes.minimum_n` ``("regression")`` = p + 3 subjects (p
+        parameters), a constant regressor or collinear regressors: the notebooks skip the
+        regression with this message as its note.
 
     Notes
     -----
@@ -92,44 +99,42 @@ def regression(df, *, outcome: str = "alps", predictors, covariates=("age", "sex
                         contrast=contrast, group_col=group_col, nan_policy=nan_policy, id_col=id_col)
     recs = d.attrs["exclusions"]
     n, p = len(d), len(regs) + 1
-    if n < p + 3:
-        raise StatsInputError(f"{where}: too few subjects: n = {n} for {p} parameters "
-                              f"(need ≥ {p + 3})")
+    require_n(n, where, where, n_parameters=p)
     const_cols = [c for c in regs if d[c].nunique() < 2]
     if const_cols:
-        raise StatsInputError(f"{where}: regressor(s) {const_cols} are constant in groups "
-                              f"{list(groups)}")
+        raise InsufficientData(f"{where}: regressor(s) {const_cols} are constant in groups "
+                               f"{list(groups)}")
     y = d[outcome].to_numpy(float)
-    X = sm.add_constant(d[regs].to_numpy(float), has_constant="add")
+    X = np.column_stack([np.ones(n), d[regs].to_numpy(float)])
     if np.linalg.matrix_rank(X) < X.shape[1]:
-        raise StatsInputError(f"{where}: regressors {regs} are perfectly collinear")
-    fit = sm.OLS(y, X).fit()
-    bp_p = float(het_breuschpagan(fit.resid, X)[1])
-    use_hc3 = robust == "always" or (robust == "auto" and bp_p < alpha)
-    rfit = fit.get_robustcov_results(cov_type="HC3") if use_hc3 else fit
-    ci = np.asarray(rfit.conf_int(alpha=alpha))
+        raise InsufficientData(f"{where}: regressors {regs} are perfectly collinear")
+    fit = _libs.ols(X, y, alpha=alpha, robust=robust)
     sd_y = y.std(ddof=1)
     names = ["Intercept"] + regs
     terms = pd.DataFrame({
         "term": names,
         "role": ["intercept"] + ["predictor" if c in preds else "covariate" for c in regs],
-        "b": np.asarray(rfit.params),
-        "se": np.asarray(rfit.bse),
-        "beta": [np.nan] + [float(fit.params[i + 1] * d[c].std(ddof=1) / sd_y)
+        "b": fit["b"],
+        "se": fit["se"],
+        "beta": [np.nan] + [float(fit["b_classical"][i + 1] * d[c].std(ddof=1) / sd_y)
                             for i, c in enumerate(regs)],
-        "t": np.asarray(rfit.tvalues),
-        "p": np.asarray(rfit.pvalues),
-        "ci_low": ci[:, 0],
-        "ci_high": ci[:, 1],
-        "vif": [np.nan] + [float(variance_inflation_factor(X, i + 1)) for i in range(len(regs))],
+        "t": fit["t"],
+        "p": fit["p"],
+        "ci_low": fit["ci"][:, 0],
+        "ci_high": fit["ci"][:, 1],
+        "vif": [np.nan] + fit["vif"],
     })
-    cooks = OLSInfluence(fit).cooks_distance[0]
+    cooks = fit["cooks_d"]
+    ids = d[id_col].astype(str).tolist() if id_col in d.columns else [f"row {i}" for i in d.index]
+    flagged, influence_cautions = influential(cooks, ids)
     model = pd.DataFrame([{
-        "outcome": outcome, "n": n, "r2": float(fit.rsquared), "r2_adj": float(fit.rsquared_adj),
-        "f": float(np.squeeze(rfit.fvalue)), "f_p": float(np.squeeze(rfit.f_pvalue)),
-        "df_model": float(fit.df_model), "df_resid": float(fit.df_resid),
-        "shapiro_p": _shapiro_p(fit.resid), "breusch_pagan_p": bp_p,
+        "outcome": outcome, "n": n, "r2": fit["r2"], "r2_adj": fit["r2_adj"],
+        "f": fit["f"], "f_p": fit["f_p"],
+        "df_model": fit["df_model"], "df_resid": fit["df_resid"],
+        "shapiro_p": _shapiro_p(fit["resid"]), "breusch_pagan_p": fit["breusch_pagan_p"],
         "max_cooks_d": float(np.max(cooks)), "n_cooks_gt_4n": int(np.sum(cooks > 4 / n)),
-        "robust_se": "HC3" if use_hc3 else "none",
+        "robust_se": "HC3" if fit["hc3"] else "none",
+        "influential": "; ".join(f"{pid} ({dist:.2f})" for pid, dist in flagged),
+        "caution": "; ".join(fit_cautions(n, len(regs), fit["df_resid"]) + influence_cautions),
     }])
     return Regression(_attach(terms, recs), _attach(model, recs))

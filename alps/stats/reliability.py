@@ -43,6 +43,7 @@ import pandas as pd
 from scipy.stats import chi2
 
 from ..imaging.noise import spread_consistency
+from . import _libs
 from ._prepare import StatsInputError
 
 #: indices analysed by default.
@@ -57,9 +58,6 @@ RELIABILITY_COLUMNS = ["participant_id", "index", "n_participants", "n_scans", "
 #: columns of :func:`icc`.
 ICC_COLUMNS = ["index", "icc_type", "icc", "ci_low", "ci_high", "f", "df1", "df2", "p", "n_participants",
                "n_sessions"]
-
-#: pingouin's labels of the two ICCs (0.7: McGraw & Wong's names; older: ICC2/ICC3).
-_PG_TYPES = {"icc21": ("ICC(A,1)", "ICC2"), "icc31": ("ICC(C,1)", "ICC3")}
 
 
 def _scans(df, by, index):
@@ -112,8 +110,6 @@ def icc(df: pd.DataFrame, *, by: str = "participant_id", session: str = "session
     Raises :class:`~alps.stats.StatsInputError` when there are fewer than two participants or
     two sessions with complete data (the session labels must repeat across participants).
     """
-    import pingouin as pg
-
     rows = []
     for index in indices:
         d = _scans(df, by, index)
@@ -128,13 +124,9 @@ def icc(df: pd.DataFrame, *, by: str = "participant_id", session: str = "session
                 f"sessions ('{session}' labels shared across participants); have {complete.shape[0]} "
                 f"participant(s) with all of {complete.shape[1]} session(s) {list(wide.columns)[:6]}")
         long = complete.reset_index().melt(id_vars=by, var_name="_session", value_name="_value")
-        res = pg.intraclass_corr(data=long, targets=by, raters="_session", ratings="_value")
-        for name, labels in _PG_TYPES.items():
-            r = res[res["Type"].isin(labels)].iloc[0]
-            ci = np.asarray(r["CI95%"] if "CI95%" in r.index else r["CI95"], float)
-            rows.append({"index": index, "icc_type": name, "icc": float(r["ICC"]), "ci_low": float(ci[0]),
-                         "ci_high": float(ci[1]), "f": float(r["F"]), "df1": int(r["df1"]), "df2": int(r["df2"]),
-                         "p": float(r["pval"]), "n_participants": int(complete.shape[0]),
+        res = _libs.intraclass_corr(long, targets=by, raters="_session", ratings="_value")
+        for name in _libs.ICC_TYPES:
+            rows.append({"index": index, "icc_type": name, **res[name], "n_participants": int(complete.shape[0]),
                          "n_sessions": int(complete.shape[1])})
     return pd.DataFrame(rows, columns=ICC_COLUMNS)
 
@@ -167,7 +159,7 @@ def reliability_table(df: pd.DataFrame, *, by: str = "participant_id", session: 
             row.update(noise_spread=float(p["noise_spread"].mean()), noise_spread_q95=float(p["noise_spread_q95"].mean()),
                        cochran_q=q, df=dof, q_p=float(chi2.sf(q, dof)))
         if iccs is not None:
-            for name in _PG_TYPES:
+            for name in _libs.ICC_TYPES:
                 r = iccs[(iccs["index"] == index) & (iccs["icc_type"] == name)].iloc[0]
                 row.update({name: r["icc"], f"{name}_ci_low": r["ci_low"], f"{name}_ci_high": r["ci_high"],
                             "icc_n_participants": r["n_participants"], "icc_n_sessions": r["n_sessions"]})

@@ -28,9 +28,9 @@ from ..simulation.signal import D_FREE
 
 __all__ = ["roi_tensors", "phantom_signal", "multishell_bias", "METHODS", "SCENARIOS"]
 
-#: method -> (tensor model, max b for DTI)
-METHODS = {"dti_default": ("dti", 1500.0), "dti_all_shells": ("dti", np.inf), "dki": ("dki", None),
-           "fwdti": ("fwdti", None)}
+#: method -> (tensor model, largest b fitted: None = the model's default range, ``MODEL_MAX_BVAL``)
+METHODS = {"dti_default": ("dti", None), "dti_all_shells": ("dti", np.inf), "dki": ("dki", None),
+           "dki_all_shells": ("dki", np.inf), "fwdti": ("fwdti", None), "fwdti_all_shells": ("fwdti", np.inf)}
 #: scenario -> (kurtosis, free-water fraction)
 SCENARIOS = {"gaussian": (0.0, 0.0), "kurtosis": (0.6, 0.0), "free_water": (0.0, 0.2)}
 
@@ -66,7 +66,8 @@ def _scheme(shell_values, n_dirs, n_b0, seed):
 
 def multishell_bias(*, scenario: str = "kurtosis", kurtosis: float | None = None, free_water: float | None = None,
                     alps: float = 1.5, shell_values=(1000, 2000, 3000), n_dirs: int = 30, n_b0: int = 3,
-                    snr: float | None = None, n_voxels: int = 50, seed: int = 0, methods=tuple(METHODS)
+                    snr: float | None = None, n_voxels: int = 50, seed: int = 0,
+                    methods=("dti_default", "dti_all_shells", "dki", "fwdti")
                     ) -> pd.DataFrame:
     """Fit every method to the phantom and compare its index with the planted ones.
 
@@ -80,7 +81,8 @@ def multishell_bias(*, scenario: str = "kurtosis", kurtosis: float | None = None
     -------
     DataFrame, one row per method: ``scenario, kurtosis, free_water, snr, method, bvals_used,
     alps, alps_planted, alps_planted_b1000, bias, bias_b1000, rel_bias, rel_bias_b1000``
-    (``bias = alps − planted``; NaN rows for a model the scheme cannot fit).
+    (``bias = alps − planted``; NaN rows, ``bvals_used`` empty, for a model the scheme cannot fit
+    within its shells).
     """
     k0, f0 = SCENARIOS[scenario]
     k = k0 if kurtosis is None else float(kurtosis)
@@ -108,7 +110,7 @@ def multishell_bias(*, scenario: str = "kurtosis", kurtosis: float | None = None
         row = {"scenario": scenario, "kurtosis": k, "free_water": f, "snr": snr if snr else np.inf,
                "method": method, "alps_planted": planted, "alps_planted_b1000": planted_b1000}
         try:
-            idx, info = shells.select_volumes(bvals, model=model, max_bval=max_b if max_b else 1500.0)
+            idx, info = shells.select_volumes(bvals, model=model, max_bval=max_b)
         except Exception:
             rows.append({**row, "bvals_used": "", "alps": np.nan})
             continue
