@@ -9,8 +9,9 @@ registration and ROIs. On the simulated phantom that value sits below the plante
 discretisation of the phantom on the native grid (−0.003 to −0.007; docs/validation.md), not by
 the registration: the registration SE is ~0.0005 there. So the test checks the coverage
 against the noise-free twin (95 % within its binomial uncertainty, the z-scores' SD near 1, and
-neither halved nor doubled SEs would pass), reports the coverage against the planted value, and
-checks that the registration part does not inflate the total. The 100-subject default cohort's
+neither halved nor doubled SEs would pass), that the pipeline's own ``alps_se`` of each scan is
+this estimator's SE, reports the coverage against the planted value, and checks that the
+registration part does not inflate the total. The 100-subject default cohort's
 figures (coverage of the planted value 92 %, Wilson 85–96 %) are in docs/validation.md
 (``benchmarks/reg_se_coverage.py``).
 """
@@ -128,6 +129,18 @@ def test_total_se_intervals_cover_what_the_estimator_recovers(intervals, index):
     assert 0.90 <= c["coverage"] <= 0.99, c
     assert not calibrated(coverage(d, "twin", scale=0.5))
     assert not calibrated(coverage(d, "twin", scale=2.0))
+
+
+def test_the_pipeline_reports_the_calibrated_se(intervals):
+    """The SEs checked above are the estimator's; the pipeline's own ``alps_se`` of each scan
+    (200 replicates, the int16 scan) is that estimator's SE of the subject: within 0.7–1.4 of the
+    mean over the noise realisations (one scan's SE varies by about 10 % between realisations),
+    so a pipeline reporting half or twice its SE fails here."""
+    d, runs = intervals["intervals"], intervals["runs"]
+    mean_se = d.groupby(["participant_id", "index"])["se"].mean()
+    for k in ("alps", "alps_L", "alps_R"):
+        ratio = runs[f"{k}_se"] / mean_se.xs(k, level="index").reindex(runs.index)
+        assert np.all((ratio > 0.7) & (ratio < 1.4)), (k, ratio)
 
 
 def test_planted_value_coverage_and_the_registration_share(intervals):
