@@ -112,6 +112,9 @@ def test_resume_and_determinism(cohort):
     assert ok["preprocess_reused"].all() and ok["measure_reused"].all()
     cols = ["alps_L", "alps_R", "alps", "alps_scanner"]
     pd.testing.assert_frame_equal(before[cols], again[cols])
+    # a reused measurement keeps where its ROIs went and its registration SEs (ScanResult.placement)
+    reg = ["alps_reg_se", "alps_L_reg_se", "alps_total_se", "roi_sd_max", "roi_shift_assoc_L"]
+    pd.testing.assert_frame_equal(before[reg], again[reg])
     # changing a measurement parameter recomputes only the measurement
     r5 = P.run_cohort(cohort["bids"], cohort["out"], participant_label=["rot0"], n_jobs=1, progress=False,
                       roi_radius=5.0)
