@@ -223,7 +223,8 @@ class MeasureParams(_Params):
     purity_min: float | None = _param(None, "keep only ROI voxels whose principal eigenvector has at least "
                                       "this component along the expected axis", check=_UNIT, metavar="P")
     reg_se: bool = _param(True, "registration SEs alps_reg_se, alps_L_reg_se, alps_R_reg_se (the index over the "
-                          "registration's sandwich covariance, alps.imaging.regse; about 0.2 s) and the totals "
+                          "registration's sandwich covariance, alps.imaging.regse; about 0.2 s with spheres, about 20 s with "
+                          "--roi jhu, whose labels are mapped again at 14 sigma points) and the totals "
                           "alps_total_se = sqrt(alps_se^2 + alps_reg_se^2)")
     qc_max_roi_sd: float = _param(QC_DEFAULTS["max_roi_sd"], "flag (reg_unstable) a scan whose largest ROI-centre SD "
                                   "from the registration exceeds this (default: ~ sphere radius / 1.96)",
