@@ -112,6 +112,9 @@ def test_resume_and_determinism(cohort):
     assert ok["preprocess_reused"].all() and ok["measure_reused"].all()
     cols = ["alps_L", "alps_R", "alps", "alps_scanner"]
     pd.testing.assert_frame_equal(before[cols], again[cols])
+    # a reused measurement keeps where its ROIs went and its registration SEs (ScanResult.placement)
+    reg = ["alps_reg_se", "alps_L_reg_se", "alps_total_se", "roi_sd_max", "roi_shift_assoc_L"]
+    pd.testing.assert_frame_equal(before[reg], again[reg])
     # changing a measurement parameter recomputes only the measurement
     r5 = P.run_cohort(cohort["bids"], cohort["out"], participant_label=["rot0"], n_jobs=1, progress=False,
                       roi_radius=5.0)
@@ -145,3 +148,27 @@ def test_unknown_registration_sampling_is_rejected_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="parameter 'registration_sampling' must be one of"):
         P.preprocess_subject(item, tmp_path / "out", registration_sampling="sparse")
     assert not (tmp_path / "out").exists()
+
+
+def test_registration_se_and_tract_placement_columns(cohort):
+    """alps_reg_se / alps_total_se and the ROI-centre SDs are in alps.tsv (on by default): on these
+    simulated heads the registration is accurate (error 0.17 mm, README), so the centre SDs are
+    a fraction of a millimetre and the registration SE is small beside the noise SE; the tract-
+    guided placement leaves spheres that already sit on the phantom's pure tracts where they are
+    (same index), and a threshold below the centre SDs raises reg_unstable."""
+    ok = cohort["df"][cohort["df"]["status"] == "ok"].set_index("participant_id")
+    for k in ("alps", "alps_L", "alps_R"):
+        reg, se, tot = ok[f"{k}_reg_se"], ok[f"{k}_se"], ok[f"{k}_total_se"]
+        assert np.all(np.isfinite(reg) & (reg >= 0) & (reg < se)), reg
+        np.testing.assert_allclose(tot, np.hypot(se, reg))
+    assert np.all((ok["roi_sd_max"] > 0.01) & (ok["roi_sd_max"] < 0.3)), ok["roi_sd_max"]
+    assert not ok["qc_flags"].str.contains("reg_unstable").any()
+    assert (ok[[f"roi_shift_{n}" for n in ("proj_L", "proj_R", "assoc_L", "assoc_R")]] == 0).all().all()
+    tsv = pd.read_csv(cohort["out"] / "alps.tsv", sep="\t")
+    cols = list(tsv.columns)
+    assert cols.index("alps_reg_se") == cols.index("se_high") + 1  # right after the noise SEs
+    tract = P.run_cohort(cohort["bids"], cohort["out"].parent / "tract", participant_label=["rot0"], n_jobs=1,
+                         progress=False, roi_placement="tract", qc_max_roi_sd=0.01).iloc[0]
+    assert tract["roi_shift_assoc_L"] == 0 and tract["roi_shift_proj_R"] == 0
+    assert tract["alps"] == ok.loc["sub-rot0", "alps"]
+    assert "reg_unstable" in tract["qc_flags"].split(";") and not tract["qc_pass"]

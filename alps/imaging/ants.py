@@ -203,37 +203,45 @@ def captured_stderr():
 SAMPLING_STRATEGIES = {"regular": "Regular", "dense": "None", "random": "Random"}
 
 
+def _metric_arg(metric, fixed_ptr, moving_ptr, weight, strategy, sampling) -> str:
+    if metric == "MI":
+        return f"MI[{fixed_ptr},{moving_ptr},{weight:g},32,{strategy},{min(float(sampling), 1.0)}]"
+    if metric == "GC":
+        return f"GC[{fixed_ptr},{moving_ptr},{weight:g},1,{strategy},{min(float(sampling), 1.0)}]"
+    raise ValueError(f"unknown metric {metric!r}; choose 'MI' or 'GC'")
+
+
 def _stage_args(transform, levels, fixed_ptr, moving_ptr, *, metric, sampling, step=0.1, mask_ptr=None,
-                strategy="regular"):
-    """antsRegistration arguments of one linear stage (metric on the fixed = template grid)."""
+                strategy="regular", moving_mask_ptr=None, extra=()):
+    """antsRegistration arguments of one linear stage (metric on the fixed = template grid);
+    ``extra``: further ``(metric, fixed_ptr, moving_ptr, weight)`` channels of the same stage."""
     if strategy not in SAMPLING_STRATEGIES:
         raise ValueError(f"unknown sampling strategy {strategy!r}; choose one of {list(SAMPLING_STRATEGIES)}")
     if strategy == "dense" and sampling < 1:
         raise ValueError(f"dense sampling uses every point; got sampling={sampling} (use 'regular' or 'random')")
     strategy = SAMPLING_STRATEGIES[strategy]
-    if metric == "MI":
-        m = f"MI[{fixed_ptr},{moving_ptr},1,32,{strategy},{min(float(sampling), 1.0)}]"
-    elif metric == "GC":
-        m = f"GC[{fixed_ptr},{moving_ptr},1,1,{strategy},{min(float(sampling), 1.0)}]"
-    else:
-        raise ValueError(f"unknown metric {metric!r}; choose 'MI' or 'GC'")
+    args = ["--metric", _metric_arg(metric, fixed_ptr, moving_ptr, 1, strategy, sampling)]
+    for m, f, mv, weight in extra:
+        args += ["--metric", _metric_arg(m, f, mv, weight, strategy, sampling)]
     its = "x".join(str(int(lv[0])) for lv in levels)
     shrink = "x".join(str(int(lv[1])) for lv in levels)
     sigma = "x".join(f"{float(lv[2]):g}" for lv in levels)
-    args = ["--metric", m, "--transform", f"{transform}[{step}]", "--convergence", f"[{its},1e-6,10]",
-            "--shrink-factors", shrink, "--smoothing-sigmas", f"{sigma}vox"]
-    if mask_ptr is not None:
-        args += ["--masks", f"[{mask_ptr},NA]"]
+    args += ["--transform", f"{transform}[{step}]", "--convergence", f"[{its},1e-6,10]",
+             "--shrink-factors", shrink, "--smoothing-sigmas", f"{sigma}vox"]
+    if mask_ptr is not None or moving_mask_ptr is not None:
+        args += ["--masks", f"[{mask_ptr or 'NA'},{moving_mask_ptr or 'NA'}]"]
     return args
 
 
 def run_linear(fixed, moving, outprefix, *, stages, metric, sampling, seed, init=1, fixed_mask=None,
-                strategy=None):
+                strategy=None, moving_mask=None, channels=()):
     """One antsRegistration call: start from ``init`` (1 = centres of mass, 0 = image centres, or
     the path of a transform file), then ``stages``; the metric is evaluated only inside
-    ``fixed_mask`` (an ANTsImage on the fixed grid) when given, at the points of ``strategy``
-    (a key of :data:`SAMPLING_STRATEGIES`; default ``'dense'`` when ``sampling >= 1``, else
-    ``'regular'``)."""
+    ``fixed_mask`` (an ANTsImage on the fixed grid) when given, and only at points that map
+    inside ``moving_mask`` (an ANTsImage on the moving grid) when given, at the points of
+    ``strategy`` (a key of :data:`SAMPLING_STRATEGIES`; default ``'dense'`` when ``sampling >= 1``,
+    else ``'regular'``). ``channels``: further ``(metric, fixed, moving, weight)`` image pairs
+    whose metrics are added to every stage's (weight 1 for the main pair)."""
     if strategy is None:
         strategy = "dense" if sampling >= 1 else "regular"
     ants = ants_module(None)
@@ -241,11 +249,15 @@ def run_linear(fixed, moving, outprefix, *, stages, metric, sampling, seed, init
 
     fp, mp = get_pointer_string(fixed), get_pointer_string(moving)
     kp = get_pointer_string(fixed_mask) if fixed_mask is not None else None
+    mkp = get_pointer_string(moving_mask) if moving_mask is not None else None
+    extra = [(m, get_pointer_string(f), get_pointer_string(mv), float(w)) for m, f, mv, w in channels]
     start = str(init) if isinstance(init, (str, os.PathLike)) else f"[{fp},{mp},{int(init)}]"
     args = ["--dimensionality", "3", "--initial-moving-transform", start]
-    for transform, levels in stages:
-        args += _stage_args(transform, levels, fp, mp, metric=metric, sampling=sampling, mask_ptr=kp,
-                            strategy=strategy)
+    for stage in stages:  # (transform, levels) or (transform, levels, this stage's sampling fraction)
+        transform, levels = stage[0], stage[1]
+        args += _stage_args(transform, levels, fp, mp, metric=metric,
+                            sampling=stage[2] if len(stage) > 2 else sampling, mask_ptr=kp,
+                            strategy=strategy, moving_mask_ptr=mkp, extra=extra)
     args += ["--output", str(outprefix), "--collapse-output-transforms", "1",
              "--random-seed", str(int(seed)), "--float", "1", "--write-composite-transform", "0"]
     with captured_stderr() as err:

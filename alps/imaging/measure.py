@@ -328,12 +328,13 @@ def template_rois(kind: str = "spheres", *, radius_mm: float = 2.5, atlas_path=N
 
 
 def roi_weights(kind, shape, affine, registration, *, radius_mm=2.5, weighting="trilinear",
-                supersample=4, lattice_mm=0.5, atlas_path=None) -> dict[str, np.ndarray]:
+                supersample=4, lattice_mm=0.5, atlas_path=None, centers_mm=None) -> dict[str, np.ndarray]:
     """Native-grid ROI weights for ``kind`` 'spheres' or 'jhu' (see :func:`sphere_weights`; for
     'jhu', ``weighting`` is 'trilinear' (:func:`trilinear_label_weights`) or 'centre'
-    (nearest-neighbour label warp))."""
+    (nearest-neighbour label warp)); ``centers_mm``: sphere centres other than the default ones
+    (e.g. of :func:`alps.imaging.placement.place_rois`)."""
     if kind == "spheres":
-        return sphere_weights(shape, affine, registration, default_spheres(radius_mm=radius_mm),
+        return sphere_weights(shape, affine, registration, default_spheres(radius_mm=radius_mm, centers_mm=centers_mm),
                               weighting=weighting, supersample=supersample, lattice_mm=lattice_mm)
     if kind == "jhu":
         import nibabel as nib

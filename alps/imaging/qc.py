@@ -34,6 +34,12 @@ Flags (a subject can carry several; ``qc_pass`` is True when there are none):
                      (``sdc_min_jacobian`` <= 0, :mod:`alps.pipeline.distortion`): the field is not
                      invertible there (a measured field map extrapolated at the edge of the brain,
                      e.g. over the frontal sinus), and the corrected image is wrong around it
+``reg_unstable``     the registration does not pin the ROIs down: the largest ROI-centre SD
+                     ``roi_sd_max`` (:mod:`alps.imaging.regse`) exceeds ``max_roi_sd``, by default
+                     1.25 mm ≈ the 2.5 mm sphere radius / 1.96 — beyond it the 95 % range of
+                     where the centre lands is wider than the ROI itself, so where the ROI sits,
+                     not the tissue, decides its value. The shared real 3 mm scans give
+                     0.45–0.66 mm, the simulated 2 mm cohort about 0.05 mm.
 
 Thresholds are defaults, not findings; change them through :func:`flags`' keyword arguments.
 """
@@ -45,12 +51,12 @@ from .registration import MIN_CORRELATION, MIN_COVERAGE, MIN_DICE
 from .roi import ROI_NAMES
 
 DEFAULTS = dict(min_reg_corr=0.45, min_reg_dice=0.80, min_roi_fa=0.20, min_purity=0.5,
-                alps_range=(0.8, 2.5))
+                alps_range=(0.8, 2.5), max_roi_sd=1.25)
 
 
 def flags(row: dict, *, min_reg_corr=DEFAULTS["min_reg_corr"], min_reg_dice=DEFAULTS["min_reg_dice"],
           min_roi_fa=DEFAULTS["min_roi_fa"], min_purity=DEFAULTS["min_purity"],
-          alps_range=DEFAULTS["alps_range"]) -> list[str]:
+          alps_range=DEFAULTS["alps_range"], max_roi_sd=DEFAULTS["max_roi_sd"]) -> list[str]:
     """QC flags of one result row (see module docstring)."""
     out = []
     corr = row.get("reg_corr")
@@ -72,6 +78,9 @@ def flags(row: dict, *, min_reg_corr=DEFAULTS["min_reg_corr"], min_reg_dice=DEFA
             out.append(f"purity_low_{name}")
     if row.get("gradcheck_flag") and not row.get("gradcheck_corrected"):
         out.append("gradient_table")
+    sd = row.get("roi_sd_max")
+    if sd is not None and np.isfinite(sd) and sd > max_roi_sd:
+        out.append("reg_unstable")
     lo, hi = alps_range
     for k in ("alps_L", "alps_R", "alps"):
         v = row.get(k)
@@ -163,8 +172,8 @@ def native_axial_view(volume, affine, index):
 
 
 def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
-           native_fa=None, native_dseg=None, native_affine=None, roi_z_mm=27.0, template_labels=None, note="",
-           extra_rows=()):
+           native_fa=None, native_dseg=None, native_affine=None, roi_z_mm=27.0, template_labels=None,
+           centre_scatter=None, default_centers_mm=None, zoom_slices=None, note="", extra_rows=()):
     """Write the QC PNG (readable at page width).
 
     ``slices`` is the output of :func:`template_slices`; ``wm_t`` the template WM map.
@@ -176,10 +185,17 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
     panel is labelled L/R (template panels: world x; native panels: from ``native_affine``).
     The ROIs are circles of ``radius_mm`` around ``centers_mm`` (spheres) or, with
     ``template_labels`` (a 1..4 label array on the template grid: proj_L, proj_R, assoc_L,
-    assoc_R — the JHU ROIs), outlines of the labels on the displayed slices. ``note`` (e.g. why
-    the scan failed) is printed in red under the title, wrapped. ``extra_rows``: further rows
-    under these, ``(height in inches, draw)`` each, ``draw(fig, subplotspec)`` drawing into its
-    row (e.g. :func:`alps.imaging.qc_distortion.distortion_row`).
+    assoc_R — the JHU ROIs), outlines of the labels on the displayed slices.
+
+    The second panel of the top row zooms on the ROIs (colour FA of ``zoom_slices``, default
+    ``slices``: the axial slice at the ROIs' level): the ROI circles; ``centre_scatter`` — ``(K, 3)``
+    template points per ROI (in ``centers_mm``'s order) where each ROI centre lands under the
+    registration's perturbations (:mod:`alps.imaging.regse`) — as magenta dots with their 2-SD
+    ellipse; ``default_centers_mm`` — the spheres before tract-guided placement
+    (:mod:`alps.imaging.placement`) — as grey crosses where they differ from ``centers_mm``.
+    ``note`` (e.g. why the scan failed) is printed in red under the title, wrapped. ``extra_rows``:
+    further rows under these, ``(height in inches, draw)`` each, ``draw(fig, subplotspec)`` drawing
+    into its row (e.g. :func:`alps.imaging.qc_distortion.distortion_row`).
     """
     import matplotlib
 
@@ -212,8 +228,8 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
     if note_lines:
         fig.text(0.5, fy(1.0 - 0.55 / height), "\n".join(note_lines), ha="center", va="top", color="#c00000",
                  fontsize=11)
-    top = [fig.add_subplot(grid[0, 4 * i:4 * i + 4]) for i in range(3)]
-    fs = 12
+    top = [fig.add_subplot(grid[0, 3 * i:3 * i + 3]) for i in range(4)]
+    fs = 11
     labels = None if template_labels is None else np.asarray(template_labels)
 
     def lr(ax, left="L", right="R"):
@@ -234,22 +250,46 @@ def figure(path, *, slices, wm_t, centers_mm, radius_mm, title="",
             ax.add_patch(Circle((x, y) if plane == "axial" else (x, z), max(radius_mm, 1.0), fill=False,
                                 ec=col, lw=1.5))
 
+    def draw_zoom(ax):
+        from matplotlib.patches import Ellipse
+
+        zs = zoom_slices if zoom_slices is not None else slices
+        ax.imshow(np.clip(np.transpose(zs["rgb_axial"], (1, 0, 2)) * 1.6, 0, 1), origin="lower",
+                  extent=_extent(zs["affine"], zs["shape"], (0, 1)))
+        if labels is None:
+            draw_rois(ax, "axial", ("w", "w", "y", "y"))
+        for pts in centre_scatter or ():
+            pts = np.asarray(pts, float).reshape(-1, 3)
+            ax.plot(pts[:, 0], pts[:, 1], ".", ms=3, color="m")
+            w, v = np.linalg.eigh(np.cov(pts[:, :2].T, bias=True))
+            ax.add_patch(Ellipse(pts[:, :2].mean(0), *(4 * np.sqrt(np.clip(w[::-1], 0, None))),
+                                 angle=float(np.degrees(np.arctan2(v[1, 1], v[0, 1]))), fill=False, ec="m", lw=1))
+        for c0, c in zip(default_centers_mm or (), centers_mm):
+            if np.linalg.norm(np.subtract(c0, c)) > 0.25:
+                ax.plot([c0[0]], [c0[1]], "+", ms=9, mew=1.5, color="0.8")
+        ax.set_xlim(-50, 50)
+        ax.set_ylim(-60, 28)
+        z = float(zs["affine"][2, 2] * zs["k"] + zs["affine"][2, 3])
+        ax.set_title(f"ROIs, colour FA at z = {z:g} mm\n+ before placement; dots, ellipse:\n"
+                     "registration uncertainty (2 SD)", fontsize=fs)
+
     shape_word = "outlines" if labels is not None else "circles"
     ax = top[0]
     ax.imshow(np.clip(np.transpose(slices["rgb_axial"], (1, 0, 2)) * 1.6, 0, 1), origin="lower", extent=ext_ax)
     draw_rois(ax, "axial", ("w", "w", "y", "y"))
-    ax.set_title(f"colour FA, template axes, z = {roi_z_mm:g} mm\nred x (L-R), green y (A-P), blue z (I-S)\n"
+    ax.set_title(f"colour FA, template axes, z = {roi_z_mm:g} mm\nred x, green y, blue z\n"
                  f"{shape_word}: SCR (white), SLF (yellow)", fontsize=fs)
-    ax = top[1]
+    draw_zoom(top[1])
+    ax = top[2]
     ax.imshow(slices["fa_axial"].T, origin="lower", cmap="gray", vmin=0, vmax=0.8, extent=ext_ax)
     ax.contour(wm_t[:, :, k].T, levels=[0.5], colors="r", linewidths=0.8, origin="lower", extent=ext_ax)
     draw_rois(ax, "axial", ("c",) * 4)
-    ax.set_title("FA warped to MNI, same slice\ntemplate WM p = 0.5 (red), ROIs (cyan)", fontsize=fs)
-    ax = top[2]
+    ax.set_title("FA warped to MNI, same slice\ntemplate WM p = 0.5 (red)\nROIs (cyan)", fontsize=fs)
+    ax = top[3]
     ax.imshow(slices["fa_coronal"].T, origin="lower", cmap="gray", vmin=0, vmax=0.8, extent=ext_co)
     ax.contour(wm_t[:, j, :].T, levels=[0.5], colors="r", linewidths=0.8, origin="lower", extent=ext_co)
     draw_rois(ax, "coronal", ("c",) * 4)
-    ax.set_title("FA warped to MNI, coronal y = -16 mm\ntemplate WM p = 0.5 (red), ROIs (cyan)", fontsize=fs)
+    ax.set_title("FA warped to MNI, coronal\ny = -16 mm, template WM\np = 0.5 (red), ROIs (cyan)", fontsize=fs)
     for ax in top:
         ax.set_xlabel("x (mm, L→R)", fontsize=fs - 1)
         lr(ax)

@@ -91,7 +91,7 @@ from .ants import (LPS, SCRATCH_PREFIX, RegistrationError, ants_module, ants_poi
                    write_ants_affine)
 from .coverage import fov_in_template
 
-__all__ = ["Registration", "RegistrationError", "register", "registration_metrics", "check_metrics",
+__all__ = ["Registration", "RegistrationError", "register", "moving_image", "registration_metrics", "check_metrics",
            "load_registration", "registration_info", "fixed_image", "metric_mask_image", "KINDS",
            "LINEAR_STAGES", "MIN_CORRELATION", "MIN_DICE", "MIN_COVERAGE", "TEMPLATE_SPACE", "TRANSFORM_ROLES",
            # the coordinate conversions of alps.imaging.ants, part of this module's interface
@@ -205,6 +205,21 @@ def _metric_mask(resolution: int, dilate_mm: float):
     return data.astype(np.uint8), m.affine
 
 
+def moving_image(fa_img, mask=None, *, erode_mm: float = 4.0) -> nib.Nifti1Image:
+    """The image :func:`register` moves: the FA, 0 outside the brain mask eroded by ``erode_mm`` (the
+    median-otsu rim's noisy, high FA pulls the fit; not eroded when that would keep < 30 % of the mask)."""
+    from scipy import ndimage as ndi
+
+    fa = np.asarray(fa_img.get_fdata(), np.float32)
+    if mask is None:
+        return nib.Nifti1Image(fa, fa_img.affine)
+    reg_mask = np.asarray(mask, bool)
+    n_it = int(round(erode_mm / float(np.linalg.norm(np.asarray(fa_img.affine)[:3, :3], axis=0).mean())))
+    eroded = ndi.binary_erosion(reg_mask, iterations=n_it) if erode_mm > 0 and n_it > 0 else reg_mask
+    reg_mask = eroded if eroded.sum() > 0.3 * reg_mask.sum() else reg_mask
+    return nib.Nifti1Image(np.where(reg_mask, fa, 0).astype(np.float32), fa_img.affine)
+
+
 def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: str = "reg_", names=None,
              seed: int = 20260505, threads: int = 1, resolution: int = 2,
              min_correlation: float = MIN_CORRELATION, min_dice: float = MIN_DICE,
@@ -255,20 +270,7 @@ def register(fa_img, mask=None, *, kind: str = "affine", out_dir=None, prefix: s
         raise ValueError(f"unknown registration {kind!r}; choose one of {sorted(KINDS)}")
     ants = ants_module(threads)
     ants.config._random_seed = int(seed)  # also read by ants.registration (SyN) -> --random-seed
-    fa = np.asarray(fa_img.get_fdata(), np.float32)
-    if mask is not None:
-        reg_mask = np.asarray(mask, bool)
-        if erode_mm > 0:
-            from scipy import ndimage as ndi
-
-            vox = float(np.linalg.norm(np.asarray(fa_img.affine)[:3, :3], axis=0).mean())
-            n_it = int(round(erode_mm / vox))
-            if n_it > 0:
-                eroded = ndi.binary_erosion(reg_mask, iterations=n_it)
-                if eroded.sum() > 0.3 * reg_mask.sum():
-                    reg_mask = eroded
-        fa = np.where(reg_mask, fa, 0).astype(np.float32)
-    moving_nib = nib.Nifti1Image(fa, fa_img.affine)
+    moving_nib = moving_image(fa_img, mask, erode_mm=erode_mm)
     fixed_nib = fixed_image(resolution)
     fixed = nib_to_ants(fixed_nib)
     moving = nib_to_ants(moving_nib)

@@ -116,6 +116,34 @@ _C = [
     Column("se_note", "Why the standard errors are n/a, or a caveat on them (computed on a corrected, resampled "
            "signal); empty otherwise.", "uncertainty",
            "alps.pipeline.uncertainty.scan_se"),
+    # ---- the registration's share of the uncertainty, the ROIs' placement (alps.pipeline.placement)
+    Column("alps_reg_se", "Standard error of alps from the registration: SD of the index over the 14 sigma points "
+           "(unscented transform) of the registration's sandwich covariance (7 similarity parameters; the "
+           "image-template mismatch resampled in 16 mm template blocks), the ROIs mapped through each perturbed "
+           "registration with their centres held in template space (n/a for a non-linear registration or "
+           "nearest-neighbour label ROIs, see reg_se_note).", "uncertainty",
+           "alps.imaging.regse.registration_se (via alps.pipeline.placement.reg_se)"),
+    Column("alps_L_reg_se", "Standard error of alps_L from the registration (as alps_reg_se).", "uncertainty",
+           "alps.imaging.regse.registration_se (via alps.pipeline.placement.reg_se)"),
+    Column("alps_R_reg_se", "Standard error of alps_R from the registration (as alps_reg_se).", "uncertainty",
+           "alps.imaging.regse.registration_se (via alps.pipeline.placement.reg_se)"),
+    Column("alps_total_se", "Total standard error of alps: sqrt(alps_se^2 + alps_reg_se^2) (thermal noise and "
+           "registration, independent); n/a when either is.", "uncertainty", "alps.pipeline.placement.columns"),
+    Column("alps_L_total_se", "Total standard error of alps_L: sqrt(alps_L_se^2 + alps_L_reg_se^2).", "uncertainty",
+           "alps.pipeline.placement.columns"),
+    Column("alps_R_total_se", "Total standard error of alps_R: sqrt(alps_R_se^2 + alps_R_reg_se^2).", "uncertainty",
+           "alps.pipeline.placement.columns"),
+    Column("roi_sd_{roi}", "How far the registration's uncertainty moves the centre of the {roi}: square root of the "
+           "trace of its displacement covariance (template space).", "uncertainty",
+           "alps.imaging.regse.registration_se (via alps.pipeline.placement.reg_se)", units="mm"),
+    Column("roi_sd_max", "The largest roi_sd_<roi> of the scan; above the qc_max_roi_sd parameter the scan is "
+           "flagged reg_unstable.", "uncertainty", "alps.imaging.regse.registration_se (via "
+           "alps.pipeline.placement.reg_se)", units="mm"),
+    Column("reg_se_note", "Why the registration standard errors are n/a (empty when they were computed).",
+           "uncertainty", "alps.pipeline.placement.reg_se"),
+    Column("roi_shift_{roi}", "How far the tract-guided placement (roi_placement tract) moved the {roi} from its "
+           "template centre (0: it sat on its tract, or roi_placement template).", "measure",
+           "alps.imaging.placement.place_rois (via alps.pipeline.placement.columns)", units="mm"),
     # ---- per-ROI values
     *[Column(f"d{a}{a}_{{roi}}", f"D{a}{a} (the {a}-{a} component) of the weighted ROI-mean tensor of the {{roi}}, "
              f"{TEMPLATE}.", "measure", INDEX, units="mm^2/s") for a in "xyz"],
@@ -138,7 +166,8 @@ _C = [
            "(1 for a whole-brain scan; below min_reg_coverage the registration cannot be checked and the scan "
            "fails).", "preprocess", "alps.imaging.registration.registration_metrics"),
     Column("qc_flags", "QC flags, ';'-separated (empty when none): reg_corr_low, reg_dice_low, reg_loosened, "
-           "fa_low_<roi>, purity_low_<roi>, gradient_table, alps_range, se_high, high_b, sdc_folds (alps.imaging.qc).",
+           "fa_low_<roi>, purity_low_<roi>, gradient_table, alps_range, se_high, high_b, reg_unstable, sdc_folds "
+           "(alps.imaging.qc).",
            "measure", "alps.imaging.qc.flags"),
     Column("qc_pass", "The scan passed QC: qc_flags is empty.", "measure", "alps.imaging.qc.flags", levels=BOOL),
     Column("qc_png", "The scan's QC image, relative to the derivatives folder (empty for a failed scan).",
@@ -290,6 +319,7 @@ _C = [
         ("measure", "the measure stage (without the standard errors and the QC image)",
          "alps.pipeline.measure.measure_subject"),
         ("se", "the standard errors (wild bootstrap)", "alps.pipeline.uncertainty.scan_se"),
+        ("reg_se", "the registration standard errors", "alps.pipeline.placement.reg_se"),
         ("qc", "drawing the QC image", "alps.pipeline.measure.measure_subject"))],
 ]
 
@@ -301,6 +331,8 @@ if len(COLUMNS) != len(_C):  # pragma: no cover - a module-level declaration err
 _IDS = ("participant_id", "session_id", *SCAN_ENTITIES)
 _ROI = ("dxx_{roi}", "dyy_{roi}", "dzz_{roi}", "fa_{roi}", "md_{roi}", "nvox_{roi}")
 _GRADCHECK = ("gradcheck_best", "gradcheck_margin", "gradcheck_flag", "gradcheck_corrected")
+_REG_SE = ("alps_reg_se", "alps_L_reg_se", "alps_R_reg_se", "alps_total_se", "alps_L_total_se", "alps_R_total_se",
+           "roi_sd_max")
 _MOTION = ("motion_mean_disp_mm", "motion_max_disp_mm", "motion_max_rot_deg", "motion_max_scale")
 _SDC = ("sdc_source", "sdc_inputs", "sdc_readout_s", "sdc_displacement_p95_mm", "sdc_displacement_max_mm",
         "sdc_min_jacobian", "sdc_mismatch_before", "sdc_mismatch_after", "sdc_rigid_mm", "sdc_rigid_deg",
@@ -309,7 +341,8 @@ _EDDY = ("eddy_model", "eddy_pe_axis", "eddy_pe_source", "eddy_passes", "eddy_me
          "eddy_max_rot_deg", "eddy_max_trans_mm", "eddy_max_ec_disp_mm", "eddy_n_outlier_slices",
          "eddy_n_outlier_volumes", "eddy_outlier_volumes")
 #: the other columns of alps.tsv (alphabetical there)
-_ALPS_MORE = ("se_note", "dxx_scanner_{roi}", "dyy_scanner_{roi}", "dzz_scanner_{roi}", "wsum_{roi}", "purity_{roi}",
+_ALPS_MORE = ("se_note", "reg_se_note", "roi_sd_{roi}", "roi_shift_{roi}", "dxx_scanner_{roi}", "dyy_scanner_{roi}",
+              "dzz_scanner_{roi}", "wsum_{roi}", "purity_{roi}",
               *_GRADCHECK, "shells", "bvals_used", "bval_fit", "n_volumes_used", "n_directions", "manufacturer",
               "manufacturer_model", "magnetic_field_strength", "software_versions", "echo_time", "repetition_time",
               "phase_encoding_direction", "phase_encoding_axis", "voxel_size_mm", *_MOTION, *_EDDY, *_SDC)
@@ -318,13 +351,13 @@ _ALPS_MORE = ("se_note", "dxx_scanner_{roi}", "dyy_scanner_{roi}", "dzz_scanner_
 #: ``sorted`` is alphabetical, and columns no section names join the last section.
 TABLES = {
     "alps.tsv": ((_IDS + ("status", "error", "alps_L", "alps_R", "alps", "alps_scanner_L", "alps_scanner_R",
-                          "alps_scanner", "alps_se", "alps_L_se", "alps_R_se", "se_high", "alps_combined",
+                          "alps_scanner", "alps_se", "alps_L_se", "alps_R_se", "se_high", *_REG_SE, "alps_combined",
                           "alps_combined_se", "alps_combined_n", "alps_pair_z") + _ROI
                   + ("reg_corr", "reg_dice", "reg_coverage", "qc_flags", "qc_pass"), False),
                  (_ALPS_MORE, True)),
     "qc.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", "reg_coverage", "fa_{roi}", "purity_{roi}", *_GRADCHECK, "alps_L", "alps_R", "alps",
-                        "alps_se", "se_high", "sdc_source", "sdc_min_jacobian", "alps_pair_z", "qc_flags", "qc_pass",
-                        "qc_png"), False),),
+                        "alps_se", "alps_total_se", "roi_sd_max", "se_high", "sdc_source", "sdc_min_jacobian",
+                        "alps_pair_z", "qc_flags", "qc_pass", "qc_png"), False),),
     "preprocess.tsv": ((_IDS + ("status", "error", "reg_corr", "reg_dice", "reg_coverage", *_MOTION, *_EDDY, *_SDC),
                         False),),
     "timings.tsv": ((_IDS + ("status", "preprocess_reused", "measure_reused"), False),

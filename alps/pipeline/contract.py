@@ -244,8 +244,10 @@ class Preprocessed:
 class ScanResult:
     """Stage 2's result for one scan: ``values`` (:func:`alps.imaging.measure.measure`: the index
     in template and scanner axes, per-ROI values), ``qc_flags``, the standard errors ``se``
-    (:func:`alps.pipeline.uncertainty.scan_se`), step ``times``, ``provenance``; ``record`` is
-    ``*_desc-alps.json``."""
+    (:func:`alps.pipeline.uncertainty.scan_se`), step ``times``, ``provenance``, and
+    ``placement``: where the ROIs went and the registration's share of the uncertainty
+    (:func:`alps.pipeline.placement.columns`: ``alps_reg_se``, ``alps_total_se``, ``roi_sd_*``,
+    ``roi_shift_*`` ...); ``record`` is ``*_desc-alps.json``."""
 
     values: dict
     qc_flags: tuple
@@ -253,6 +255,7 @@ class ScanResult:
     times: dict
     provenance: dict = field(repr=False)
     reused: bool = False
+    placement: dict = field(default_factory=dict)
 
     @classmethod
     def from_record(cls, record: dict, *, reused: bool) -> "ScanResult":
@@ -260,13 +263,13 @@ class ScanResult:
 
         return cls(values=dict(record["values"]), qc_flags=tuple(record["qc_flags"]),
                    se={k: record["se"][k] for k in SE_KEYS}, times=dict(record.get("times_s") or {}),
-                   provenance=record["provenance"], reused=reused)
+                   provenance=record["provenance"], reused=reused, placement=dict(record.get("placement") or {}))
 
     def as_record(self, item) -> dict:
         """``*_desc-alps.json``: the scan, the result and its provenance."""
         return {"participant_id": item.participant_id, "session_id": item.session_id, "status": "ok", "error": "",
-                "values": self.values, "qc_flags": list(self.qc_flags), "se": self.se, "times_s": self.times,
-                "provenance": self.provenance}
+                "values": self.values, "qc_flags": list(self.qc_flags), "se": self.se, "placement": self.placement,
+                "times_s": self.times, "provenance": self.provenance}
 
     def columns(self) -> dict:
         """Stage 2's cells of the scan's row."""
@@ -274,5 +277,6 @@ class ScanResult:
         out["qc_flags"] = ";".join(self.qc_flags)
         out["qc_pass"] = not self.qc_flags
         out.update(self.se)
+        out.update(self.placement)
         out.update(stage_columns(self.times))
         return out

@@ -15,13 +15,14 @@ from .. import atomic
 from ..imaging import coverage, dti, measure, qc, shells
 from ..imaging import tensor as T
 from ..imaging import template as tpl
-from ..imaging.roi import DEFAULT_CENTERS_MM, default_spheres
+from ..imaging.roi import DEFAULT_CENTERS_MM, ROI_NAMES, default_spheres
 from ..io.files import sha256
 from . import distortion, eddy_step
 from .contract import Preprocessed, ScanResult
 from .layout import load_registration, read_json, scan_layout
 from .params import MeasureParams
 from .preprocess import save_map
+from . import placement
 from . import provenance as _prov
 from .provenance import reuse_key
 from .records import unlink
@@ -75,15 +76,21 @@ def measure_subject(pre, out_dir, *, params: MeasureParams | None = None, force:
     reg = pre.registration
     check_roi_coverage(fa.shape, aff, reg, DEFAULT_CENTERS_MM,
                        p.roi_radius if p.roi == "spheres" else 0.0, path=item.dwi)
-    weights = measure.roi_weights(p.roi, fa.shape, aff, reg, radius_mm=p.roi_radius,
-                                  weighting=p.roi_weighting, supersample=p.supersample,
-                                  lattice_mm=p.lattice_mm, atlas_path=p.atlas_path)
-    if p.fa_min is not None or p.purity_min is not None:
-        q = reg.rotation @ T.polar_rotation(aff[:3, :3])
-        _, evecs = T.eig(tensor)
-        v1t = evecs[..., :, 0] @ q.T
-        weights = measure.filter_weights(weights, fa=fa, fa_min=p.fa_min, v1_template=v1t,
-                                         purity_min=p.purity_min)
+
+    def weights_at(r, centres=None):  # ROI weights (and sphere centres) through a registration
+        if centres is None and p.roi == "spheres":
+            centres = placement.place(tensor, aff, r, p)
+        w = measure.roi_weights(p.roi, fa.shape, aff, r, radius_mm=p.roi_radius, weighting=p.roi_weighting,
+                                supersample=p.supersample, lattice_mm=p.lattice_mm, atlas_path=p.atlas_path,
+                                centers_mm=centres)
+        if p.fa_min is not None or p.purity_min is not None:
+            q = r.rotation @ T.polar_rotation(aff[:3, :3])
+            _, evecs = T.eig(tensor)
+            w = measure.filter_weights(w, fa=fa, fa_min=p.fa_min, v1_template=evecs[..., :, 0] @ q.T,
+                                       purity_min=p.purity_min)
+        return w, centres
+
+    weights, centres = weights_at(reg)
     values = measure.measure(tensor, aff, reg, weights, fa=fa, md=md)
     dseg = measure.dseg_from_weights(weights, fa.shape)
     save_map(dseg, aff, lay.dseg, np.uint8)
@@ -92,25 +99,42 @@ def measure_subject(pre, out_dir, *, params: MeasureParams | None = None, force:
     se = scan_se(pre, weights, n_boot=p.se_replicates, seed=p.se_seed, se_max=p.se_max)
     times["se"] = se.pop("time_se_s")
     # flag (not fail) the band between the preprocess failure threshold and the QC warning one
-    flags = qc.flags({**values, **pre.columns(), **se}, min_reg_corr=max(p.qc_min_reg_corr, pre.params.min_reg_corr),
-                     min_reg_dice=max(qc.DEFAULTS["min_reg_dice"], pre.params.min_reg_dice))
+    # the ROIs' placement and the registration's share of the uncertainty (alps.pipeline.placement)
+    t = time.perf_counter()
+    rse = placement.reg_se(pre.mask(), fa, tensor, aff, reg, centres, weights_at, p)
+    scatter = rse.pop("scatter", None)
+    placed = placement.columns(centres, rse, se)
+    if p.reg_se:
+        times["reg_se"] = round(time.perf_counter() - t, 3)
+    flags = qc.flags({**values, **pre.columns(), **se, **placed},
+                     min_reg_corr=max(p.qc_min_reg_corr, pre.params.min_reg_corr),
+                     min_reg_dice=max(qc.DEFAULTS["min_reg_dice"], pre.params.min_reg_dice), max_roi_sd=p.qc_max_roi_sd)
     flags += shells.fit_flags(pre.acquisition, model=pre.params.tensor_model, max_bval=pre.params.max_bval)
     if qc_png:
         t = time.perf_counter()
-        _qc_png(lay, fa, tensor, aff, reg, dseg, p,
+        _qc_png(lay, fa, tensor, aff, reg, dseg, p, centres=centres, scatter=scatter,
                 extra_rows=eddy_step.qc_rows(pre) + distortion.qc_rows(pre, dseg))
         times["qc"] = round(time.perf_counter() - t, 3)
-    result = ScanResult(values=values, qc_flags=tuple(flags), se=se, times=times, provenance=provenance)
+    result = ScanResult(values=values, qc_flags=tuple(flags), se=se, times=times, provenance=provenance,
+                        placement=placed)
     atomic.write_json(lay.result_json, result.as_record(item))
     return result
 
 
-def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams, *, extra_rows=()):
+def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams, *, centres=None, scatter=None, extra_rows=()):
     ref = tpl.load("wm", resolution=2)
     slices = qc.template_slices(fa, tensor, aff, reg, ref)
     labels = None
+    extra = {}
+    if scatter:
+        extra["centre_scatter"] = [scatter[n] for n in ROI_NAMES if n in scatter]
     if p.roi == "spheres":
-        centers = [s.center_mm for s in default_spheres(radius_mm=p.roi_radius)]
+        centers = [s.center_mm for s in default_spheres(radius_mm=p.roi_radius, centers_mm=centres)]
+        if centres:
+            extra["default_centers_mm"] = [DEFAULT_CENTERS_MM[n] for n in ROI_NAMES]
+            z = float(np.mean([c[2] for c in centres.values()]))
+            if abs(z - DEFAULT_CENTERS_MM["proj_L"][2]) > 1:  # show the level the spheres went to
+                extra["zoom_slices"] = qc.template_slices(fa, tensor, aff, reg, ref, z_mm=z)
         radius = p.roi_radius
         what = f"spheres, r = {p.roi_radius:g} mm"
     else:  # JHU labels, shown as outlines on the template slices
@@ -123,7 +147,7 @@ def _qc_png(lay, fa, tensor, aff, reg, dseg, p: MeasureParams, *, extra_rows=())
         what = "JHU labels SCR 25/26, SLF 41/42"
     qc.figure(lay.qc_png, slices=slices, wm_t=ref.get_fdata(), centers_mm=centers, radius_mm=radius,
               title=f"{lay.key}  ({what})", native_fa=fa, native_dseg=dseg, native_affine=aff,
-              template_labels=labels, extra_rows=extra_rows)
+              template_labels=labels, extra_rows=extra_rows, **extra)
 
 
 def failure_qc(item, out_dir, reason: str, params: MeasureParams | None = None, *, draw: bool = True) -> dict:

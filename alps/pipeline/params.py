@@ -42,11 +42,14 @@ from ..io.gradients import B0_THRESHOLD
 #: values of ``sdc`` and ``sdc_pairs`` (:mod:`alps.pipeline.distortion`).
 SDC_MODES = ("auto", "off")
 
-__all__ = ["ParameterError", "PreprocessParams", "MeasureParams", "PipelineParams", "ROI_KINDS",
+__all__ = ["ParameterError", "PreprocessParams", "MeasureParams", "PipelineParams", "ROI_KINDS", "ROI_PLACEMENTS",
            "GRADCHECK_MODES", "from_profile", "add_arguments", "from_args"]
 
 #: ROI sets: the four template spheres, or JHU ICBM-DTI-81 labels (:mod:`alps.imaging.atlas`).
 ROI_KINDS = ("spheres", "jhu")
+#: where the ROI spheres go: the template centres as registered, or moved onto the tracts
+#: (:mod:`alps.imaging.placement`).
+ROI_PLACEMENTS = ("template", "tract")
 #: gradient-orientation check (:mod:`alps.imaging.gradcheck`): 'off', 'report' (QC column + flag)
 #: or 'correct' (also fit with the corrected b-vectors when the check flags the table).
 GRADCHECK_MODES = ("off", "report", "correct")
@@ -234,6 +237,12 @@ class MeasureParams(_Params):
     roi: str = _param("spheres", "ROI set: spheres at SCR (+-26, -16, 27) and SLF (+-38, -16, 27) mm, or "
                       "JHU ICBM-DTI-81 labels (needs the atlas, see --atlas)", choices=ROI_KINDS)
     roi_radius: float = _param(2.5, "radius of the ROI spheres", check=_POSITIVE, metavar="MM")
+    roi_placement: str = _param(
+        "tract", "where the spheres go: template (the MNI centres through the registration) or tract (a "
+        "hemisphere whose spheres miss their tracts - principal eigenvector not along z (projection) or y "
+        "(association) - is moved, within 6 mm in x and 4 mm in y/z, to where they are on them; spheres on their "
+        "tracts stay; both spheres of a hemisphere keep one axial level and line; alps.imaging.placement)",
+        choices=ROI_PLACEMENTS)
     roi_weighting: str = _param("trilinear", "how native voxels share a template ROI: trilinear (sphere "
                                 "sampled on a lattice, interpolated), partial (volume fraction) or centre "
                                 "(binary)", choices=WEIGHTINGS)
@@ -246,6 +255,13 @@ class MeasureParams(_Params):
     fa_min: float | None = _param(None, "drop ROI voxels with FA below this", check=_UNIT, metavar="FA")
     purity_min: float | None = _param(None, "keep only ROI voxels whose principal eigenvector has at least "
                                       "this component along the expected axis", check=_UNIT, metavar="P")
+    reg_se: bool = _param(True, "registration SEs alps_reg_se, alps_L_reg_se, alps_R_reg_se (the index over the "
+                          "registration's sandwich covariance, alps.imaging.regse; about 0.2 s with spheres, about 20 s with "
+                          "--roi jhu, whose labels are mapped again at 14 sigma points) and the totals "
+                          "alps_total_se = sqrt(alps_se^2 + alps_reg_se^2)")
+    qc_max_roi_sd: float = _param(QC_DEFAULTS["max_roi_sd"], "flag (reg_unstable) a scan whose largest ROI-centre SD "
+                                  "from the registration exceeds this (default: ~ sphere radius / 1.96)",
+                                  check=_POSITIVE, metavar="MM")
     qc_min_reg_corr: float = _param(QC_DEFAULTS["min_reg_corr"], "flag (not fail) a scan whose FA-WM "
                                     "correlation is below this", check=_UNIT, metavar="R")
     se_replicates: int = _param(200, "wild-bootstrap replicates of each scan's standard errors alps_se, "
