@@ -56,7 +56,7 @@ def _run(scan, name, **params):
 
 @pytest.fixture(scope="module")
 def runs(scan):
-    # the planted eddy currents are linear in position: the linear model (3x faster than the default quadratic)
+    # the planted eddy currents are linear in position: the linear model
     return {"off": _run(scan, "off", eddy_correction=False),
             "on": _run(scan, "on", eddy_correction=True, eddy_model="linear")}
 

@@ -168,12 +168,11 @@ class PreprocessParams(_Params):
     eddy_correction: bool = _param(
         False, "eddy-current and motion correction, pip-only: each volume registered to its leave-one-out "
         "tensor prediction (rigid motion + eddy currents along the sidecar's phase-encoding axis), b-vectors "
-        "turned, outlier slices replaced; 0.5-2 min per 3 mm scan; not for preprocessed inputs; replaces "
+        "turned, outlier slices replaced; 15-60 s per 3 mm scan; not for preprocessed inputs; replaces "
         "--motion-correction")
-    eddy_model: str = _param("quadratic", "eddy-current model: quadratic (displacement along the phase-encoding "
-                             "axis quadratic in position, as FSL eddy's default; the one that made the tilt heads "
-                             "more reproducible), linear (shear and scaling; ~3x faster) or rigid (head motion "
-                             "only)", choices=EC_MODELS)
+    eddy_model: str = _param("linear", "eddy-current model: linear (shear and scaling along the phase-encoding "
+                             "axis; within 60 s a 3 mm scan), quadratic (quadratic in position, as FSL eddy's "
+                             "default; 3-5x slower) or rigid (head motion only)", choices=EC_MODELS)
     eddy_outliers: str = _param("replace", "slices whose signal falls > 4 SD below their prediction: replace them "
                                 "by it (as FSL eddy --repol), flag them only, or off", choices=EDDY_OUTLIER_MODES)
     registration: str = _param("affine", "registration of FA to MNI152 2009a: affine (rigid then 7-dof "
