@@ -36,7 +36,7 @@ def run(reps: int, *, n_per_group: int = 30, n_sites: int = 3, imbalance: float 
     for seed in range(reps):
         df = dfx.make_design_cohort(design, n_per_group=n_per_group, effects=EFFECTS, seed=seed,
                                     n_sites=n_sites, imbalance=imbalance)
-        h = harmonise(df, columns=["alps", "alps_L", "alps_R"], covariates=design.covariates)
+        h = harmonise(df, columns=["alps", "alps_L", "alps_R"], covariates=design.covariates).table
         h["alps_true"] = df["alps_true"].to_numpy()
         for col, what in (("alps_true", "planted, no site effects"), ("alps", "as measured"),
                           ("alps_harmonised", "ComBat-harmonised")):

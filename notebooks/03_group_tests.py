@@ -76,12 +76,13 @@ table1
 # differ, Kruskal-Wallis when normality fails. η² and ω² are reported for every test.
 
 # %%
+# each analysis returns a frozen record (alps.stats.Result): its table and the subjects it excluded
 try:
     gt = stats.group_tests(cohort, nan_policy="omit", **design.group_kwargs())
 except stats.InsufficientData as exc:
-    gt = stats.skipped_table("group tests", exc)
-atomic.write_table(p["group_tests_csv"], gt)
-gt
+    gt = stats.Result.skipped("group tests", exc)
+atomic.write_table(p["group_tests_csv"], gt.table)
+gt.table
 
 # %% [markdown]
 # Post hoc pairwise comparisons matching the omnibus test (Tukey HSD after ANOVA,
@@ -92,9 +93,10 @@ gt
 try:
     ph = stats.posthoc(cohort, nan_policy="omit", **design.posthoc_kwargs())
 except stats.InsufficientData as exc:
-    ph = stats.skipped_table("post hoc tests", exc)
-atomic.write_table(p["posthoc_csv"], ph)
-ph if stats.table_note(ph) else ph[["dv", "test", "group_a", "group_b", "mean_diff", "ci_low", "ci_high", "p_adj", "hedges_g"]]
+    ph = stats.Result.skipped("post hoc tests", exc)
+atomic.write_table(p["posthoc_csv"], ph.table)
+ph.table if stats.table_note(ph.table) else ph.table[["dv", "test", "group_a", "group_b", "mean_diff", "ci_low",
+                                                      "ci_high", "p_adj", "hedges_g"]]
 
 # %% [markdown]
 # ## ANCOVA adjusted for the design's covariates
@@ -106,9 +108,9 @@ ph if stats.table_note(ph) else ph[["dv", "test", "group_a", "group_b", "mean_di
 try:
     anc = stats.ancova(cohort, dv=["alps", "alps_L", "alps_R"], nan_policy="omit", **design.ancova_kwargs())
 except stats.InsufficientData as exc:
-    anc = stats.skipped_table("ANCOVA", exc)
-atomic.write_table(p["ancova_csv"], anc)
-anc
+    anc = stats.Result.skipped("ANCOVA", exc)
+atomic.write_table(p["ancova_csv"], anc.table)
+anc.table
 
 # %% [markdown]
 # ## Site harmonisation (multi-site cohorts)
@@ -122,10 +124,10 @@ anc
 # %%
 if design.has_sites(cohort):
     try:
-        harm = stats.harmonise(cohort, **design.harmonise_kwargs())
+        harm = stats.harmonise(cohort, **design.harmonise_kwargs()).table
         gt_h = stats.group_tests(harm.drop(columns=["alps", "alps_L", "alps_R"])
                                  .rename(columns={"alps_harmonised": "alps", "alps_L_harmonised": "alps_L",
-                                                  "alps_R_harmonised": "alps_R"}), **design.group_kwargs())
+                                                  "alps_R_harmonised": "alps_R"}), **design.group_kwargs()).table
         display(gt_h[["dv", "test", "statistic", "p"] + [f"mean_{g}" for g in design.labels]])
     except stats.InsufficientData as exc:
         harm = stats.skipped_table("harmonisation", exc)
@@ -140,4 +142,4 @@ harm.head()
 # table-level exclusions above (empty when none).
 
 # %%
-pd.concat([stats.exclusions(t) for t in (gt, ph, anc)], ignore_index=True).drop_duplicates()
+stats.exclusions(gt, ph, anc)

@@ -49,12 +49,14 @@ print(f"patients analysed: {cohort[design.group_column].isin(design.regression_g
 # %%
 if design.regression is None:  # the tables say why (the report shows the note)
     print(design.skipped()["regression"])
-    terms = model = pd.DataFrame({"note": [design.skipped()["regression"]]})
+    note = pd.DataFrame({"note": [design.skipped()["regression"]]})
+    reg = stats.Regression(note, note)
 else:
-    try:
-        terms, model = stats.regression(cohort, nan_policy="omit", **design.regression_kwargs())
+    try:  # a frozen record (alps.stats.Regression): the terms, the model and the subjects excluded
+        reg = stats.regression(cohort, nan_policy="omit", **design.regression_kwargs())
     except stats.InsufficientData as exc:  # too few patients (alps.stats.sizes): a note, not an error
-        terms = model = stats.skipped_table("regression", exc)
+        reg = stats.Regression.skipped("regression", exc)
+terms, model = reg.terms, reg.model
 atomic.write_table(p["regression_csv"], terms)
 atomic.write_table(p["regression_model_csv"], model)
 model
@@ -70,4 +72,4 @@ terms
 # Subjects excluded for missing predictor values (empty when none):
 
 # %%
-stats.exclusions(terms)
+reg.exclusions

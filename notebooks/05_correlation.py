@@ -48,12 +48,13 @@ print(f"excluded before analysis: {list(excluded['participant_id'])}")
 # %%
 if design.correlations is None:  # the table says why (the report shows the note)
     print(design.skipped()["correlations"])
-    corr = pd.DataFrame({"note": [design.skipped()["correlations"]]})
+    result = stats.Result(pd.DataFrame({"note": [design.skipped()["correlations"]]}))
 else:
-    try:
-        corr = stats.correlations(cohort, nan_policy="omit", **design.correlation_kwargs())
+    try:  # a frozen record (alps.stats.Result): the table and the subjects excluded
+        result = stats.correlations(cohort, nan_policy="omit", **design.correlation_kwargs())
     except stats.InsufficientData as exc:  # no pair can be computed (alps.stats.sizes)
-        corr = stats.skipped_table("correlations", exc)
+        result = stats.Result.skipped("correlations", exc)
+corr = result.table
 atomic.write_table(p["correlations_csv"], corr)
 corr
 
@@ -61,4 +62,4 @@ corr
 # Subjects left out of individual correlations for missing values (empty when none):
 
 # %%
-stats.exclusions(corr)
+result.exclusions

@@ -57,7 +57,7 @@ if design.mediation is None:  # the table says why (the report shows the note)
 else:
     try:
         med = stats.mediation(cohort, n_boot=int(n_boot), seed=int(seed), nan_policy="omit",
-                              **design.mediation_kwargs())
+                              **design.mediation_kwargs()).table
     except stats.InsufficientData as exc:  # too few subjects (alps.stats.sizes): a note, not an error
         med = stats.skipped_table("mediation", exc)
 atomic.write_table(p["mediation_csv"], med)

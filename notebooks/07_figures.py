@@ -122,7 +122,7 @@ if stats.table_note(terms):  # not declared by the design, or too few patients (
 else:
     regressors = terms.loc[terms["term"] != "Intercept"]
     # the very rows and coding the regression used (notebook 04: missing values omitted)
-    patients = stats.regression_data(cohort, nan_policy="omit", **design.regression_kwargs())
+    patients = stats.regression_data(cohort, nan_policy="omit", **design.regression_kwargs()).table
     others_all = list(regressors["term"])
     shown = [t for t in design.regression.predictors if t in design.clinical_names][:2]
     fig, axes = plt.subplots(1, 1 + len(shown), figsize=(plotting.PAGE_WIDTH * (1.5 + len(shown)) / 3.5, 2.5),

@@ -239,9 +239,9 @@ def test_regression_figure_rows_are_the_regressions_rows():
                        "attacks_per_month": rng.uniform(1, 10, n), "alps": rng.normal(1.5, 0.1, n)})
     df.loc[3, "sex"] = np.nan
     with pytest.warns(UserWarning, match="sub-03"):
-        data = stats.regression_data(df, nan_policy="omit", **reg)
+        data = stats.regression_data(df, nan_policy="omit", **reg).table
     with pytest.warns(UserWarning):
-        terms, model = stats.regression(df, nan_policy="omit", **reg)
+        model = stats.regression(df, nan_policy="omit", **reg).model
     assert "sub-03" not in set(data["participant_id"]) and len(data) == int(model["n"].iloc[0]) == n - 1
     assert set(data["sex"]) == {0.0, 1.0} and set(data["subtype"]) == {0.0, 1.0}
     src = paths.notebook_source("07_figures").read_text()

@@ -146,8 +146,8 @@ def test_posthoc_corrections_follow_the_design_policy():
 
     design = from_profile("design-ad")
     df = dfx.make_design_cohort(design, n_per_group=15, effects=EFFECTS["design-ad"], seed=2)
-    holm = stats.posthoc(df, dv="alps", test="dunn", **design.posthoc_kwargs())
-    bonf = stats.posthoc(df, dv="alps", test="dunn", **{**design.posthoc_kwargs(), "p_adjust": "bonferroni"})
+    holm = stats.posthoc(df, dv="alps", test="dunn", **design.posthoc_kwargs()).table
+    bonf = stats.posthoc(df, dv="alps", test="dunn", **{**design.posthoc_kwargs(), "p_adjust": "bonferroni"}).table
     np.testing.assert_allclose(bonf.p_adj, np.minimum(1, holm.p * len(holm)), rtol=1e-12)
     m = len(holm)
     order = np.argsort(holm.p.to_numpy())

@@ -26,7 +26,7 @@ def test_harmonised_group_effects_recover_the_planted_ones_and_raw_ones_do_not()
     raw_err, harm_err, true_err = [], [], []
     for seed in range(6):
         df = dfx.make_design_cohort(design, n_per_group=30, effects=EFFECTS, seed=seed, n_sites=3, imbalance=0.7)
-        h = stats.harmonise(df, columns=["alps", "alps_L", "alps_R"], covariates=design.covariates)
+        h = stats.harmonise(df, columns=["alps", "alps_L", "alps_R"], covariates=design.covariates).table
         h["alps_true"] = df["alps_true"].to_numpy()
         true_err.append(_effects(h, "alps_true") - planted)
         raw_err.append(_effects(h, "alps") - planted)
@@ -41,8 +41,12 @@ def test_harmonised_group_effects_recover_the_planted_ones_and_raw_ones_do_not()
 def test_harmonisation_removes_site_means_and_keeps_rows():
     design = from_profile("design-no-clinical")
     df = dfx.make_design_cohort(design, n_per_group=30, effects=EFFECTS, seed=1, n_sites=3)  # balanced sites
-    h = stats.harmonise(df, columns=["alps"], covariates=design.covariates)
-    assert list(h["participant_id"]) == list(df["participant_id"]) and h.attrs["sites"] == ["site1", "site2", "site3"]
+    res = stats.harmonise(df, columns=["alps"], covariates=design.covariates)
+    h = res.table
+    assert list(h["participant_id"]) == list(df["participant_id"])
+    # the sites and columns are typed fields of the frozen record (they were DataFrame.attrs, which
+    # pandas operations drop: e.g. pd.concat([h]) lost them)
+    assert res.sites == ("site1", "site2", "site3") and res.columns == ("alps",) and not h.attrs
     raw_spread = np.ptp(h.groupby("site")["alps"].mean())
     harm_spread = np.ptp(h.groupby("site")["alps_harmonised"].mean())
     assert raw_spread > 0.15 and harm_spread < 0.03
@@ -64,4 +68,4 @@ def test_harmonise_refuses_bad_input():
     with pytest.raises(stats.StatsInputError, match=str(bad.loc[3, "participant_id"])):
         stats.harmonise(bad, columns=["alps"])
     assert stats.harmonise.__module__ == "alps.stats.harmonise"
-    assert pd.api.types.is_float_dtype(stats.harmonise(df, columns=["alps"])["alps_harmonised"])
+    assert pd.api.types.is_float_dtype(stats.harmonise(df, columns=["alps"]).table["alps_harmonised"])

@@ -48,22 +48,22 @@ def test_each_analysis_runs_from_its_minimum_size_and_not_below(big):
         st.regression(_patients(big, 4), **REG)
     need = sizes.minimum_n("mediation", n_covariates=len(MED["covariates"]))
     vm = big[big.group == "VM"]
-    assert st.mediation(vm.head(need), n_boot=200, **MED).n[0] == need
+    assert st.mediation(vm.head(need), n_boot=200, **MED).table.n[0] == need
     with pytest.raises(st.InsufficientData, match="too few subjects"):
         st.mediation(vm.head(need - 1), n_boot=200, **MED)
     need = sizes.minimum_n("correlation")
-    cor = st.correlations(vm.head(need), groups=("VM",), y=("dhi", "psqi"), partial_covariates=())
+    cor = st.correlations(vm.head(need), groups=("VM",), y=("dhi", "psqi"), partial_covariates=()).table
     assert cor.r.notna().all()
     with pytest.raises(st.InsufficientData, match="no pair computed"):
         st.correlations(vm.head(need - 1), groups=("VM",), y=("dhi", "psqi"), partial_covariates=())
     two = sizes.minimum_n("correlation", n_covariates=2)
-    cor = st.correlations(vm.head(two - 1), groups=("VM",), y=("dhi",), partial_covariates=("age", "sex"))
+    cor = st.correlations(vm.head(two - 1), groups=("VM",), y=("dhi",), partial_covariates=("age", "sex")).table
     part = cor.set_index("kind").loc["partial"]
     assert np.isnan(part.r) and part.caution.startswith("not computed: too few subjects: n = 5 (need ≥ 6)")
     assert np.isfinite(cor.set_index("kind").loc["bivariate", "r"])
     with pytest.raises(st.InsufficientData, match="too few subjects"):
         st.group_tests(big.groupby("group").head(sizes.MIN_PER_GROUP - 1), **STUDY.group_kwargs())
-    assert len(st.group_tests(big.groupby("group").head(sizes.MIN_PER_GROUP), **STUDY.group_kwargs())) == 3
+    assert len(st.group_tests(big.groupby("group").head(sizes.MIN_PER_GROUP), **STUDY.group_kwargs()).table) == 3
 
 
 def test_a_group_without_subjects_is_insufficient_data_not_a_crash(big):
@@ -100,7 +100,7 @@ def test_skipped_table_is_the_design_skips_note_table():
     t = st.skipped_table("regression", "regression: too few subjects: n = 3 (need ≥ 7 = 4 parameters + 3)")
     assert list(t.columns) == ["note"]
     assert st.table_note(t) == "regression skipped: too few subjects: n = 3 (need ≥ 7 = 4 parameters + 3)"
-    assert st.table_note(st.group_tests(fx.make_cohort(5, 5, 5, seed=1), **STUDY.group_kwargs())) is None
+    assert st.table_note(st.group_tests(fx.make_cohort(5, 5, 5, seed=1), **STUDY.group_kwargs()).table) is None
 
 
 # ------------------------------------------------------------------ cautions
@@ -129,11 +129,11 @@ def test_small_regression_carries_a_caution_and_names_influential_patients(big):
 
 def test_correlation_and_mediation_cautions(big):
     vm = big[big.group == "VM"]
-    cor = st.correlations(vm.head(8), groups=("VM",), y=("dhi",), partial_covariates=("age", "sex"))
+    cor = st.correlations(vm.head(8), groups=("VM",), y=("dhi",), partial_covariates=("age", "sex")).table
     c = cor.set_index("kind")
     assert c.loc["bivariate", "caution"] == "residual df 6 < 10"
     assert c.loc["partial", "caution"] == "residual df 4 < 10; 2.67 subjects per predictor < 10 (Harrell 2015)"
-    assert (st.correlations(vm, groups=("VM",), y=("dhi",), partial_covariates=()).caution == "").all()
-    med = st.mediation(vm.head(9), n_boot=200, **MED)
+    assert (st.correlations(vm, groups=("VM",), y=("dhi",), partial_covariates=()).table.caution == "").all()
+    med = st.mediation(vm.head(9), n_boot=200, **MED).table
     assert (med.caution == "residual df 6 < 10; 4.5 subjects per predictor < 10 (Harrell 2015)").all()
-    assert (st.mediation(vm, n_boot=200, **MED).caution == "").all()
+    assert (st.mediation(vm, n_boot=200, **MED).table.caution == "").all()

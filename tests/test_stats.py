@@ -1,6 +1,7 @@
 """Tests of alps.stats and alps.io.tables against independent computations."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -168,6 +169,16 @@ def test_partial_sessions_policy_and_true_reasons(tmp_path):
     assert ex.set_index("participant_id")["reason"]["sub-03"].startswith("no scan of ses-01; 2 other scans")
     with pytest.raises(ValueError, match="session policy 'any' unknown"):
         io.load_alps(a, session="ses-01", session_policy="any")
+    # who the session choice left out is a typed field of the returned record, not DataFrame.attrs
+    # (before: pd.concat / merge of the table dropped it, and the reason became "no row in the ALPS
+    # table")
+    chosen = io.load_alps_sessions(a, session="ses-01")
+    assert isinstance(chosen, io.SessionSelection) and not chosen.table.attrs
+    assert sorted(chosen.excluded) == ["sub-02", "sub-03"]
+    with pytest.warns(UserWarning):
+        _, ex = io.merge_cohort(pd.concat([chosen.table]), io.load_participants(pt),
+                                session_excluded=chosen.excluded)
+    assert ex.set_index("participant_id")["reason"]["sub-03"].startswith("no scan of ses-01 (has: ses-02, ses-03")
 
 
 def test_write_table_atomic(tmp_path):
@@ -186,7 +197,7 @@ def test_write_table_atomic(tmp_path):
 # ------------------------------------------------------------------------------- group tests
 
 def test_anova_against_sums_of_squares(truth_df):
-    res = st.group_tests(truth_df, dv="alps", test="anova").iloc[0]
+    res = st.group_tests(truth_df, dv="alps", test="anova").table.iloc[0]
     s = _groups(truth_df)
     allv = np.concatenate(s)
     ssb = sum(len(x) * (x.mean() - allv.mean()) ** 2 for x in s)
@@ -205,7 +216,7 @@ def test_anova_against_sums_of_squares(truth_df):
 
 def test_welch_and_kruskal(truth_df):
     s = _groups(truth_df)
-    w = st.group_tests(truth_df, dv="alps", test="welch_anova").iloc[0]
+    w = st.group_tests(truth_df, dv="alps", test="welch_anova").table.iloc[0]
     # Welch (1951) by hand
     n = np.array([len(x) for x in s]); m = np.array([x.mean() for x in s])
     v = np.array([x.var(ddof=1) for x in s]); wt = n / v
@@ -214,7 +225,7 @@ def test_welch_and_kruskal(truth_df):
     f = ((wt * (m - mw) ** 2).sum() / (k - 1)) / (1 + 2 * (k - 2) * lam / (k ** 2 - 1))
     assert w.statistic == pytest.approx(f, rel=1e-8)
     assert w.df2 == pytest.approx((k ** 2 - 1) / (3 * lam), rel=1e-8)
-    kw = st.group_tests(truth_df, dv="alps", test="kruskal").iloc[0]
+    kw = st.group_tests(truth_df, dv="alps", test="kruskal").table.iloc[0]
     ref = sps.kruskal(*s)
     assert kw.statistic == pytest.approx(ref.statistic) and kw.p == pytest.approx(ref.pvalue)
     assert kw.eta2_h == pytest.approx((ref.statistic - 2) / (len(truth_df) - 3))
@@ -227,19 +238,19 @@ def test_automatic_test_choice():
     normal = pd.DataFrame({"participant_id": [f"s{i}" for i in range(90)], "group": g,
                            "alps": np.concatenate([1.3 + 0.05 * q, 1.28 + 0.05 * q[::-1],
                                                    1.31 + 0.05 * q])})
-    assert st.group_tests(normal, dv="alps").test[0] == "anova"
+    assert st.group_tests(normal, dv="alps").table.test[0] == "anova"
     hetero = normal.copy()
     hetero.loc[hetero.group == "HC", "alps"] = 1.3 + 0.4 * q
-    assert st.group_tests(hetero, dv="alps").test[0] == "welch_anova"
-    assert st.posthoc(hetero, dv="alps").test[0] == "games_howell"
+    assert st.group_tests(hetero, dv="alps").table.test[0] == "welch_anova"
+    assert st.posthoc(hetero, dv="alps").table.test[0] == "games_howell"
     skew = normal.copy()
     skew["alps"] = 1 + rng.exponential(0.2, 90)
-    assert st.group_tests(skew, dv="alps").test[0] == "kruskal"
-    assert st.posthoc(skew, dv="alps").test[0] == "dunn"
+    assert st.group_tests(skew, dv="alps").table.test[0] == "kruskal"
+    assert st.posthoc(skew, dv="alps").table.test[0] == "dunn"
 
 
 def test_tukey_against_scipy_and_pingouin(truth_df):
-    ph = st.posthoc(truth_df, dv="alps", test="tukey")
+    ph = st.posthoc(truth_df, dv="alps", test="tukey").table
     s = dict(zip(("MO", "VM", "HC"), _groups(truth_df)))
     ref = sps.tukey_hsd(s["MO"], s["VM"], s["HC"])
     ci = ref.confidence_interval(0.95)
@@ -263,7 +274,7 @@ def test_tukey_against_scipy_and_pingouin(truth_df):
 
 
 def test_games_howell_against_pingouin(truth_df):
-    ph = st.posthoc(truth_df, dv="alps", test="games_howell")
+    ph = st.posthoc(truth_df, dv="alps", test="games_howell").table
     ref = pg.pairwise_gameshowell(truth_df, dv="alps", between="group")
     pcol = "pval" if "pval" in ref.columns else "p_val"
     for _, r in ph.iterrows():
@@ -275,7 +286,7 @@ def test_games_howell_against_pingouin(truth_df):
 
 
 def test_dunn_holm_by_hand(truth_df):
-    ph = st.posthoc(truth_df, dv="alps", test="dunn")
+    ph = st.posthoc(truth_df, dv="alps", test="dunn").table
     d = truth_df[["group", "alps"]]
     rank = sps.rankdata(d.alps)
     n = len(d)
@@ -293,7 +304,7 @@ def test_dunn_holm_by_hand(truth_df):
 
 @pytest.mark.filterwarnings("ignore:The inplace keyword")  # pingouin.ancova under pandas 3.1
 def test_ancova_against_pingouin(truth_df):
-    res = st.ancova(truth_df, dv="alps", covariates=("age", "sex"))
+    res = st.ancova(truth_df, dv="alps", covariates=("age", "sex")).table
     d = truth_df.assign(sex=(truth_df.sex == "M").astype(float))
     ref = pg.ancova(d, dv="alps", between="group", covar=["age", "sex"])
     ref = ref.set_index("Source")
@@ -314,7 +325,8 @@ def _design(df):
 
 
 def test_regression_against_lstsq(truth_df):
-    terms, model = st.regression(truth_df, robust="never", **REG)
+    res = st.regression(truth_df, robust="never", **REG)
+    terms, model = res.terms, res.model
     p, X, y = _design(truth_df)
     b, *_ = np.linalg.lstsq(X, y, rcond=None)
     e = y - X @ b
@@ -357,7 +369,8 @@ def test_regression_hc3_when_heteroskedastic():
                        "duration_years": dur, "attacks_per_month": rng.uniform(1, 10, n),
                        "age": rng.uniform(20, 60, n), "sex": rng.choice(["F", "M"], n)})
     df["alps"] = 1.4 - 0.01 * dur + rng.normal(0, 1, n) * 0.004 * dur ** 1.5
-    terms, model = st.regression(df, **REG)
+    res = st.regression(df, **REG)
+    terms, model = res.terms, res.model
     assert model.breusch_pagan_p[0] < 0.05 and model.robust_se[0] == "HC3"
     p, X, y = _design(df)
     b, *_ = np.linalg.lstsq(X, y, rcond=None)
@@ -372,7 +385,7 @@ def test_regression_hc3_when_heteroskedastic():
 
 def test_correlations_against_scipy_and_hand(truth_df):
     res = st.correlations(truth_df, groups=("VM",), y=("duration_years", "hit6"),
-                          method="pearson")
+                          method="pearson").table
     vm = truth_df[truth_df.group == "VM"]
     biv = res[res.kind == "bivariate"].set_index("y")
     r, p = sps.pearsonr(vm.alps, vm.duration_years)
@@ -405,7 +418,7 @@ def test_bh_fdr_by_hand_and_families(truth_df):
     adj = np.empty(m)
     adj[order] = np.minimum.accumulate((p[order] * m / np.arange(1, m + 1))[::-1])[::-1]
     assert st.bh_fdr(p) == pytest.approx(np.minimum(adj, 1))
-    res = st.correlations(truth_df, **COR)
+    res = st.correlations(truth_df, **COR).table
     for (g, k), sub in res.groupby(["group", "kind"]):
         assert sub.p_fdr.to_numpy() == pytest.approx(st.bh_fdr(sub.p.to_numpy()))
     # dhi is VM-only: skipped in MO, present in VM
@@ -419,7 +432,7 @@ def test_adjusted_p_values_are_named_for_the_correction(truth_df):
     from alps.stats.effects import adjust_p
 
     for method, col in (("holm", "p_holm"), ("bonferroni", "p_bonferroni"), ("fdr_bh", "p_fdr")):
-        res = st.correlations(truth_df, **{**COR, "p_adjust": method})
+        res = st.correlations(truth_df, **{**COR, "p_adjust": method}).table
         assert col in res.columns and not ({"p_fdr", "p_holm", "p_bonferroni"} - {col}) & set(res.columns), method
         for _, sub in res.groupby(["group", "kind"]):
             assert sub[col].to_numpy() == pytest.approx(adjust_p(sub.p.to_numpy(), method))
@@ -435,7 +448,7 @@ def test_correlation_method_rule():
                        "sex": rng.choice(["F", "M"], n)})
     df["normal_y"] = rng.normal(size=n)
     df["skewed_y"] = rng.exponential(size=n) ** 2
-    res = st.correlations(df, groups=("VM",), y=("normal_y", "skewed_y")).set_index(["kind", "y"])
+    res = st.correlations(df, groups=("VM",), y=("normal_y", "skewed_y")).table.set_index(["kind", "y"])
     assert res.loc[("bivariate", "skewed_y"), "method"] == "spearman"
     rho = sps.spearmanr(df.alps, df.skewed_y).statistic
     assert res.loc[("bivariate", "skewed_y"), "r"] == pytest.approx(rho)
@@ -457,7 +470,7 @@ def _mediation_data(seed=0, n=60, a=-0.01, b=-200.0, cp=0.5):
 
 def test_mediation_paths_and_identity():
     df = _mediation_data()
-    res = st.mediation(df, n_boot=2000, seed=1, **MED).set_index("path")
+    res = st.mediation(df, n_boot=2000, seed=1, **MED).table.set_index("path")
     one = np.ones(len(df))
     x, m, y = df.duration_years.to_numpy(), df.alps.to_numpy(), df.dhi.to_numpy()
     a = np.linalg.lstsq(np.column_stack([one, x]), m, rcond=None)[0][1]
@@ -470,14 +483,14 @@ def test_mediation_paths_and_identity():
     assert c == pytest.approx(cpb[1] + a * cpb[2], rel=1e-10)  # OLS identity c = c' + ab
     assert res.loc["indirect", "estimate"] == pytest.approx(a * cpb[2])
     assert res.loc["proportion_mediated", "estimate"] == pytest.approx(a * cpb[2] / c)
-    assert list(st.mediation(df, n_boot=1000, seed=1, **MED).columns[:9]) == [
+    assert list(st.mediation(df, n_boot=1000, seed=1, **MED).table.columns[:9]) == [
         "path", "estimate", "se", "ci_low", "ci_high", "p", "ci_method", "n", "n_boot"]
 
 
 def test_mediation_bc_bootstrap_by_hand_and_pingouin():
     df = _mediation_data(seed=4)
     n_boot, seed = 3000, 11
-    res = st.mediation(df, n_boot=n_boot, seed=seed, **MED).set_index("path")
+    res = st.mediation(df, n_boot=n_boot, seed=seed, **MED).table.set_index("path")
     # hand implementation: same resampling scheme, loop of lstsq fits
     rng = np.random.default_rng(seed)
     n = len(df)
@@ -506,13 +519,13 @@ def test_mediation_bc_bootstrap_by_hand_and_pingouin():
     assert ref.loc["Indirect", lo_col] == pytest.approx(lo, abs=0.15 * width)
     assert ref.loc["Indirect", hi_col] == pytest.approx(hi, abs=0.15 * width)
     # reproducible with the seed
-    again = st.mediation(df, n_boot=n_boot, seed=seed, **MED).set_index("path")
+    again = st.mediation(df, n_boot=n_boot, seed=seed, **MED).table.set_index("path")
     assert again.loc["indirect", "ci_low"] == res.loc["indirect", "ci_low"]
 
 
 def test_mediation_recovers_planted_indirect_effect():
     df = _mediation_data(seed=9, n=200)
-    res = st.mediation(df, n_boot=2000, seed=3, **MED).set_index("path")
+    res = st.mediation(df, n_boot=2000, seed=3, **MED).table.set_index("path")
     true_indirect = -0.01 * -200.0
     assert res.loc["indirect", "ci_low"] <= true_indirect <= res.loc["indirect", "ci_high"]
     assert res.loc["indirect", "ci_low"] > 0
@@ -522,7 +535,7 @@ def test_mediation_recovers_planted_indirect_effect():
 def test_mediation_warns_when_total_effect_null():
     df = _mediation_data(seed=1, cp=-2.0)  # c = c' + ab ≈ -2 + 2 = 0
     with pytest.warns(UserWarning, match="proportion mediated"):
-        res = st.mediation(df, n_boot=1000, seed=1, **MED).set_index("path")
+        res = st.mediation(df, n_boot=1000, seed=1, **MED).table.set_index("path")
     assert "unstable" in res.loc["proportion_mediated", "warning"]
 
 
@@ -600,12 +613,41 @@ def test_nan_omit_reports_exclusions(truth_df):
     nan.loc[nan.participant_id == "sub-VM005", "dhi"] = np.nan
     with pytest.warns(UserWarning, match="sub-VM005"):
         res = st.mediation(nan, n_boot=1000, seed=1, nan_policy="omit", **MED)
-    ex = st.exclusions(res)
+    ex = res.exclusions
     assert ex.participant_id.tolist() == ["sub-VM005"] and "dhi" in ex.reason[0]
-    assert res.n[0] == 39
+    assert res.table.n[0] == 39
     cor = st.correlations(nan, groups=("VM",), y=("dhi", "psqi"), nan_policy="omit")
-    assert st.exclusions(cor).participant_id.tolist() == ["sub-VM005"]
-    assert cor.set_index(["kind", "y"]).loc[("bivariate", "psqi"), "n"] == 40
+    assert cor.exclusions.participant_id.tolist() == ["sub-VM005"]
+    assert cor.table.set_index(["kind", "y"]).loc[("bivariate", "psqi"), "n"] == 40
+
+
+def test_exclusions_survive_what_pandas_does_to_the_table(truth_df):
+    """The exclusions are a typed field of the returned frozen record, not ``DataFrame.attrs``
+    (experimental in pandas: ``pd.concat``, ``merge`` and others drop or mix them). Before, the
+    notebooks found them on the table, where a concat, a merge or a skipped-analysis table lost
+    them without a word."""
+    nan = truth_df.copy()
+    nan.loc[nan.participant_id == "sub-VM005", "dhi"] = np.nan
+    nan.loc[nan.participant_id == "sub-MO003", "age"] = np.nan
+    with pytest.warns(UserWarning):
+        gt = st.group_tests(nan, dv="alps", nan_policy="omit", groups=("MO", "VM"))
+        anc = st.ancova(nan, dv="alps", nan_policy="omit", groups=("MO", "VM"))
+        cor = st.correlations(nan, groups=("VM",), y=("dhi",), nan_policy="omit")
+        reg = st.regression(nan, nan_policy="omit", **REG)
+    assert isinstance(gt, st.Result) and isinstance(reg, st.Regression)
+    assert list(gt.exclusions.columns) == list(st.EXCLUSION_COLUMNS) and gt.exclusions.empty  # nothing missing in alps
+    assert anc.exclusions.participant_id.tolist() == ["sub-MO003"] and "age" in anc.exclusions.reason[0]
+    assert reg.exclusions.participant_id.tolist() == ["sub-MO003"]
+    # what the notebooks do to the tables no longer touches who was excluded
+    both = pd.concat([anc.table, cor.table], ignore_index=True).merge(gt.table, how="left", on="dv")
+    assert not both.attrs and not anc.table.attrs and not reg.terms.attrs
+    stacked = st.exclusions(gt, anc, cor, reg)  # one row per subject and analysis
+    assert stacked.participant_id.tolist() == ["sub-MO003", "sub-VM005", "sub-MO003"]
+    assert stacked.analysis.iloc[-1] == "regression" and stacked.analysis.nunique() == 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        anc.exclusions = st.exclusions()
+    skipped = st.Result.skipped("ANCOVA", st.InsufficientData("too few"))
+    assert st.table_note(skipped.table) and skipped.exclusions.empty
 
 
 # ------------------------------------------------------------------------------- headline

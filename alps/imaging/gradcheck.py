@@ -90,8 +90,8 @@ import pandas as pd
 
 from ..io.errors import GradientError
 from ..io.gradients import B0_THRESHOLD, fsl_to_voxel
-from .gradcheck_scores import (check_fields, coherence_score, coherence_setup, fibre_coherence, fit_principal,
-                               streamline_length)
+from .gradcheck_scores import (GradientScores, check_fields, coherence_score, coherence_setup, fibre_coherence,
+                               fit_principal, streamline_length)
 
 #: Label of the unchanged gradient table.
 IDENTITY = "x y z"
@@ -206,7 +206,7 @@ def correct_bvecs(bvecs_fsl, candidate_label, *, affine=None):
     return bvecs @ label_to_matrix(candidate_label).T
 
 
-def _summarise(rows, method) -> pd.DataFrame:
+def _summarise(rows, method) -> GradientScores:
     table = pd.DataFrame(rows, columns=["candidate", "score"])
     ident = float(table.loc[table.candidate == IDENTITY, "score"].iloc[0])
     table["relative"] = table["score"] / ident if ident > 0 else np.nan
@@ -218,14 +218,12 @@ def _summarise(rows, method) -> pd.DataFrame:
     margin = float(table.score.iloc[0] / second) if second > 0 else float("inf")
     identity_is_best = best == IDENTITY
     table["best"] = table["candidate"] == best
-    table.attrs.update(best=best, identity_is_best=identity_is_best, margin=margin,
-                       flag=bool((not identity_is_best) and margin > FLAG_MARGIN[method]),
-                       method=method)
-    return table
+    return GradientScores(table.rename(columns={"score": SCORE_COLUMNS[method]}), best=best, identity_is_best=identity_is_best, margin=margin,
+                          flag=bool((not identity_is_best) and margin > FLAG_MARGIN[method]), method=method)
 
 
 def check_gradients(data, bvals, bvecs_voxel, mask, *, voxel_sizes, fa_threshold: float = 0.3,
-                    method: str = "streamline", step_mm=None, fit_method: str = "OLS") -> pd.DataFrame:
+                    method: str = "streamline", step_mm=None, fit_method: str = "OLS") -> GradientScores:
     """Score all 24 candidate gradient-axis corrections by fibre coherence.
 
     Jeurissen et al. (2014): the correct gradient table gives the most spatially coherent
@@ -259,14 +257,13 @@ def check_gradients(data, bvals, bvecs_voxel, mask, *, voxel_sizes, fa_threshold
 
     Returns
     -------
-    pandas.DataFrame
-        One row per candidate, sorted by descending score: ``candidate`` (voxel-axis label),
-        the score named after ``method`` (:data:`SCORE_COLUMNS`: ``streamline_length_mm``, the
-        mean streamline length in mm, or ``coherence``, in [0, 1]), ``relative`` (score /
-        identity's score), ``is_identity``,
-        ``best``. ``table.attrs`` holds ``best`` (label), ``identity_is_best`` (bool),
-        ``margin`` (best / second-best score), ``flag`` (see :data:`FLAG_MARGIN`) and
-        ``method``.
+    GradientScores
+        ``table``: one row per candidate, sorted by descending score: ``candidate`` (voxel-axis
+        label), the score named after ``method`` (:data:`SCORE_COLUMNS`: ``streamline_length_mm``,
+        the mean streamline length in mm, or ``coherence``, in [0, 1]), ``relative`` (score /
+        identity's score), ``is_identity``, ``best``; and the verdict: ``best`` (label),
+        ``identity_is_best`` (bool), ``margin`` (best / second-best score), ``flag`` (see
+        :data:`FLAG_MARGIN`) and ``method``.
 
     Raises
     ------
@@ -317,7 +314,7 @@ def check_gradients(data, bvals, bvecs_voxel, mask, *, voxel_sizes, fa_threshold
                                                   transform=m)))
         if not np.isfinite(rows[0][1]):
             raise ValueError(f"no voxel in the mask has FA > {fa_threshold:g}; cannot check gradients")
-    return _summarise(rows, method).rename(columns={"score": SCORE_COLUMNS[method]})
+    return _summarise(rows, method)
 
 
 def check_dwi_files(dwi_path, bval_path, bvec_path, *, mask=None, fa_threshold: float = 0.3,
@@ -370,16 +367,16 @@ def check_dwi_files(dwi_path, bval_path, bvec_path, *, mask=None, fa_threshold: 
     if mask is None:
         mask = brain_mask(data, bvals, dilate=None)  # median_otsu on the mean b0, undilated
     vs = np.asarray(dwi.zooms, float)
-    table = check_gradients(data, bvals, fsl_to_voxel(bvecs, dwi.affine), mask, voxel_sizes=vs,
-                            fa_threshold=fa_threshold, method=method, fit_method=fit_method)
+    scores = check_gradients(data, bvals, fsl_to_voxel(bvecs, dwi.affine), mask, voxel_sizes=vs,
+                             fa_threshold=fa_threshold, method=method, fit_method=fit_method)
+    table = scores.table.copy()
     table.insert(1, "candidate_fsl", [voxel_label_to_fsl(c, dwi.affine) for c in table.candidate])
-    best_voxel = table.attrs["best"]
     return {
-        "best": voxel_label_to_fsl(best_voxel, dwi.affine),
-        "identity_is_best": table.attrs["identity_is_best"],
-        "margin": table.attrs["margin"],
-        "flag": table.attrs["flag"],
-        "best_voxel": best_voxel,
+        "best": voxel_label_to_fsl(scores.best, dwi.affine),
+        "identity_is_best": scores.identity_is_best,
+        "margin": scores.margin,
+        "flag": scores.flag,
+        "best_voxel": scores.best,
         "table": table,
     }
 
@@ -387,5 +384,5 @@ def check_dwi_files(dwi_path, bval_path, bvec_path, *, mask=None, fa_threshold: 
 __all__ = [
     "IDENTITY", "FLAG_MARGIN", "METHODS", "SCORE_COLUMNS", "candidate_transforms", "label_to_matrix",
     "voxel_label_to_fsl", "correct_bvecs", "fit_principal", "fibre_coherence",
-    "streamline_length", "check_gradients", "check_dwi_files", "GradientError",
+    "streamline_length", "check_gradients", "check_dwi_files", "GradientError", "GradientScores",
 ]

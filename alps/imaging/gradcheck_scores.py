@@ -7,10 +7,28 @@ with corrected gradients ``C g``).
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..io.gradients import B0_THRESHOLD
+
+
+@dataclass(frozen=True)
+class GradientScores:
+    """What :func:`alps.imaging.gradcheck.check_gradients` returns: the tidy ``table`` (one row per
+    candidate) and the verdict drawn from it, as typed fields rather than ``DataFrame.attrs``
+    (which pandas operations drop or propagate unpredictably): the ``best`` candidate (voxel-axis
+    label), ``identity_is_best``, ``margin`` (best / second-best score), ``flag`` and the ``method``."""
+
+    table: pd.DataFrame
+    best: str
+    identity_is_best: bool
+    margin: float
+    flag: bool
+    method: str
+
 
 def check_fields(evecs, fa, mask, voxel_sizes):
     evecs = np.asarray(evecs, float)

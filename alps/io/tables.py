@@ -18,6 +18,7 @@ table appears in the returned exclusions table with a reason.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,16 +48,14 @@ def read_tsv(path, what: str, *, text_columns=("participant_id",)) -> pd.DataFra
     except pd.errors.EmptyDataError as exc:
         raise ValueError(f"{what}: {path} is empty") from exc
     df.columns = [str(c).strip() for c in df.columns]
-    df.attrs["source"] = str(path)
     return df
 
 
 def _require(df: pd.DataFrame, columns, what: str) -> None:
+    """``what`` names the table (and its file, when read from one)."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        src = df.attrs.get("source", what)
-        where = what if str(src) in what else f"{what} ({src})"
-        raise ValueError(f"{where}: missing required column(s) {missing}; "
+        raise ValueError(f"{what}: missing required column(s) {missing}; "
                          f"found {list(df.columns)}")
 
 
@@ -137,9 +136,7 @@ def load_participants(path, *, groups=None, numeric=None) -> pd.DataFrame:
         vals = sorted(df.loc[bad_sex, "sex"].astype(str).unique())
         ids = df.loc[bad_sex, "participant_id"].tolist()
         raise ValueError(f"{what}: column 'sex' must be 'F' or 'M', got {vals} for {ids}")
-    df = _coerce_numeric(df, numeric, what)
-    df.attrs["source"] = str(path)
-    return df
+    return _coerce_numeric(df, numeric, what)
 
 
 #: what :func:`select_session` does with a participant who has no scan of the chosen session:
@@ -153,17 +150,28 @@ def _session_label(value) -> str:
     return value if isinstance(value, str) and value.strip() else "no session"
 
 
+@dataclass(frozen=True)
+class SessionSelection:
+    """What :func:`select_session` returns: the ``table`` with one session per participant and the
+    participants it ``excluded`` (``{participant_id: reason}``, which :func:`merge_cohort` reports
+    through its ``session_excluded``). A typed record rather than ``DataFrame.attrs``, which pandas
+    operations (``concat``, ``merge`` ...) drop: the reason would silently become "no row in the
+    ALPS table"."""
+
+    table: pd.DataFrame
+    excluded: dict = field(default_factory=dict)
+
+
 def select_session(df: pd.DataFrame, session: str | None, what: str, *, policy: str = "strict"
-                   ) -> pd.DataFrame:
+                   ) -> SessionSelection:
     """Keep one session per participant of a table with a ``session_id`` column.
 
     ``session=None`` keeps the table as it is when every participant has one row (a
     single-session dataset, or one session given per participant), and raises when a participant
     has several: the analysis must say which session it uses. ``session='ses-01'`` keeps the
     rows of that session; a participant without it is handled by ``policy`` (one of
-    :data:`SESSION_POLICIES`). The participants left out, with the reason, are in
-    ``result.attrs["session_excluded"]`` (``{participant_id: reason}``), which
-    :func:`merge_cohort` reports.
+    :data:`SESSION_POLICIES`). Returns a :class:`SessionSelection`: the rows kept and the
+    participants left out, with the reason, which :func:`merge_cohort` reports.
     """
     if policy not in SESSION_POLICIES:
         raise ValueError(f"{what}: session policy {policy!r} unknown; choose from {list(SESSION_POLICIES)}")
@@ -177,7 +185,7 @@ def select_session(df: pd.DataFrame, session: str | None, what: str, *, policy: 
                 sessions = sorted(df["session_id"].dropna().astype(str).unique())
                 raise ValueError(f"{what}: {len(dup)} participant(s) have several sessions (e.g. {dup[:3]}); "
                                  f"choose one with session=... (sessions in the table: {sessions})")
-        return df
+        return SessionSelection(df)
     if not has:
         raise ValueError(f"{what}: session={session!r} asked for, but the table has no session_id values")
     sid = df["session_id"].astype("string").str.strip()
@@ -195,9 +203,7 @@ def select_session(df: pd.DataFrame, session: str | None, what: str, *, policy: 
             excluded[pid] = f"no scan of {session}; {len(rows)} other scans ({have}), none chosen"
         else:
             excluded[pid] = f"no scan of {session} (has: {have}; session_policy 'only-scan' would use an only scan)"
-    out = df.loc[keep].reset_index(drop=True)
-    out.attrs = {**df.attrs, "session_excluded": excluded}
-    return out
+    return SessionSelection(df.loc[keep].reset_index(drop=True), excluded)
 
 
 def load_alps(path, *, session: str | None = None, session_policy: str = "strict") -> pd.DataFrame:
@@ -216,7 +222,7 @@ def load_alps(path, *, session: str | None = None, session_policy: str = "strict
     -------
     pandas.DataFrame
         The table with ALPS columns (and ``alps_scanner*`` when present) as float and a
-        ``status`` column.
+        ``status`` column. Who the session choice left out: :func:`load_alps_sessions`.
 
     Raises
     ------
@@ -227,12 +233,20 @@ def load_alps(path, *, session: str | None = None, session_policy: str = "strict
         chosen, a ``session`` not in the table, non-numeric ALPS values in rows whose status is
         ``ok``.
     """
+    return load_alps_sessions(path, session=session, session_policy=session_policy).table
+
+
+def load_alps_sessions(path, *, session: str | None = None, session_policy: str = "strict") -> SessionSelection:
+    """:func:`load_alps` with the participants the session choice left out: a
+    :class:`SessionSelection` (``table``: what :func:`load_alps` returns; ``excluded``:
+    ``{participant_id: reason}``, to pass to :func:`merge_cohort` as ``session_excluded``)."""
     what = "ALPS table"
     df = read_tsv(path, what)
     what = f"ALPS table ({path})"
     _require(df, ALPS_COLUMNS, what)
     df["participant_id"] = df["participant_id"].astype("string").str.strip().astype(object)
-    df = select_session(df, session, what, policy=session_policy)
+    selection = select_session(df, session, what, policy=session_policy)
+    df = selection.table
     _check_ids(df, what)
     if "status" not in df.columns:
         df["status"] = "ok"
@@ -243,12 +257,11 @@ def load_alps(path, *, session: str | None = None, session_policy: str = "strict
     for col in value_cols:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
         df.loc[ok, col] = checked[col]
-    df.attrs["source"] = str(path)
-    return df
+    return SessionSelection(df, selection.excluded)
 
 
 def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
-                 value_col: str = "alps", _stacklevel: int = 2
+                 value_col: str = "alps", session_excluded=None, _stacklevel: int = 2
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge an ALPS table with the participants table, reporting every excluded subject.
 
@@ -260,6 +273,10 @@ def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
         Output of :func:`load_participants`.
     value_col : str, keyword-only
         ALPS column that must be finite for a subject to be analysed (default ``alps``).
+    session_excluded : mapping, keyword-only, optional
+        ``{participant_id: reason}`` of the participants whose scans a session choice left out
+        (:attr:`SessionSelection.excluded` of :func:`load_alps_sessions`): their exclusion gives
+        that reason instead of "no row in the ALPS table".
 
     Returns
     -------
@@ -282,7 +299,7 @@ def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
     alps_ids = set(alps_df["participant_id"])
     part_ids = set(participants_df["participant_id"])
     rows = []
-    by_session = alps_df.attrs.get("session_excluded") or {}
+    by_session = dict(session_excluded or {})
     for pid in participants_df["participant_id"]:
         if pid not in alps_ids:
             rows.append((pid, group_of[pid], "participants", by_session.get(pid, "no row in the ALPS table")))
@@ -322,8 +339,10 @@ def merge_cohort(alps_df: pd.DataFrame, participants_df: pd.DataFrame, *,
 def load_cohort(alps_path, participants_path, *, session: str | None = None, session_policy: str = "strict",
                 groups=None, numeric=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``merge_cohort(load_alps(alps_path, session=..., session_policy=...),
-    load_participants(participants_path, groups=groups, numeric=numeric))``; ``session`` picks one
+    load_participants(participants_path, groups=groups, numeric=numeric))``, the participants the
+    session choice left out reported with that reason (:func:`load_alps_sessions`); ``session`` picks one
     session of a multi-session ALPS table, ``session_policy`` what to do with participants without
     it (:func:`select_session`)."""
-    return merge_cohort(load_alps(alps_path, session=session, session_policy=session_policy),
-                        load_participants(participants_path, groups=groups, numeric=numeric), _stacklevel=3)
+    alps = load_alps_sessions(alps_path, session=session, session_policy=session_policy)
+    return merge_cohort(alps.table, load_participants(participants_path, groups=groups, numeric=numeric),
+                        session_excluded=alps.excluded, _stacklevel=3)

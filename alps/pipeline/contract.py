@@ -54,12 +54,11 @@ class GradientCheck:
     corrected: bool = False
 
     @classmethod
-    def from_table(cls, table, *, correct: bool) -> "GradientCheck":
-        """From the check's table (its verdict, kept in ``table.attrs`` by alps.imaging.gradcheck,
-        read here only); ``correct``: the run corrects a flagged table."""
-        a = table.attrs
-        return cls(best=str(a["best"]), margin=float(a["margin"]), flag=bool(a["flag"]),
-                   corrected=bool(correct and a["flag"]))
+    def from_scores(cls, scores, *, correct: bool) -> "GradientCheck":
+        """From the check's verdict (:class:`alps.imaging.gradcheck.GradientScores`);
+        ``correct``: the run corrects a flagged table."""
+        return cls(best=str(scores.best), margin=float(scores.margin), flag=bool(scores.flag),
+                   corrected=bool(correct and scores.flag))
 
     @classmethod
     def from_record(cls, rec) -> "GradientCheck | None":

@@ -92,9 +92,9 @@ def _gradcheck(mode, data, dwi, bvecs, mask) -> GradientCheck:
     from ..imaging import gradcheck
     from ..io.gradients import fsl_to_voxel
 
-    table = gradcheck.check_gradients(data, dwi.bvals, fsl_to_voxel(bvecs, dwi.affine), mask,
-                                      voxel_sizes=np.linalg.norm(dwi.affine[:3, :3], axis=0))
-    return GradientCheck.from_table(table, correct=mode == "correct")
+    scores = gradcheck.check_gradients(data, dwi.bvals, fsl_to_voxel(bvecs, dwi.affine), mask,
+                                       voxel_sizes=np.linalg.norm(dwi.affine[:3, :3], axis=0))
+    return GradientCheck.from_scores(scores, correct=mode == "correct")
 
 
 def given_brain_mask(path, shape) -> np.ndarray:

@@ -21,9 +21,11 @@ Conventions
   :class:`InsufficientData`, on which the notebooks skip the analysis with a note in its table
   (:func:`skipped_table`); results from small samples carry a ``caution`` column (:mod:`.sizes`).
 * Missing values: ``nan_policy='raise'`` (default) raises naming the subjects;
-  ``nan_policy='omit'`` drops them, emits a :class:`UserWarning` and records them in
-  ``result.attrs['exclusions']`` (a list of ``{participant_id, group, analysis, reason}``
-  records; :func:`exclusions` turns it into a DataFrame). Values that are missing *by design*
+  ``nan_policy='omit'`` drops them, emits a :class:`UserWarning` and lists them in the returned
+  record: an analysis returns a frozen :class:`Result` (its tidy ``table`` and its
+  ``exclusions``, a DataFrame ``participant_id, group, analysis, reason``; :func:`regression`
+  returns :class:`Regression`, :func:`harmonise` :class:`Harmonised`), never a side channel in
+  ``DataFrame.attrs``, which pandas operations drop; :func:`exclusions` stacks several results. Values that are missing *by design*
   (e.g. a score collected in one group only, clinical variables in controls) are not exclusions: the analysis is
   simply restricted to the groups where the variable exists.
 * The study design (:mod:`.design`, the ``design:`` section of the profile) names the groups, the
@@ -43,14 +45,14 @@ Preacher & Hayes (2008) Behav Res Methods 40:879 (bootstrap mediation).
 """
 
 from . import sizes
-from ._prepare import InsufficientData, StatsInputError, exclusions
+from ._prepare import EXCLUSION_COLUMNS, InsufficientData, Result, StatsInputError, exclusions
 from .ancova import ancova
 from .correlation import correlations
 from .demographics import demographics
 from .design import StudyDesign
 from .effects import bc_interval, bh_fdr, fisher_exact_rx2, hedges_g
 from .groups import group_tests, posthoc
-from .harmonise import harmonise
+from .harmonise import Harmonised, harmonise
 from .mediation import mediation
 from .regression import Regression, regression, regression_data
 from .reliability import bland_altman, consistency, icc, reliability_table
@@ -58,7 +60,7 @@ from .sizes import skipped_table, table_note
 from .study import Headline, headline_numbers, headline_quantities, headline_values, reproduction_table, truth_intervals
 
 __all__ = [
-    "StatsInputError", "InsufficientData", "sizes", "skipped_table", "table_note", "StudyDesign", "harmonise", "exclusions", "demographics", "group_tests",
+    "StatsInputError", "InsufficientData", "sizes", "skipped_table", "table_note", "StudyDesign", "harmonise", "Harmonised", "Result", "EXCLUSION_COLUMNS", "exclusions", "demographics", "group_tests",
     "posthoc", "ancova", "regression", "regression_data", "Regression", "correlations", "mediation", "headline_numbers",
     "Headline", "headline_quantities", "headline_values", "reproduction_table", "truth_intervals", "fisher_exact_rx2", "bh_fdr", "bc_interval", "hedges_g",
     "reliability_table", "consistency", "icc", "bland_altman",

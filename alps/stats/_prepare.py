@@ -1,8 +1,9 @@
-"""Input validation shared by the statistics: columns, groups, coding, missing values and
-the exclusion records every analysis attaches to its result."""
+"""Input validation shared by the statistics: columns, groups, coding, missing values, and the
+:class:`Result` record in which an analysis returns its table together with the subjects it excluded."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -136,18 +137,53 @@ def _prepare(df, cols, *, where, group_col="group", groups=None, id_col="partici
     return df, records
 
 
-def _attach(result: pd.DataFrame, records) -> pd.DataFrame:
-    result.attrs["exclusions"] = list(records)
-    return result
+#: Columns of :attr:`Result.exclusions`.
+EXCLUSION_COLUMNS = ("participant_id", "group", "analysis", "reason")
 
 
-def exclusions(result: pd.DataFrame) -> pd.DataFrame:
-    """Subjects excluded by an :mod:`alps.stats` function (from ``result.attrs``).
+def _exclusion_table(records=()) -> pd.DataFrame:
+    return pd.DataFrame(list(records), columns=list(EXCLUSION_COLUMNS))
 
-    Returns a DataFrame with columns ``participant_id, group, analysis, reason``.
+
+@dataclass(frozen=True)
+class Result:
+    """What an analysis of :mod:`alps.stats` returns: its tidy ``table`` and the ``exclusions``, the
+    subjects it left out for missing values (``nan_policy='omit'``; columns
+    :data:`EXCLUSION_COLUMNS`, empty when none).
+
+    Why a record: the exclusions used to travel in ``table.attrs``, which pandas marks
+    experimental — ``pd.concat``, ``merge`` and other operations drop or propagate it
+    unpredictably, so the list could vanish between the analysis and the notebook that shows it.
+    A frozen record returned explicitly keeps both, typed, while the table stays a plain tidy
+    DataFrame (``result.table``); it is the least disruptive of the explicit designs: one return
+    value as before, no out-parameter, no second call that repeats the analysis to find who it
+    dropped.
     """
-    recs = result.attrs.get("exclusions", []) if hasattr(result, "attrs") else []
-    return pd.DataFrame(recs, columns=["participant_id", "group", "analysis", "reason"])
+
+    table: pd.DataFrame
+    exclusions: pd.DataFrame = field(default_factory=_exclusion_table)
+
+    @classmethod
+    def of(cls, table: pd.DataFrame, records=()) -> "Result":
+        """A result from its table and exclusion records (``{participant_id, group, analysis, reason}``)."""
+        return cls(table, _exclusion_table(records))
+
+    @classmethod
+    def skipped(cls, analysis: str, reason) -> "Result":
+        """The result of an analysis that is not run: the table of
+        :func:`alps.stats.sizes.skipped_table` (its ``note``), nobody excluded."""
+        from .sizes import skipped_table
+
+        return cls(skipped_table(analysis, reason))
+
+
+def exclusions(*results) -> pd.DataFrame:
+    """The subjects excluded inside one or more analyses (their :attr:`Result.exclusions`,
+    stacked, duplicates dropped): columns :data:`EXCLUSION_COLUMNS`."""
+    tables = [r.exclusions for r in results if len(r.exclusions)]
+    if not tables:
+        return _exclusion_table()
+    return pd.concat(tables, ignore_index=True).drop_duplicates(ignore_index=True)
 
 
 def _shapiro_p(x) -> float:

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from . import _libs
-from ._prepare import InsufficientData, _as_tuple, _attach, _groups, _prepare
+from ._prepare import InsufficientData, Result, _as_tuple, _groups, _prepare
 from .groups import _group_samples
 from .sizes import require_n
 
@@ -17,7 +17,7 @@ def _ols_rss(X, y):
 
 
 def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=None, group_col: str = "group",
-           nan_policy: str = "raise", id_col: str = "participant_id") -> pd.DataFrame:
+           nan_policy: str = "raise", id_col: str = "participant_id") -> Result:
     r"""ANCOVA: group effect on ``dv`` adjusted for covariates (Type II sums of squares).
 
     Model :math:`y = \beta_0 + \sum_g \gamma_g D_g + \sum_c \beta_c x_c + \varepsilon` (group
@@ -25,8 +25,9 @@ def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=None, group_col: 
 
     Returns
     -------
-    pandas.DataFrame
-        One row per dv × term (``group``, each covariate, ``residual``); columns ``dv, term,
+    Result
+        :class:`~alps.stats._prepare.Result`: ``exclusions``, the subjects left out for missing
+        values (``nan_policy='omit'``), and ``table``: one row per dv × term (``group``, each covariate, ``residual``); columns ``dv, term,
         ss, df, f, p, partial_eta2`` plus adjusted means ``adj_mean_<g>`` (on the group row:
         predictions at the covariate means) and ``n``.
 
@@ -76,4 +77,4 @@ def ancova(df, *, dv="alps", covariates=("age", "sex"), groups=None, group_col: 
         res = table[table["term"] == "residual"].iloc[0]
         rows.append({"dv": v, "term": "residual", "ss": float(res["ss"]), "df": float(res["df"]), "f": np.nan,
                      "p": np.nan, "partial_eta2": np.nan, "n": n})
-    return _attach(pd.DataFrame(rows), recs)
+    return Result.of(pd.DataFrame(rows), recs)

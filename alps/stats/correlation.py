@@ -10,9 +10,9 @@ from scipy import stats as sps
 
 from ._prepare import (
     InsufficientData,
+    Result,
     StatsInputError,
     _as_tuple,
-    _attach,
     _check_groups,
     _prepare,
     _require_columns,
@@ -59,7 +59,7 @@ def _corr_p(r, dof):
 def correlations(df, *, groups, y, x: str = "alps", partial_covariates=("age", "sex"), method: str = "auto",
                  alpha: float = 0.05, p_adjust: str = "fdr_bh",
                  group_col: str = "group", nan_policy: str = "raise",
-                 id_col: str = "participant_id") -> pd.DataFrame:
+                 id_col: str = "participant_id") -> Result:
     r"""Bivariate and partial correlations of ``x`` with each ``y`` within each group.
 
     Parameters
@@ -86,8 +86,9 @@ def correlations(df, *, groups, y, x: str = "alps", partial_covariates=("age", "
 
     Returns
     -------
-    pandas.DataFrame
-        One row per group × kind × y; columns ``group, kind`` (``bivariate``/``partial``),
+    Result
+        :class:`~alps.stats._prepare.Result`: ``exclusions``, the subjects left out for missing
+        values (``nan_policy='omit'``), and ``table``: one row per group × kind × y; columns ``group, kind`` (``bivariate``/``partial``),
         ``x, y, method, covariates, n, r, ci_low, ci_high, p``, the adjusted p
         (:func:`adjusted_p_column`: ``p_fdr`` by default, ``p_holm`` …), ``shapiro_x_p``,
         ``shapiro_y_p``, ``caution``. A pair with fewer subjects than
@@ -201,4 +202,4 @@ def correlations(df, *, groups, y, x: str = "alps", partial_covariates=("age", "
     out["_g"] = out["group"].map({g: i for i, g in enumerate(groups)})
     out["_k"] = out["kind"].map(kind_order)
     out = out.sort_values(["_g", "_k"], kind="stable").drop(columns=["_g", "_k"])
-    return _attach(out.reset_index(drop=True)[cols], recs)
+    return Result.of(out.reset_index(drop=True)[cols], recs)

@@ -6,7 +6,6 @@ import pandas as pd
 from scipy import stats as sps
 
 from ._prepare import (
-    _attach,
     _check_groups,
     _groups,
     _numeric,
@@ -140,4 +139,4 @@ def demographics(df, *, group_col: str = "group", groups=None,
         rows.append(row)
     cols = (["variable", "summary"] + list(groups) + [f"n_{g}" for g in groups]
             + ["groups_tested", "test", "statistic", "df1", "df2", "p", "shapiro_min_p"])
-    return _attach(pd.DataFrame(rows).reindex(columns=cols), [])
+    return pd.DataFrame(rows).reindex(columns=cols)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from ._prepare import InsufficientData, StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
+from ._prepare import InsufficientData, Result, StatsInputError, _as_tuple, _groups, _prepare, _shapiro_p
 from . import _libs
 from .effects import _anova_ss, adjust_p, hedges_g
 from .sizes import MIN_PER_GROUP
@@ -35,7 +35,7 @@ def _group_samples(d, dv, groups, group_col, where, min_per_group=MIN_PER_GROUP)
 
 def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: str = "group",
                 alpha: float = 0.05, test: str | None = None, nan_policy: str = "raise",
-                id_col: str = "participant_id") -> pd.DataFrame:
+                id_col: str = "participant_id") -> Result:
     r"""Omnibus comparison of each dependent variable across groups.
 
     Parameters
@@ -59,8 +59,9 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: 
 
     Returns
     -------
-    pandas.DataFrame
-        One row per dv; columns ``dv, test, statistic, df1, df2, p, eta2, omega2, eta2_h,
+    Result
+        :class:`~alps.stats._prepare.Result`: ``exclusions``, the subjects left out for missing
+        values (``nan_policy='omit'``), and ``table``: one row per dv; columns ``dv, test, statistic, df1, df2, p, eta2, omega2, eta2_h,
         shapiro_min_p, levene_p, n`` and ``n_<g>, mean_<g>, sd_<g>`` per group.
 
     Notes
@@ -109,7 +110,7 @@ def group_tests(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: 
         for g, s in zip(groups, samples):
             row.update({f"n_{g}": len(s), f"mean_{g}": s.mean(), f"sd_{g}": s.std(ddof=1)})
         rows.append(row)
-    return _attach(pd.DataFrame(rows), recs)
+    return Result.of(pd.DataFrame(rows), recs)
 
 
 _POSTHOC_FOR = {"anova": "tukey", "welch_anova": "games_howell", "kruskal": "dunn"}
@@ -117,7 +118,7 @@ _POSTHOC_FOR = {"anova": "tukey", "welch_anova": "games_howell", "kruskal": "dun
 
 def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: str = "group",
             alpha: float = 0.05, test: str | None = None, p_adjust: str = "holm",
-            nan_policy: str = "raise", id_col: str = "participant_id") -> pd.DataFrame:
+            nan_policy: str = "raise", id_col: str = "participant_id") -> Result:
     r"""Pairwise post hoc comparisons matching the omnibus test of :func:`group_tests`.
 
     Parameters
@@ -135,8 +136,9 @@ def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: str 
 
     Returns
     -------
-    pandas.DataFrame
-        One row per dv × pair (pairs in ``itertools.combinations(groups, 2)`` order); columns
+    Result
+        :class:`~alps.stats._prepare.Result`: ``exclusions``, the subjects left out for missing
+        values (``nan_policy='omit'``), and ``table``: one row per dv × pair (pairs in ``itertools.combinations(groups, 2)`` order); columns
         ``dv, test, group_a, group_b, mean_a, mean_b, mean_diff, se, statistic, df, p, p_adj,
         hedges_g, ci_low, ci_high``. ``mean_diff = mean_a - mean_b``; ``hedges_g`` is
         :func:`hedges_g` (a vs b); ``p`` is unadjusted, ``p_adj`` family-wise adjusted.
@@ -215,4 +217,4 @@ def posthoc(df, *, dv=("alps", "alps_L", "alps_R"), groups=None, group_col: str 
         rows.extend(block)
     cols = ["dv", "test", "group_a", "group_b", "mean_a", "mean_b", "mean_diff", "se",
             "statistic", "df", "p", "p_adj", "hedges_g", "ci_low", "ci_high"]
-    return _attach(pd.DataFrame(rows, columns=cols), recs)
+    return Result.of(pd.DataFrame(rows, columns=cols), recs)

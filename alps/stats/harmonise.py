@@ -13,13 +13,26 @@ e.g. the scanner metadata columns of the inputs).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from . import _libs
 from ._prepare import InsufficientData, StatsInputError, _require_columns
 
-__all__ = ["harmonise", "value_columns"]
+__all__ = ["Harmonised", "harmonise", "value_columns"]
+
+
+@dataclass(frozen=True)
+class Harmonised:
+    """What :func:`harmonise` returns: the tidy ``table``, the ``sites`` harmonised across (sorted)
+    and the ``columns`` harmonised — typed fields, not ``DataFrame.attrs`` (which pandas
+    operations drop or propagate unpredictably)."""
+
+    table: pd.DataFrame
+    sites: tuple
+    columns: tuple
 
 
 def value_columns(df: pd.DataFrame) -> list[str]:
@@ -29,7 +42,7 @@ def value_columns(df: pd.DataFrame) -> list[str]:
 
 
 def harmonise(df: pd.DataFrame, *, site_col: str = "site", columns=None, group_col: str = "group",
-              covariates=("age", "sex"), eb: bool = True) -> pd.DataFrame:
+              covariates=("age", "sex"), eb: bool = True) -> Harmonised:
     """ComBat-harmonised copies of ``columns`` across the sites of ``site_col``.
 
     Parameters
@@ -49,9 +62,9 @@ def harmonise(df: pd.DataFrame, *, site_col: str = "site", columns=None, group_c
 
     Returns
     -------
-    pandas.DataFrame
-        ``participant_id, <site_col>, <group_col>`` and, per column, ``<col>`` (as measured) and
-        ``<col>_harmonised``; ``attrs['sites']`` the sites, ``attrs['columns']`` the columns.
+    Harmonised
+        ``table``: ``participant_id, <site_col>, <group_col>`` and, per column, ``<col>`` (as
+        measured) and ``<col>_harmonised``; ``sites`` the sites, ``columns`` the columns.
 
     Raises
     ------
@@ -90,6 +103,4 @@ def harmonise(df: pd.DataFrame, *, site_col: str = "site", columns=None, group_c
     for i, c in enumerate(columns):
         out[c] = d[c].to_numpy(float)
         out[f"{c}_harmonised"] = harmonised[i]
-    out.attrs["sites"] = sorted(counts.index)
-    out.attrs["columns"] = columns
-    return out
+    return Harmonised(out, sites=tuple(sorted(counts.index)), columns=tuple(columns))

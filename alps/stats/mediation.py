@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from . import _libs
-from ._prepare import InsufficientData, StatsInputError, _as_tuple, _attach, _groups, _prepare
+from ._prepare import InsufficientData, Result, StatsInputError, _as_tuple, _groups, _prepare
 from .effects import bc_interval
 from .sizes import fit_cautions, require_n
 
@@ -24,7 +24,7 @@ def _batched_ols(X, y):
 
 def mediation(df, *, x: str, y: str, m: str = "alps", covariates=(), groups=None, group_col: str = "group", n_boot: int = 5000,
               seed: int = 20260505, alpha: float = 0.05, min_abs_total: float = 0.0,
-              nan_policy: str = "raise", id_col: str = "participant_id") -> pd.DataFrame:
+              nan_policy: str = "raise", id_col: str = "participant_id") -> Result:
     r"""Simple mediation x → m → y (e.g. ALPS mediating disease duration → a clinical score) with
     BC bootstrap CIs.
 
@@ -50,8 +50,9 @@ def mediation(df, *, x: str, y: str, m: str = "alps", covariates=(), groups=None
 
     Returns
     -------
-    pandas.DataFrame
-        Rows ``a, b, c, c_prime, indirect, proportion_mediated``; columns ``path, estimate, se,
+    Result
+        :class:`~alps.stats._prepare.Result`: ``exclusions``, the subjects left out for missing
+        values (``nan_policy='omit'``), and ``table``: rows ``a, b, c, c_prime, indirect, proportion_mediated``; columns ``path, estimate, se,
         ci_low, ci_high, p, ci_method, n, n_boot, seed, x, m, y, warning, caution``
         (``caution``: why the outcome model y ~ x + m (+ covariates) is fragile, by
         :func:`alps.stats.sizes.fit_cautions` — residual df n − 3 − c < 10 or fewer than 10
@@ -152,4 +153,4 @@ def mediation(df, *, x: str, y: str, m: str = "alps", covariates=(), groups=None
     out["caution"] = "; ".join(fit_cautions(n, 2 + len(covs), n - 3 - len(covs)))
     out = out[["path", "estimate", "se", "ci_low", "ci_high", "p", "ci_method", "n", "n_boot",
                "seed", "x", "m", "y", "warning", "caution"]]
-    return _attach(out, recs)
+    return Result.of(out, recs)

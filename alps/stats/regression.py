@@ -1,38 +1,50 @@
 """Multiple regression of ALPS in patients (HC3 when the residuals are heteroscedastic)."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from . import _libs
-from ._prepare import InsufficientData, StatsInputError, _as_tuple, _attach, _groups, _prepare, _shapiro_p
-from .sizes import fit_cautions, influential, require_n
+from ._prepare import (InsufficientData, Result, StatsInputError, _as_tuple, _exclusion_table, _groups, _prepare,
+                       _shapiro_p)
+from .sizes import fit_cautions, influential, require_n, skipped_table
 
 
-class Regression(NamedTuple):
-    """Result of :func:`regression`: ``terms`` and ``model`` DataFrames."""
+@dataclass(frozen=True)
+class Regression:
+    """Result of :func:`regression`: the ``terms`` and ``model`` tables and the ``exclusions``
+    (subjects left out for missing values; as :class:`~alps.stats._prepare.Result`, a typed field
+    rather than ``DataFrame.attrs``)."""
 
     terms: pd.DataFrame
     model: pd.DataFrame
+    exclusions: pd.DataFrame = field(default_factory=_exclusion_table)
+
+    @classmethod
+    def skipped(cls, analysis: str, reason) -> "Regression":
+        """A regression that is not run: both tables are :func:`alps.stats.sizes.skipped_table`'s note."""
+        table = skipped_table(analysis, reason)
+        return cls(table, table)
 
 
 def regression_data(df, *, outcome: str = "alps", predictors, covariates=("age", "sex"), groups=None,
                     contrast=None, group_col: str = "group", nan_policy: str = "raise",
-                    id_col: str = "participant_id") -> pd.DataFrame:
+                    id_col: str = "participant_id") -> Result:
     """The cases and coded columns :func:`regression` fits with the same arguments: the
     ``groups`` only, the ``contrast`` regressor derived from ``group`` (``contrast = (name, level,
     reference)``: 1 for ``level``, 0 for ``reference``), ``sex`` coded F = 0,
     M = 1, every column numeric; with ``nan_policy='omit'`` the subjects with a missing value are
-    dropped (listed in ``result.attrs['exclusions']``). Figures of the regression draw these
-    rows, so they show exactly the subjects the coefficients come from."""
+    dropped. Returns a :class:`~alps.stats._prepare.Result`: ``table`` the rows fitted,
+    ``exclusions`` the subjects dropped. Figures of the regression draw these rows, so they show
+    exactly the subjects the coefficients come from."""
     preds, covs = _as_tuple(predictors), _as_tuple(covariates)
     regs = list(dict.fromkeys(preds + covs))
     derive = (contrast[0],) if contrast is not None and contrast[0] in regs and contrast[0] not in df.columns else ()
     groups = _groups(df, groups, group_col, "regression")
     d, recs = _prepare(df, [outcome] + regs, where="regression", group_col=group_col, groups=groups,
                        id_col=id_col, nan_policy=nan_policy, derive=derive, contrast=contrast)
-    return _attach(d, recs)
+    return Result.of(d, recs)
 
 
 def regression(df, *, outcome: str = "alps", predictors, covariates=("age", "sex"), groups=None,
@@ -61,7 +73,8 @@ def regression(df, *, outcome: str = "alps", predictors, covariates=("age", "sex
     Returns
     -------
     Regression
-        ``(terms, model)`` named tuple.
+        Frozen record of ``terms``, ``model`` and ``exclusions`` (the subjects left out for
+        missing values with ``nan_policy='omit'``: ``participant_id, group, analysis, reason``).
         ``terms``: one row per term (``Intercept`` first) with ``term, role`` (``intercept`` /
         ``predictor`` / ``covariate``), ``b, se, beta, t, p, ci_low, ci_high, vif``.
         ``model``: one row with ``outcome, n, r2, r2_adj, f, f_p, df_model, df_resid,
@@ -95,9 +108,9 @@ def regression(df, *, outcome: str = "alps", predictors, covariates=("age", "sex
     regs = list(dict.fromkeys(preds + covs))
     if outcome in regs:
         raise StatsInputError(f"{where}: outcome '{outcome}' is also a regressor")
-    d = regression_data(df, outcome=outcome, predictors=preds, covariates=covs, groups=groups,
-                        contrast=contrast, group_col=group_col, nan_policy=nan_policy, id_col=id_col)
-    recs = d.attrs["exclusions"]
+    data = regression_data(df, outcome=outcome, predictors=preds, covariates=covs, groups=groups,
+                           contrast=contrast, group_col=group_col, nan_policy=nan_policy, id_col=id_col)
+    d = data.table
     n, p = len(d), len(regs) + 1
     require_n(n, where, where, n_parameters=p)
     const_cols = [c for c in regs if d[c].nunique() < 2]
@@ -137,4 +150,4 @@ def regression(df, *, outcome: str = "alps", predictors, covariates=("age", "sex
         "influential": "; ".join(f"{pid} ({dist:.2f})" for pid, dist in flagged),
         "caution": "; ".join(fit_cautions(n, len(regs), fit["df_resid"]) + influence_cautions),
     }])
-    return Regression(_attach(terms, recs), _attach(model, recs))
+    return Regression(terms, model, data.exclusions)

@@ -123,7 +123,7 @@ def headline_numbers(df, design, *, n_boot: int = 5000, seed: int = 20260505,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         with suppress(InsufficientData):  # an analysis the data cannot support gives no record
-            gt = group_tests(df, dv="alps", nan_policy=nan_policy, **design.group_kwargs()).iloc[0]
+            gt = group_tests(df, dv="alps", nan_policy=nan_policy, **design.group_kwargs()).table.iloc[0]
             means = {g: float(gt[f"mean_{g}"]) for g in design.labels}
             values.update({("n", g, None): int(gt[f"n_{g}"]) for g in design.labels})
             values.update({("mean_alps", g, None): means[g] for g in design.labels})
@@ -145,7 +145,7 @@ def headline_numbers(df, design, *, n_boot: int = 5000, seed: int = 20260505,
             for g, ys in by_group.items():
                 with suppress(InsufficientData):  # a group too small for every pair gives no record
                     cor = correlations(df, groups=(g,), y=tuple(ys), partial_covariates=(), nan_policy=nan_policy,
-                                       group_col=design.group_column).set_index("y")
+                                       group_col=design.group_column).table.set_index("y")
                     for v in ys:
                         values[("r", g, v)] = float(cor.loc[v, "r"])
                         values[("p", g, v)] = float(cor.loc[v, "p"])
@@ -153,7 +153,7 @@ def headline_numbers(df, design, *, n_boot: int = 5000, seed: int = 20260505,
         if design.mediation is not None:
             with suppress(InsufficientData):
                 med = mediation(df, n_boot=n_boot, seed=seed, nan_policy=nan_policy,
-                                **design.mediation_kwargs()).set_index("path")
+                                **design.mediation_kwargs()).table.set_index("path")
                 values[("indirect", None, None)] = float(med.loc["indirect", "estimate"])
                 values[("proportion_mediated", None, None)] = float(med.loc["proportion_mediated", "estimate"])
                 for bound in ("ci_low", "ci_high"):
@@ -253,12 +253,12 @@ def truth_intervals(truth_df, measured, design, *, n_boot: int = 5000, seed: int
             for g, v in design.correlations.headline:
                 with suppress(InsufficientData):
                     c = correlations(truth_df, groups=(g,), y=(v,), partial_covariates=(), alpha=alpha,
-                                     nan_policy=nan_policy, group_col=design.group_column).iloc[0]
+                                     nan_policy=nan_policy, group_col=design.group_column).table.iloc[0]
                     add(("r", g, v), c["r"], c["ci_low"], c["ci_high"])
         if design.mediation is not None:
             with suppress(InsufficientData):
                 med = mediation(truth_df, n_boot=n_boot, seed=seed, alpha=alpha, nan_policy=nan_policy,
-                                **design.mediation_kwargs()).set_index("path")
+                                **design.mediation_kwargs()).table.set_index("path")
                 for path in ("indirect", "proportion_mediated"):
                     r = med.loc[path]
                     add((path, None, None), r["estimate"], r["ci_low"], r["ci_high"])
