@@ -81,13 +81,7 @@ def sim_case(name, spec, seed):
     t0, c0 = time.perf_counter(), time.process_time()
     res = E.correct_eddy_motion(data, aff, bvals, fsl, mask, pe_axis=1, centre=truth["planted"].geometry.centre)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    pts = np.argwhere(mask).astype(float)
-    err, size = [], []
-    for est, plant in zip(res.transforms, truth["planted"].transforms):
-        xa, _ = ET.forward(est, res.geometry, pts)
-        xb, _ = ET.forward(plant, res.geometry, pts)
-        err.append(np.linalg.norm((xa - xb) @ res.geometry.lin.T, axis=1).max())
-        size.append(np.linalg.norm((xb - pts) @ res.geometry.lin.T, axis=1).max())
+    err, size = truth["planted"].displacement_errors(res.transforms, res.geometry, mask)
     dw = bvals > 50
     est, plant = res.parameters, truth["planted"].table(mask)
     mot = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"]

@@ -47,24 +47,16 @@ from alps.imaging import measure  # noqa: E402
 from alps.imaging import registration as R  # noqa: E402
 from alps.imaging.roi import DEFAULT_CENTERS_MM, ROI_NAMES, default_spheres  # noqa: E402
 
-REAL = REPO.parent / "shared" / "data" / "real_dwi"
-SCANS = {
-    "toshiba7006ortho": "toshiba_galan_tilts/7006_DTI_ortho",
-    "toshiba8006ax30": "toshiba_galan_tilts/8006_DTI_AX_30d",
-    "toshiba6006sag30": "toshiba_galan_tilts/6006_DTI_SAG_30d",
-    "toshiba9006cor20": "toshiba_galan_tilts/9006_DTI_COR_20d",
-    "toshiba10006all20": "toshiba_galan_tilts/10006_DTI_ALL_20d",
-    "canon9000ortho": "canon_galan_tilts/9000_DTI_PA-ortho",
-    "canon11000sag20": "canon_galan_tilts/11000_DTI_PA-SAG_20d",
-    "canon12000ax20": "canon_galan_tilts/12000_DTI_PA-AX_20d",
-    "canon13000cor20": "canon_galan_tilts/13000_DTI_PA-COR_20d",
-    "canon14000all20": "canon_galan_tilts/14000_DTI_PA-ALL_20d",
-    "canon32000turned": "canon_galan_head_turned/32000_DTI_PA-ortho-HT",
-    "canon33000turnedtilt": "canon_galan_head_turned/33000_DTI_PA-ortho-HT-VT",
-    "philips": "philips_ingenia_elition_2mm/2201_WIP_DTI_S2MB2",
-    "xa30pa": "siemens_prisma_xa30_pepolar/10_DWI_dir80_PA",
-    "xa30ap": "siemens_prisma_xa30_pepolar/17_DWI_dir80_AP",
-}
+from real_data import REAL, SCANS as _TILT_SCANS  # noqa: E402  (the Philips scan and the two tilt heads)
+
+#: every shared real scan: the tilt heads' series first (the reference of each head first), then the
+#: Canon head turned in the coil, the Philips scan and the XA30 reverse-PE pair
+SCANS = {**{k: v for k, v in _TILT_SCANS.items() if k != "philips"},
+         "canon32000turned": "canon_galan_head_turned/32000_DTI_PA-ortho-HT",
+         "canon33000turnedtilt": "canon_galan_head_turned/33000_DTI_PA-ortho-HT-VT",
+         "philips": _TILT_SCANS["philips"],
+         "xa30pa": "siemens_prisma_xa30_pepolar/10_DWI_dir80_PA",
+         "xa30ap": "siemens_prisma_xa30_pepolar/17_DWI_dir80_AP"}
 #: repeated scans of one head; the first is the reference series
 HEADS = {
     "toshiba_tilts": [n for n in SCANS if n.startswith("toshiba")],

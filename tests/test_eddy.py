@@ -135,14 +135,7 @@ def planted():
 
 
 def _displacement_errors(res, truth):
-    pts = np.argwhere(truth["mask"]).astype(float)
-    errs, sizes = [], []
-    for est, plant in zip(res.transforms, truth["planted"].transforms):
-        xa, _ = ET.forward(est, res.geometry, pts)
-        xb, _ = ET.forward(plant, res.geometry, pts)
-        errs.append(np.linalg.norm((xa - xb) @ res.geometry.lin.T, axis=1).max())
-        sizes.append(np.linalg.norm((xb - pts) @ res.geometry.lin.T, axis=1).max())
-    return np.array(errs), np.array(sizes)
+    return truth["planted"].displacement_errors(res.transforms, res.geometry, truth["mask"])
 
 
 @pytest.mark.slow

@@ -107,8 +107,8 @@ def _validate(data, affine, bvals, bvecs, mask, pe_axis, slice_axis, model, outl
     ET.ec_terms(model)
     if outliers not in OUTLIER_MODES:
         raise ValueError(f"outliers must be one of {OUTLIER_MODES}, got {outliers!r}")
-    if len(sigmas) < 1 or any(s < 0 for s in sigmas):
-        raise ValueError(f"sigmas_vox must be one or more non-negative smoothing widths, got {sigmas!r}")
+    if any(s < 0 for s in sigmas):  # () is allowed: no coarse passes, only the unsmoothed ones
+        raise ValueError(f"sigmas_vox must be non-negative smoothing widths, got {sigmas!r}")
 
 
 def _sample_points(mask, max_points):

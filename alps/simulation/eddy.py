@@ -75,6 +75,21 @@ class PlantedEddy:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def displacement_errors(self, transforms, geometry, mask) -> tuple[np.ndarray, np.ndarray]:
+        """How well estimated per-volume ``transforms`` (on ``geometry``, e.g. those of an
+        :class:`alps.imaging.eddy.EddyCorrection`) recover the planted ones: per volume, the largest
+        distance (mm) over the ``mask`` voxels between where the estimate and the truth move a voxel,
+        ``max_x |T̂_n(x) − T_n(x)|``, and the planted displacement's own largest size,
+        ``max_x |T_n(x) − x|``."""
+        pts = np.argwhere(np.asarray(mask, bool)).astype(float)
+        errs, sizes = [], []
+        for est, plant in zip(transforms, self.transforms):
+            xa, _ = ET.forward(est, geometry, pts)
+            xb, _ = ET.forward(plant, geometry, pts)
+            errs.append(np.linalg.norm((xa - xb) @ geometry.lin.T, axis=1).max())
+            sizes.append(np.linalg.norm((xb - pts) @ geometry.lin.T, axis=1).max())
+        return np.array(errs), np.array(sizes)
+
 
 def draw_transforms(bvals, g_vox, geom: ET.Geometry, *, rng, K=DEFAULT_K, max_rotation_deg: float = 1.0,
                     max_translation_mm: float = 1.0, visible_only: bool = False,
