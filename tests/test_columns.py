@@ -123,3 +123,16 @@ def test_the_report_shows_each_table_s_columns_in_words(tmp_path):
     text = dictionary_html(tmp_path / "alps.tsv")
     assert "<code>dxx_proj_L</code> (mm^2/s)" in text and "ALPS index, mean of alps_L and alps_R" in text
     assert dictionary_html(tmp_path / "other.csv") == ""
+
+
+def test_alps_columns_names_the_function_of_a_column(capsys):
+    """A newcomer's one lookup: ``alps columns NAME`` gives the stage and the function that computes it."""
+    from alps.cli import main
+
+    assert main(["columns", "dxx_scanner_proj_L", "alps_total_se"]) == 0
+    out = capsys.readouterr().out
+    assert "dxx_scanner_proj_L  [measure]  alps.imaging.measure.measure" in out
+    assert "left projection-fibre ROI" in out and "(mm^2/s)" in out
+    assert "alps_total_se  [uncertainty]  alps.pipeline.placement.columns" in out
+    assert main(["columns", "no_such_column"]) == 1
+    assert "no_such_column: not declared" in capsys.readouterr().out

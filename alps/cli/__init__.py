@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "convert": "alps.cli.convert",
     "paper": "alps.cli.paper",
     "reliability": "alps.cli.reliability",
+    "columns": "alps.cli.columns",
 }
 
 

@@ -7,7 +7,7 @@ the report and figures take their labels from it (:func:`label`).
 
 From a column to its code in one lookup: find its name in :data:`COLUMNS` below (a per-ROI
 column is declared once with ``{roi}`` for the ROI name: ``dxx_scanner_proj_L`` is
-``dxx_scanner_{roi}``), or ask ``python -m alps.pipeline.columns dxx_scanner_proj_L``; ``source``
+``dxx_scanner_{roi}``), or ask ``alps columns dxx_scanner_proj_L``; ``source``
 names the function that computes it.
 
 Adding a column: declare it here, or for a stage-1 correction in
@@ -323,16 +323,19 @@ def write_dictionary(table_path, columns):
 
 
 def main(argv=None) -> int:
-    """``python -m alps.pipeline.columns NAME ...``: where each column comes from."""
+    """``alps columns NAME ...`` (:mod:`alps.cli.columns`): where each column comes from; ``0``, or ``1``
+    when a name is not declared."""
     names = sys.argv[1:] if argv is None else argv
+    status = 0
     for name in names or COLUMNS:
         c = lookup(name)
         if c is None:
             print(f"{name}: not declared")
+            status = 1
             continue
         e = c.entry(name) if "{roi}" not in name else {"Description": c.description}
         print(f"{name}  [{c.stage}]  {c.source}\n    {e['Description']}" + (f" ({c.units})" if c.units else ""))
-    return 0
+    return status
 
 
 if __name__ == "__main__":
