@@ -583,3 +583,16 @@ def test_single_file_non_dwi_and_cli_exit_codes(tmp_path, capsys):
     assert "0/2 scans processed" in out
     assert re.search(r"FAILED sub-bvalnob0: .*sub-bvalnob0_dwi.bval: no b=0 volume", out)
     assert re.search(r"FAILED sub-imagenanvoxels: .*sub-imagenanvoxels_dwi.nii.gz: 1 NaN/Inf", out)
+
+
+def test_two_series_of_one_participant_say_what_to_do(tmp_path):
+    """A dir-AP/dir-PA pair (or run-1/run-2) gives one participant two rows of alps.tsv: the
+    statistics refuse it, and the message says why and how to keep one (issue 25)."""
+    from alps.io import tables as io_tables
+
+    (tmp_path / "alps.tsv").write_text("participant_id\tdir\tstatus\talps_L\talps_R\talps\n"
+                                       "sub-01\tAP\tok\t1.4\t1.4\t1.4\nsub-01\tPA\tok\t1.5\t1.5\t1.5\n"
+                                       "sub-02\tAP\tok\t1.3\t1.3\t1.3\n")
+    with pytest.raises(ValueError, match=r"duplicate participant_id\(s\) \['sub-01'\]; they are several series "
+                                         r"\(dir-\) of one participant: .*--bids-filter-file"):
+        io_tables.load_alps(tmp_path / "alps.tsv")

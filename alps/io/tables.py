@@ -59,6 +59,10 @@ def _require(df: pd.DataFrame, columns, what: str) -> None:
                          f"found {list(df.columns)}")
 
 
+#: BIDS entities that tell several series of one session apart (alps.tsv columns)
+SERIES_ENTITIES = ("acq", "rec", "dir", "run")
+
+
 def _check_ids(df: pd.DataFrame, what: str) -> None:
     ids = df["participant_id"]
     if ids.isna().any():
@@ -66,7 +70,13 @@ def _check_ids(df: pd.DataFrame, what: str) -> None:
         raise ValueError(f"{what}: empty participant_id on line(s) {rows}")
     dup = sorted(ids[ids.duplicated(keep=False)].unique())
     if dup:
-        raise ValueError(f"{what}: duplicate participant_id(s) {dup}")
+        series = [c for c in SERIES_ENTITIES if c in df.columns and df.loc[ids.isin(dup), c].notna().any()]
+        hint = ""
+        if series:  # several series of one participant (run-/dir-/acq-): the analysis needs one row each
+            hint = (f"; they are several series ({', '.join(f'{c}-' for c in series)}) of one participant: "
+                    "run the pipeline on one of them (alps run --bids-filter-file, e.g. "
+                    '{"dwi": {"direction": "PA"}}; a reverse phase-encoded partner still corrects it)')
+        raise ValueError(f"{what}: duplicate participant_id(s) {dup}{hint}")
 
 
 def _coerce_numeric(df: pd.DataFrame, columns, what: str) -> pd.DataFrame:
