@@ -159,7 +159,8 @@ def qc_rows(pre) -> tuple:
         ax.set_title("")
         ax.set_title(title, fontsize=12, loc="left")
         pos, h = ax.get_position(), fig.get_figheight()   # room for the volume axis below, the legend right
-        ax.set_position([pos.x0, pos.y0 + 0.45 / h, pos.width * 0.8, pos.height - 0.45 / h])
+        left = 0.035  # room for the y-axis label at the figure's edge
+        ax.set_position([pos.x0 + left, pos.y0 + 0.45 / h, pos.width * 0.8 - left, pos.height - 0.45 / h])
         ax.legend(fontsize=10, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
         return [ax]
 
